@@ -1,0 +1,102 @@
+//! What every module shares: the `-i`/`-v` options, `-h trap`, signals and
+//! the one-line error at exit.
+
+use crate::log;
+use std::fmt::Display;
+use std::process::ExitCode;
+
+/// libtrap's options, to `#[command(flatten)]` into a module's clap arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrapArgs {
+    /// Interfaces: inputs first, then outputs, separated by `,`
+    /// (u:NAME, f:FILE[:w|:a][:size=MB][:time=MIN], t:[HOST:]PORT, b:).
+    /// Run with `-h trap` for the full syntax.
+    #[arg(short = 'i', value_name = "IFC_SPEC")]
+    pub ifc: String,
+    /// More messages on stderr (-v, -vv, -vvv).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The text of `-h trap`.
+pub const IFC_HELP: &str = "\
+IFC_SPEC: the interfaces of a module, given with -i.
+
+  -i IFC[,IFC...]    inputs first, then outputs, separated by commas;
+                     parameters of one interface are separated by colons.
+
+Interface types:
+  u:NAME             unix socket $TRAP_SOCKET_DIR/trap-NAME.sock (default dir /tmp).
+                     Output: the server; optional max_clients=N (<= 64),
+                     buffer_size=BYTES. Input: connects, reconnects when lost.
+  t:[HOST:]PORT      TCP. Output: t:PORT listens on all IPv4 addresses.
+                     Input: connects to HOST (default localhost).
+  f:PATH             file. Output: f:PATH[:w|:a][:size=MB][:time=MIN]
+                       w        overwrite (default)
+                       a        append: a new file PATH.00000, .00001, ... each run
+                       size=MB  rotate after MB megabytes: PATH.00000, PATH.00001, ...
+                       time=MIN rotate every MIN minutes: PATH.YYYYmmddHHMM
+                     PATH may contain strftime sequences (%Y, %m, ...); missing
+                     directories are created.
+                     Input: f:PATTERN, several files or globs separated by
+                     spaces (f:\"rot.trapcap.*\"), read in order as one stream.
+  b:                 blackhole output: discards everything.
+
+Common parameters (after the type-specific ones):
+  timeout=WAIT|NO_WAIT|HALF_WAIT|MICROSECONDS
+        input: how long recv waits (default WAIT = forever).
+        output: WAIT blocks until every client takes the data (default);
+        HALF_WAIT blocks only while a client is connected; NO_WAIT or a
+        number never blocks and drops data a slow client cannot take.
+  buffer=on|off      output: batch messages into containers (default on).
+  autoflush=off|MICROSECONDS
+                     socket output: send a partly filled container after
+                     this idle time (default 2000000 = 2 s).
+
+Examples:
+  -i u:flow_data
+  -i f:data.trapcap,u:out:buffer=off
+  -i \"u:in:timeout=NO_WAIT,f:/data/flows.%Y%m%d:a:time=60\"
+";
+
+/// Handles `-h trap` / `-h 1` (libtrap's interface help) before the module
+/// parses its arguments. Exits the process when it printed the help.
+pub fn handle_trap_help() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "-h" || a == "--help") {
+        if matches!(args.get(pos + 1).map(String::as_str), Some("trap" | "1")) {
+            print!("{IFC_HELP}");
+            std::process::exit(0);
+        }
+    }
+}
+
+/// SIGINT/SIGTERM set the terminate flag (modules then flush and send
+/// end-of-stream); a second signal exits at once with 130.
+pub fn install_signal_handlers() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = crate::stop_flag();
+    for sig in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone());
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
+}
+
+/// Common start-up: program name, verbosity, signals.
+pub fn start(program: &str, args: &TrapArgs) {
+    log::set_program_name(program);
+    log::set_verbosity(args.verbose as i8 - 1);
+    install_signal_handlers();
+}
+
+/// Turns a module's result into its exit status, printing an error as one
+/// line: `program: error: ...`.
+pub fn exit_status<E: Display>(result: Result<(), E>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: error: {e}", log::program_name());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,921 @@
+//! Socket interfaces: `u:` (unix stream socket) and `t:` (TCP).
+//!
+//! The output is the server. Every client gets the hello at once, then the
+//! containers finished after it joined: a 14-byte header (`u32` BE payload
+//! length, `u64` LE index of the first message, `u16` LE message count) and
+//! the length-prefixed messages. Clients never send anything.
+//!
+//! Blocking modes of an output (`timeout=`):
+//! * `WAIT` (default): finishing a container waits for a first client and then
+//!   for every client to take it — back-pressure, nothing is lost.
+//! * `HALF_WAIT`: waits for connected clients; with none, containers are dropped.
+//! * `NO_WAIT` / µs: never waits; a client that cannot take a container now
+//!   skips it (the receiver sees the gap in the sequence numbers).
+//!
+//! A background thread per output accepts clients, sends hellos and performs
+//! the autoflush (default every 2 s) while the module is idle.
+
+use crate::error::{Result, TrapError};
+use crate::format::{DataFormat, HelloHeader, HELLO_SIZE};
+use crate::input::{Fetch, Source};
+use crate::spec::{parse_c_uint, Timeout};
+use crate::stats::{ClientStats, IfcInfo, OutputStats};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Size of a container header.
+pub const HEADER_SIZE: usize = 14;
+/// Default container size including the header (libtrap's `buffer_size`).
+pub const DEFAULT_BUFFER_SIZE: usize = 100_000;
+/// Largest container the receiver accepts (C receivers hold 100 000 bytes).
+pub const MAX_CONTAINER: usize = 1 << 22;
+/// How often blocked operations look at the terminate flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Where unix sockets live: `$TRAP_SOCKET_DIR/trap-NAME.sock` (default `/tmp`).
+pub fn socket_path(name: &str) -> PathBuf {
+    let dir = std::env::var_os("TRAP_SOCKET_DIR")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(dir).join(format!("trap-{name}.sock"))
+}
+
+/// A connected socket of either kind.
+pub(crate) enum Conn {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Conn {
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Conn::Unix(s) => s.set_nonblocking(on),
+            Conn::Tcp(s) => s.set_nonblocking(on),
+        }
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Conn::Unix(s) => s.as_fd(),
+            Conn::Tcp(s) => s.as_fd(),
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.read(buf),
+            Conn::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Unix(s) => s.write(buf),
+            Conn::Tcp(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits until `fd` is readable (`write = false`) or writable, at most `timeout`.
+fn wait_fd(fd: BorrowedFd<'_>, write: bool, timeout: Duration) -> bool {
+    let flags = if write {
+        PollFlags::POLLOUT
+    } else {
+        PollFlags::POLLIN
+    };
+    let mut fds = [PollFd::new(fd, flags)];
+    let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
+    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+}
+
+/// Writes all of `bytes` to a non-blocking socket, waiting while it is full.
+/// Gives up when `stop` is set or `limit` passes.
+fn write_all_waiting(
+    conn: &mut Conn,
+    bytes: &[u8],
+    stop: &AtomicBool,
+    limit: Option<Instant>,
+) -> io::Result<()> {
+    let mut pos = 0;
+    while pos < bytes.len() {
+        match conn.write(&bytes[pos..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => pos += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if stop.load(Relaxed) {
+                    return Err(io::Error::new(io::ErrorKind::Interrupted, "terminated"));
+                }
+                if limit.is_some_and(|l| Instant::now() >= l) {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                wait_fd(conn.fd(), true, TICK);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+enum Listener {
+    Unix(UnixListener),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<(Conn, String)> {
+        match self {
+            Listener::Unix(l) => {
+                let (s, _) = l.accept()?;
+                let id =
+                    nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials)
+                        .map(|c| c.pid().to_string())
+                        .unwrap_or_else(|_| "0".into());
+                Ok((Conn::Unix(s), id))
+            }
+            Listener::Tcp(l) => {
+                let (s, addr) = l.accept()?;
+                let _ = s.set_nodelay(true);
+                Ok((Conn::Tcp(s), addr.port().to_string()))
+            }
+        }
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Unix(l) => l.as_fd(),
+            Listener::Tcp(l) => l.as_fd(),
+        }
+    }
+}
+
+/// Options of a socket output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamOptions {
+    pub mode: Timeout,
+    pub buffered: bool,
+    /// Flush a partly filled container after this idle time (`None` = never).
+    pub autoflush: Option<Duration>,
+    pub max_clients: usize,
+    /// Container payload capacity (`buffer_size` − 14, at most 99 986).
+    pub payload: usize,
+}
+
+impl StreamOptions {
+    /// Parses the optional `max_clients=`, `buffer_count=`, `buffer_size=`.
+    pub fn parse(
+        extra: &[String],
+        mode: Timeout,
+        buffered: bool,
+        autoflush: Option<Option<u64>>,
+    ) -> Result<StreamOptions, String> {
+        let mut o = StreamOptions {
+            mode,
+            buffered,
+            autoflush: match autoflush {
+                None => Some(Duration::from_secs(2)),
+                Some(None) => None,
+                Some(Some(us)) => Some(Duration::from_micros(us)),
+            },
+            max_clients: 64,
+            payload: DEFAULT_BUFFER_SIZE - HEADER_SIZE,
+        };
+        for p in extra {
+            let (key, value) = p
+                .split_once('=')
+                .ok_or_else(|| format!("unknown parameter `{p}`"))?;
+            let n = parse_c_uint(value).ok_or_else(|| format!("bad number in `{p}`"))? as usize;
+            match key {
+                "max_clients" if (1..=64).contains(&n) => o.max_clients = n,
+                "max_clients" => return Err(format!("max_clients must be 1 to 64, not {n}")),
+                // The ring length of libtrap; containers are written synchronously here.
+                "buffer_count" => {}
+                // Never above 100 000: C receivers cannot hold larger containers.
+                "buffer_size" if n > HEADER_SIZE + 2 => {
+                    o.payload = n.min(DEFAULT_BUFFER_SIZE) - HEADER_SIZE
+                }
+                "buffer_size" => return Err(format!("buffer_size {n} is too small")),
+                _ => return Err(format!("unknown parameter `{p}`")),
+            }
+        }
+        Ok(o)
+    }
+}
+
+struct Client {
+    conn: Conn,
+    stats: ClientStats,
+    /// Unsent rest of a container (non-blocking mode).
+    pending: Vec<u8>,
+}
+
+struct State {
+    active: Vec<u8>,
+    active_count: u16,
+    active_seq: u64,
+    seq: u64,
+    clients: Vec<Client>,
+    last_flush: Instant,
+}
+
+struct Shared {
+    ifc: String,
+    opts: StreamOptions,
+    state: Mutex<State>,
+    joined: Condvar,
+    newcomers: Mutex<Vec<Client>>,
+    newcomer_count: AtomicUsize,
+    hello: Mutex<Option<Vec<u8>>>,
+    closing: AtomicBool,
+    stop: Arc<AtomicBool>,
+    stats: Arc<OutputStats>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+enum Delivery {
+    Sent,
+    Skipped,
+    Dead,
+    Stopped,
+}
+
+impl Shared {
+    fn blocking(&self) -> bool {
+        matches!(self.opts.mode, Timeout::Wait | Timeout::HalfWait)
+    }
+
+    fn adopt_newcomers(&self, st: &mut State) {
+        if self.newcomer_count.load(Relaxed) > 0 {
+            let mut n = lock(&self.newcomers);
+            st.clients.append(&mut n);
+            self.newcomer_count.store(0, Relaxed);
+            self.stats
+                .num_clients
+                .store(st.clients.len() as u64, Relaxed);
+        }
+    }
+
+    fn deliver(&self, c: &mut Client, bytes: &[u8]) -> Delivery {
+        if self.blocking() {
+            return match write_all_waiting(&mut c.conn, bytes, &self.stop, None) {
+                Ok(()) => Delivery::Sent,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Delivery::Stopped,
+                Err(_) => Delivery::Dead,
+            };
+        }
+        // Non-blocking: finish an older container first; skip this one if the
+        // client still lags.
+        if !c.pending.is_empty() {
+            match c.conn.write(&c.pending) {
+                Ok(n) => {
+                    c.pending.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Delivery::Dead,
+            }
+            if !c.pending.is_empty() {
+                return Delivery::Skipped;
+            }
+        }
+        match c.conn.write(bytes) {
+            Ok(n) if n == bytes.len() => Delivery::Sent,
+            Ok(n) if n > 0 => {
+                c.pending.extend_from_slice(&bytes[n..]);
+                Delivery::Sent
+            }
+            Ok(_) => Delivery::Dead,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Delivery::Skipped,
+            Err(_) => Delivery::Dead,
+        }
+    }
+
+    /// Finishes the active container and hands it to the clients.
+    /// `explicit`: a flush (counted as such), not a full container.
+    fn finish<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        explicit: bool,
+    ) -> (MutexGuard<'a, State>, Result<()>) {
+        if st.active_count == 0 {
+            return (st, Ok(()));
+        }
+        self.adopt_newcomers(&mut st);
+        if st.clients.is_empty() {
+            if self.opts.mode != Timeout::Wait {
+                // Nobody to give it to: the container is gone, as in libtrap.
+                self.reset_active(&mut st);
+                return (st, Ok(()));
+            }
+            while st.clients.is_empty() {
+                if self.stop.load(Relaxed) {
+                    return (st, Err(TrapError::Terminated));
+                }
+                st = self
+                    .joined
+                    .wait_timeout(st, TICK)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+                self.adopt_newcomers(&mut st);
+            }
+        }
+        let payload = (st.active.len() - HEADER_SIZE) as u32;
+        let (seq, count) = (st.active_seq, st.active_count);
+        st.active[0..4].copy_from_slice(&payload.to_be_bytes());
+        st.active[4..12].copy_from_slice(&seq.to_le_bytes());
+        st.active[12..14].copy_from_slice(&count.to_le_bytes());
+        let container = std::mem::take(&mut st.active);
+        let mut stopped = false;
+        st.clients
+            .retain_mut(|c| match self.deliver(c, &container) {
+                Delivery::Sent => {
+                    c.stats.sent_containers += 1;
+                    c.stats.sent_messages += u64::from(count);
+                    true
+                }
+                Delivery::Skipped => {
+                    c.stats.skipped_messages += u64::from(count);
+                    true
+                }
+                Delivery::Dead => {
+                    crate::log::info(
+                        0,
+                        &format!("{}: client {} disconnected", self.ifc, c.stats.id),
+                    );
+                    false
+                }
+                Delivery::Stopped => {
+                    stopped = true;
+                    true
+                }
+            });
+        st.active = container;
+        self.reset_active(&mut st);
+        self.stats
+            .sent_messages
+            .fetch_add(u64::from(count), Relaxed);
+        if explicit {
+            self.stats.autoflushes.fetch_add(1, Relaxed);
+        }
+        self.publish_clients(&st);
+        (
+            st,
+            if stopped {
+                Err(TrapError::Terminated)
+            } else {
+                Ok(())
+            },
+        )
+    }
+
+    fn reset_active(&self, st: &mut State) {
+        st.active.truncate(HEADER_SIZE);
+        st.active_count = 0;
+        st.last_flush = Instant::now();
+    }
+
+    fn publish_clients(&self, st: &State) {
+        self.stats
+            .num_clients
+            .store(st.clients.len() as u64, Relaxed);
+        let mut v = lock(&self.stats.clients);
+        v.clear();
+        v.extend(st.clients.iter().map(|c| c.stats.clone()));
+    }
+
+    /// A new connection: hello (or a zero hello and goodbye when there is no
+    /// format yet), then it waits to be adopted by the next container.
+    fn welcome(&self, conn: Conn, id: String) {
+        let connected =
+            self.stats.num_clients.load(Relaxed) as usize + self.newcomer_count.load(Relaxed);
+        if connected >= self.opts.max_clients {
+            crate::log::warn(&format!(
+                "{}: client {id} refused: max_clients ({}) reached",
+                self.ifc, self.opts.max_clients
+            ));
+            return;
+        }
+        let mut conn = conn;
+        if conn.set_nonblocking(true).is_err() {
+            return;
+        }
+        let hello = lock(&self.hello).clone();
+        let limit = Some(Instant::now() + Duration::from_secs(1));
+        let Some(hello) = hello else {
+            let _ = write_all_waiting(&mut conn, &DataFormat::unknown_hello(), &self.stop, limit);
+            return;
+        };
+        if write_all_waiting(&mut conn, &hello, &self.stop, limit).is_err() {
+            return;
+        }
+        crate::log::info(0, &format!("{}: client {id} connected", self.ifc));
+        let client = Client {
+            conn,
+            stats: ClientStats {
+                id,
+                ..ClientStats::default()
+            },
+            pending: Vec::new(),
+        };
+        lock(&self.newcomers).push(client);
+        self.newcomer_count.fetch_add(1, Relaxed);
+        self.joined.notify_all();
+    }
+
+    /// The background thread: accept, autoflush, push lagging non-blocking clients.
+    fn run(self: Arc<Self>, listener: Listener) {
+        while !self.closing.load(Relaxed) {
+            let wait = self
+                .opts
+                .autoflush
+                .map_or(TICK, |a| a.min(TICK))
+                .max(Duration::from_millis(1));
+            if wait_fd(listener.fd(), false, wait) {
+                loop {
+                    match listener.accept() {
+                        Ok((conn, id)) => self.welcome(conn, id),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            crate::log::warn(&format!("{}: accept failed: {e}", self.ifc));
+                            std::thread::sleep(TICK);
+                            break;
+                        }
+                    }
+                }
+            }
+            let Ok(mut st) = self.state.try_lock() else {
+                continue;
+            };
+            if let Some(every) = self.opts.autoflush {
+                let anyone = !st.clients.is_empty() || self.newcomer_count.load(Relaxed) > 0;
+                if st.active_count > 0 && anyone && st.last_flush.elapsed() >= every {
+                    st = self.finish(st, true).0;
+                }
+            }
+            if !self.blocking() {
+                st.clients.retain_mut(|c| {
+                    if c.pending.is_empty() {
+                        return true;
+                    }
+                    match c.conn.write(&c.pending) {
+                        Ok(n) => {
+                            c.pending.drain(..n);
+                            true
+                        }
+                        Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                    }
+                });
+            }
+            drop(st);
+        }
+    }
+}
+
+/// The sending side of a `u:` or `t:` interface.
+pub struct StreamWriter {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    socket_file: Option<PathBuf>,
+    info: Arc<IfcInfo>,
+}
+
+impl StreamWriter {
+    /// Binds `u:NAME` (unix) or `t:PORT` (TCP) and starts accepting clients.
+    pub(crate) fn bind(
+        ifc: String,
+        unix: bool,
+        target: &str,
+        opts: StreamOptions,
+        stop: Arc<AtomicBool>,
+    ) -> Result<StreamWriter> {
+        let (listener, socket_file) = if unix {
+            let path = socket_path(target);
+            let _ = std::fs::remove_file(&path);
+            let l = UnixListener::bind(&path).map_err(|e| {
+                TrapError::io(
+                    &ifc,
+                    io::Error::new(
+                        e.kind(),
+                        format!("cannot listen on {}: {e}", path.display()),
+                    ),
+                )
+            })?;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+            (Listener::Unix(l), Some(path))
+        } else {
+            let port: u16 = target
+                .parse()
+                .map_err(|_| TrapError::BadSpec(format!("{ifc}: `{target}` is not a TCP port")))?;
+            let l = TcpListener::bind(("0.0.0.0", port)).map_err(|e| {
+                TrapError::io(
+                    &ifc,
+                    io::Error::new(e.kind(), format!("cannot listen on TCP port {port}: {e}")),
+                )
+            })?;
+            (Listener::Tcp(l), None)
+        };
+        match &listener {
+            Listener::Unix(l) => l.set_nonblocking(true),
+            Listener::Tcp(l) => l.set_nonblocking(true),
+        }
+        .map_err(|e| TrapError::io(&ifc, e))?;
+        let mut active = Vec::with_capacity(HEADER_SIZE + opts.payload);
+        active.resize(HEADER_SIZE, 0);
+        let shared = Arc::new(Shared {
+            ifc: ifc.clone(),
+            opts,
+            state: Mutex::new(State {
+                active,
+                active_count: 0,
+                active_seq: 0,
+                seq: 0,
+                clients: Vec::new(),
+                last_flush: Instant::now(),
+            }),
+            joined: Condvar::new(),
+            newcomers: Mutex::new(Vec::new()),
+            newcomer_count: AtomicUsize::new(0),
+            hello: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            stop,
+            stats: Arc::new(OutputStats::default()),
+        });
+        let bg = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("trap-{ifc}"))
+            .spawn(move || bg.run(listener))
+            .map_err(|e| TrapError::io(&ifc, e))?;
+        let info = Arc::new(IfcInfo::new(if unix { 'u' } else { 't' }, target));
+        Ok(StreamWriter {
+            shared,
+            thread: Some(thread),
+            socket_file,
+            info,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> (Arc<IfcInfo>, Arc<OutputStats>) {
+        (self.info.clone(), self.shared.stats.clone())
+    }
+
+    /// Sets the format; clients connected under another format are flushed
+    /// and disconnected so that they negotiate again.
+    pub fn set_format(&mut self, format: &DataFormat) -> Result<()> {
+        let hello = format.hello();
+        if lock(&self.shared.hello).as_deref() == Some(&hello[..]) {
+            return Ok(());
+        }
+        let st = lock(&self.shared.state);
+        let had_clients = !st.clients.is_empty() || self.shared.newcomer_count.load(Relaxed) > 0;
+        let (mut st, res) = if had_clients {
+            self.shared.finish(st, true)
+        } else {
+            (st, Ok(()))
+        };
+        *lock(&self.shared.hello) = Some(hello);
+        st.clients.clear();
+        lock(&self.shared.newcomers).clear();
+        self.shared.newcomer_count.store(0, Relaxed);
+        self.shared.publish_clients(&st);
+        res
+    }
+
+    /// Queues a message; a full container is handed to the clients.
+    #[inline]
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        let sh = &*self.shared;
+        if msg.len() + 2 > sh.opts.payload {
+            sh.stats.dropped_messages.fetch_add(1, Relaxed);
+            crate::log::warn(&format!(
+                "{}: message of {} bytes does not fit a container; dropped",
+                sh.ifc,
+                msg.len()
+            ));
+            return Ok(());
+        }
+        let mut st = lock(&sh.state);
+        if st.active.len() + 2 + msg.len() > HEADER_SIZE + sh.opts.payload {
+            let (g, r) = sh.finish(st, false);
+            st = g;
+            r?;
+        }
+        if st.active_count == 0 {
+            st.active_seq = st.seq;
+        }
+        st.active
+            .extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        st.active.extend_from_slice(msg);
+        st.active_count += 1;
+        st.seq += 1;
+        if !sh.opts.buffered || st.active_count == u16::MAX {
+            let (_g, r) = sh.finish(st, false);
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Sends the partly filled container now.
+    pub fn flush(&mut self) -> Result<()> {
+        let st = lock(&self.shared.state);
+        self.shared.finish(st, true).1
+    }
+
+    /// Flushes, lets lagging clients catch up (at most 5 s), closes the
+    /// connections and removes the socket file.
+    pub fn close(&mut self) -> Result<()> {
+        if self.thread.is_none() {
+            return Ok(());
+        }
+        let res = self.flush();
+        {
+            let mut st = lock(&self.shared.state);
+            let limit = Some(Instant::now() + Duration::from_secs(5));
+            for c in st.clients.iter_mut().filter(|c| !c.pending.is_empty()) {
+                let rest = std::mem::take(&mut c.pending);
+                let _ = write_all_waiting(&mut c.conn, &rest, &self.shared.stop, limit);
+            }
+            st.clients.clear();
+        }
+        self.shared.closing.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(p) = self.socket_file.take() {
+            let _ = std::fs::remove_file(p);
+        }
+        res
+    }
+}
+
+impl Drop for StreamWriter {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+/// Where an input connects.
+pub(crate) enum Target {
+    Unix(PathBuf),
+    Tcp(String, u16),
+}
+
+/// The receiving side of a `u:` or `t:` interface: connects (and reconnects)
+/// to the output, reads the hello and then containers.
+pub(crate) struct StreamSource {
+    ifc: String,
+    target: Target,
+    conn: Option<Conn>,
+    header: [u8; HEADER_SIZE],
+    header_got: usize,
+    payload_len: Option<usize>,
+    payload: Vec<u8>,
+    payload_got: usize,
+    stop: Arc<AtomicBool>,
+}
+
+enum ReadStep {
+    Done,
+    Closed,
+}
+
+impl StreamSource {
+    pub(crate) fn new(ifc: String, target: Target, stop: Arc<AtomicBool>) -> StreamSource {
+        StreamSource {
+            ifc,
+            target,
+            conn: None,
+            header: [0; HEADER_SIZE],
+            header_got: 0,
+            payload_len: None,
+            payload: Vec::new(),
+            payload_got: 0,
+            stop,
+        }
+    }
+
+    fn connect(&self) -> io::Result<Conn> {
+        match &self.target {
+            Target::Unix(p) => UnixStream::connect(p).map(Conn::Unix),
+            Target::Tcp(host, port) => {
+                let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+                for addr in (host.as_str(), *port).to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                        Ok(s) => {
+                            let _ = s.set_nodelay(true);
+                            return Ok(Conn::Tcp(s));
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Err(last)
+            }
+        }
+    }
+
+    /// Reads into `dst[*got..]` until full. `Ok(None)` = deadline passed.
+    fn read_into(
+        conn: &mut Conn,
+        dst: &mut [u8],
+        got: &mut usize,
+        deadline: Option<Instant>,
+        stop: &AtomicBool,
+    ) -> Result<Option<ReadStep>, io::Error> {
+        while *got < dst.len() {
+            match conn.read(&mut dst[*got..]) {
+                Ok(0) => return Ok(Some(ReadStep::Closed)),
+                Ok(n) => *got += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if stop.load(Relaxed) {
+                        return Err(io::Error::new(io::ErrorKind::Interrupted, "terminated"));
+                    }
+                    let wait = match deadline {
+                        Some(d) => {
+                            let now = Instant::now();
+                            if now >= d {
+                                return Ok(None);
+                            }
+                            (d - now).min(TICK)
+                        }
+                        None => TICK,
+                    };
+                    wait_fd(conn.fd(), false, wait);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(ReadStep::Done))
+    }
+
+    fn drop_connection(&mut self, why: &str) {
+        if self.conn.take().is_some() {
+            crate::log::warn(&format!("{}: {why}; reconnecting", self.ifc));
+        }
+        self.header_got = 0;
+        self.payload_len = None;
+        self.payload_got = 0;
+    }
+
+    /// Connects and reads the hello. `Ok(None)`: try again later.
+    fn open(&mut self) -> Result<Option<DataFormat>> {
+        let mut conn = match self.connect() {
+            Ok(c) => c,
+            Err(_) => return Ok(None),
+        };
+        conn.set_nonblocking(true)
+            .map_err(|e| TrapError::io(&self.ifc, e))?;
+        // The output sends its hello at once; allow a generous 2 s.
+        let limit = Some(Instant::now() + Duration::from_secs(2));
+        let mut head = [0u8; HELLO_SIZE];
+        let mut got = 0;
+        let step = Self::read_into(&mut conn, &mut head, &mut got, limit, &self.stop);
+        match step {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(TrapError::Terminated),
+            Ok(Some(ReadStep::Done)) => {}
+            _ => return Ok(None),
+        }
+        let header = HelloHeader::parse(&head).map_err(|d| TrapError::Negotiation {
+            ifc: self.ifc.clone(),
+            detail: d,
+        })?;
+        let mut spec = vec![0u8; header.spec_len];
+        let mut got = 0;
+        match Self::read_into(&mut conn, &mut spec, &mut got, limit, &self.stop) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(TrapError::Terminated),
+            Ok(Some(ReadStep::Done)) => {}
+            _ => return Ok(None),
+        }
+        let fmt = header
+            .into_format(&spec)
+            .map_err(|d| TrapError::Negotiation {
+                ifc: self.ifc.clone(),
+                detail: d,
+            })?;
+        // Type 0: the output has no format yet; come back later.
+        let Some(fmt) = fmt else { return Ok(None) };
+        crate::log::info(0, &format!("{}: connected", self.ifc));
+        self.conn = Some(conn);
+        Ok(Some(fmt))
+    }
+}
+
+impl Source for StreamSource {
+    fn fetch(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<Fetch> {
+        loop {
+            if self.stop.load(Relaxed) {
+                return Err(TrapError::Terminated);
+            }
+            if self.conn.is_none() {
+                if let Some(fmt) = self.open()? {
+                    return Ok(Fetch::Hello(fmt));
+                }
+                let now = Instant::now();
+                if deadline.is_some_and(|d| now >= d) {
+                    return Err(TrapError::Timeout);
+                }
+                let pause = deadline.map_or(TICK, |d| (d - now).min(TICK));
+                std::thread::sleep(pause);
+                continue;
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            let step = match self.payload_len {
+                None => {
+                    let r = Self::read_into(
+                        conn,
+                        &mut self.header,
+                        &mut self.header_got,
+                        deadline,
+                        &self.stop,
+                    );
+                    match r {
+                        Ok(Some(ReadStep::Done)) => {
+                            let h = &self.header;
+                            let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) as usize;
+                            if len > MAX_CONTAINER {
+                                self.drop_connection("container too large (not a TRAP sender?)");
+                                return Err(TrapError::corrupt(
+                                    &self.ifc,
+                                    format!("container of {len} bytes announced"),
+                                ));
+                            }
+                            self.payload_len = Some(len);
+                            self.payload_got = 0;
+                            self.payload.resize(len, 0);
+                            continue;
+                        }
+                        r => r,
+                    }
+                }
+                // A partial payload stays here across timeouts.
+                Some(_) => Self::read_into(
+                    conn,
+                    &mut self.payload,
+                    &mut self.payload_got,
+                    deadline,
+                    &self.stop,
+                ),
+            };
+            match step {
+                Ok(Some(ReadStep::Done)) => {
+                    let h = self.header;
+                    let seq =
+                        u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
+                    let count = u16::from_le_bytes([h[12], h[13]]);
+                    self.header_got = 0;
+                    self.payload_len = None;
+                    std::mem::swap(buf, &mut self.payload);
+                    return Ok(Fetch::Buffer {
+                        seq: Some((seq, count)),
+                    });
+                }
+                Ok(Some(ReadStep::Closed)) => {
+                    self.drop_connection("the sender closed the connection")
+                }
+                Ok(None) => return Err(TrapError::Timeout),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return Err(TrapError::Terminated)
+                }
+                Err(e) => self.drop_connection(&format!("connection error: {e}")),
+            }
+        }
+    }
+
+    fn id(&self) -> String {
+        match &self.target {
+            Target::Unix(p) => p
+                .file_name()
+                .map(|f| {
+                    f.to_string_lossy()
+                        .trim_start_matches("trap-")
+                        .trim_end_matches(".sock")
+                        .to_string()
+                })
+                .unwrap_or_default(),
+            Target::Tcp(h, p) => format!("{h}:{p}"),
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+}
