@@ -42,6 +42,8 @@ pub(crate) trait Source: Send {
 pub struct Message<'a> {
     pub data: &'a [u8],
     pub format_changed: bool,
+    /// The sender's current format.
+    pub format: Option<&'a DataFormat>,
 }
 
 impl Message<'_> {
@@ -144,6 +146,7 @@ impl Input {
         Ok(Message {
             data: &self.buf[start..end],
             format_changed,
+            format: self.format.as_ref(),
         })
     }
 
@@ -179,7 +182,7 @@ impl Input {
             if self.ended {
                 self.buf.clear();
                 self.pos = 0;
-                return Ok((0, 0, false));
+                return Ok((0, 0, std::mem::take(&mut self.changed)));
             }
             self.publish();
             let deadline = self.timeout.as_duration().map(|d| Instant::now() + d);

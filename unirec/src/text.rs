@@ -149,34 +149,49 @@ fn parse_float(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok()
 }
 
-/// Parses one scalar and writes its little-endian bytes to `out`.
-fn parse_scalar_into(s: Scalar, text: &str, out: &mut Vec<u8>) -> Option<()> {
-    match s {
-        Scalar::Char => out.push(*text.as_bytes().first()?),
-        Scalar::U8 => out.push(parse_unsigned(text, u8::MAX.into())? as u8),
-        Scalar::U16 => {
-            out.extend_from_slice(&(parse_unsigned(text, u16::MAX.into())? as u16).to_le_bytes())
-        }
-        Scalar::U32 => {
-            out.extend_from_slice(&(parse_unsigned(text, u32::MAX.into())? as u32).to_le_bytes())
-        }
-        Scalar::U64 => out.extend_from_slice(&parse_unsigned(text, u64::MAX)?.to_le_bytes()),
-        Scalar::I8 => out.push(parse_signed(text, i8::MIN.into(), i8::MAX.into())? as i8 as u8),
-        Scalar::I16 => out.extend_from_slice(
-            &(parse_signed(text, i16::MIN.into(), i16::MAX.into())? as i16).to_le_bytes(),
-        ),
-        Scalar::I32 => out.extend_from_slice(
-            &(parse_signed(text, i32::MIN.into(), i32::MAX.into())? as i32).to_le_bytes(),
-        ),
-        Scalar::I64 => {
-            out.extend_from_slice(&parse_signed(text, i64::MIN, i64::MAX)?.to_le_bytes())
-        }
-        Scalar::Float => out.extend_from_slice(&(parse_float(text)? as f32).to_le_bytes()),
-        Scalar::Double => out.extend_from_slice(&parse_float(text)?.to_le_bytes()),
-        Scalar::IpAddr => out.extend_from_slice(&UrIp::parse(text.trim())?.0),
-        Scalar::MacAddr => out.extend_from_slice(&UrMac::parse(text)?.0),
-        Scalar::Time => out.extend_from_slice(&UrTime::parse(text.trim())?.0.to_le_bytes()),
+/// Parses one scalar from its text form.
+pub fn parse_scalar(s: Scalar, text: &str) -> Option<Value<'static>> {
+    Some(match s {
+        Scalar::Char => Value::Char(*text.as_bytes().first()?),
+        Scalar::U8 => Value::U8(parse_unsigned(text, u8::MAX.into())? as u8),
+        Scalar::U16 => Value::U16(parse_unsigned(text, u16::MAX.into())? as u16),
+        Scalar::U32 => Value::U32(parse_unsigned(text, u32::MAX.into())? as u32),
+        Scalar::U64 => Value::U64(parse_unsigned(text, u64::MAX)?),
+        Scalar::I8 => Value::I8(parse_signed(text, i8::MIN.into(), i8::MAX.into())? as i8),
+        Scalar::I16 => Value::I16(parse_signed(text, i16::MIN.into(), i16::MAX.into())? as i16),
+        Scalar::I32 => Value::I32(parse_signed(text, i32::MIN.into(), i32::MAX.into())? as i32),
+        Scalar::I64 => Value::I64(parse_signed(text, i64::MIN, i64::MAX)?),
+        Scalar::Float => Value::Float(parse_float(text)? as f32),
+        Scalar::Double => Value::Double(parse_float(text)?),
+        Scalar::IpAddr => Value::Ip(UrIp::parse(text.trim())?),
+        Scalar::MacAddr => Value::Mac(UrMac::parse(text)?),
+        Scalar::Time => Value::Time(UrTime::parse(text.trim())?),
+    })
+}
+
+/// Appends the little-endian encoding of a scalar value.
+pub fn encode_scalar(v: &Value<'_>, out: &mut Vec<u8>) {
+    match *v {
+        Value::Char(x) | Value::U8(x) => out.push(x),
+        Value::I8(x) => out.push(x as u8),
+        Value::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Float(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Double(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Ip(x) => out.extend_from_slice(&x.0),
+        Value::Mac(x) => out.extend_from_slice(&x.0),
+        Value::Time(x) => out.extend_from_slice(&x.0.to_le_bytes()),
+        Value::String(b) | Value::Bytes(b) => out.extend_from_slice(b),
+        Value::Array(a) => out.extend_from_slice(a.raw()),
     }
+}
+
+fn parse_scalar_into(s: Scalar, text: &str, out: &mut Vec<u8>) -> Option<()> {
+    encode_scalar(&parse_scalar(s, text)?, out);
     Some(())
 }
 
@@ -236,18 +251,19 @@ impl RecordBuilder<'_> {
             .field(idx)
             .ok_or(RecordError::NoField(idx))?
             .ty();
-        if ty.is_variable() {
-            let data = self.var_mut(idx)?;
-            data.clear();
-            parse_into(ty, text, data)?;
-        } else {
-            let mut buf = Vec::with_capacity(16);
-            parse_into(ty, text, &mut buf)?;
-            let FieldType::Scalar(s) = ty else {
-                return Err(RecordError::NoField(idx).into());
-            };
-            let v = crate::record::decode_scalar(s, &buf).ok_or(RecordError::NoField(idx))?;
-            self.set(idx, &v)?;
+        match ty {
+            FieldType::Scalar(s) => {
+                let v = parse_scalar(s, text).ok_or_else(|| ParseError {
+                    text: text.to_string(),
+                    ty,
+                })?;
+                self.set(idx, &v)?;
+            }
+            _ => {
+                let data = self.var_mut(idx)?;
+                data.clear();
+                parse_into(ty, text, data)?;
+            }
         }
         Ok(())
     }
