@@ -1,0 +1,254 @@
+//! Real pipelines over unix sockets and files, with each test in its own
+//! `TRAP_SOCKET_DIR`.
+
+use nemea_rs::{interrupt, ok_stdout, wait_output, Sandbox};
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Generates `n` flow records into `name` and returns logger's text of them.
+fn flows(sb: &Sandbox, name: &str, n: u32) -> String {
+    let spec = format!("f:{name}");
+    ok_stdout(
+        &sb.run("flow_generator", &["-n", &n.to_string(), "-i", &spec]),
+        "flow_generator",
+    );
+    ok_stdout(&sb.run("logger", &["-i", &spec]), "logger")
+}
+
+fn repeat_over_socket(out_params: &str) {
+    let sb = Sandbox::new();
+    let want = flows(&sb, "in.trapcap", 200_000);
+    let logger = sb.spawn("logger", &["-i", "u:sock"]);
+    let rep = sb.spawn(
+        "traffic_repeater",
+        &["-i", &format!("f:in.trapcap,u:sock{out_params}")],
+    );
+    let got = ok_stdout(
+        &wait_output(logger, Duration::from_secs(60), "logger"),
+        "logger",
+    );
+    ok_stdout(
+        &wait_output(rep, Duration::from_secs(60), "traffic_repeater"),
+        "traffic_repeater",
+    );
+    assert_eq!(got.lines().count(), 200_000);
+    assert!(got == want, "the records differ after the socket");
+}
+
+#[test]
+fn socket_pipeline_loses_nothing() {
+    repeat_over_socket("");
+}
+
+#[test]
+fn socket_pipeline_loses_nothing_unbuffered() {
+    repeat_over_socket(":buffer=off");
+}
+
+#[test]
+fn reader_started_after_the_writer_gets_everything() {
+    let sb = Sandbox::new();
+    let want = flows(&sb, "in.trapcap", 50_000);
+    let rep = sb.spawn("traffic_repeater", &["-i", "f:in.trapcap,u:late"]);
+    sb.wait_socket("late");
+    std::thread::sleep(Duration::from_millis(300));
+    let got = ok_stdout(&sb.run("logger", &["-i", "u:late"]), "logger");
+    ok_stdout(
+        &wait_output(rep, Duration::from_secs(30), "traffic_repeater"),
+        "traffic_repeater",
+    );
+    assert!(got == want);
+}
+
+#[test]
+fn slow_reader_with_wait_loses_nothing() {
+    let sb = Sandbox::new();
+    let want = flows(&sb, "in.trapcap", 300_000);
+    let mut logger = sb.spawn("logger", &["-i", "u:slow"]);
+    let rep = sb.spawn(
+        "traffic_repeater",
+        &["-i", "f:in.trapcap,u:slow:timeout=WAIT"],
+    );
+    // Nobody reads logger's stdout for a while: logger stalls, and with it
+    // the socket; the repeater must wait rather than drop.
+    std::thread::sleep(Duration::from_millis(1500));
+    let mut got = String::new();
+    logger
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut got)
+        .unwrap();
+    ok_stdout(
+        &wait_output(rep, Duration::from_secs(60), "traffic_repeater"),
+        "traffic_repeater",
+    );
+    assert!(wait_output(logger, Duration::from_secs(10), "logger")
+        .status
+        .success());
+    assert_eq!(got.lines().count(), 300_000);
+    assert!(got == want);
+}
+
+/// The last client's `skipped_messages` in a service-interface JSON.
+fn last_skipped(json: &str) -> u64 {
+    let key = "\"skipped_messages\": \"";
+    json.rfind(key)
+        .map(|p| {
+            json[p + key.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn no_wait_drops_are_counted_in_the_service_statistics() {
+    let sb = Sandbox::new();
+    let gen = sb.spawn(
+        "flow_generator",
+        &["-n", "2000000000", "-i", "u:nw:timeout=NO_WAIT"],
+    );
+    sb.wait_socket("nw");
+    let service = sb.path(&format!("trap-service_{}.sock", gen.id()));
+    let logger = sb
+        .cmd("logger")
+        .args(["-i", "u:nw"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let query = || libtrap::service::query(&service).unwrap_or_default();
+    let mut connected = false;
+    for _ in 0..100 {
+        if query().contains("\"num_clients\": 1") {
+            connected = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Freeze the reader: the generator must go on, skipping it.
+    let pid = logger.id().to_string();
+    let _ = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status();
+    let mut skipped = 0;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        skipped = last_skipped(&query());
+        if skipped > 0 {
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    interrupt(&gen);
+    let g = wait_output(gen, Duration::from_secs(20), "flow_generator");
+    interrupt(&logger);
+    let _ = wait_output(logger, Duration::from_secs(20), "logger");
+    assert!(connected, "the reader never connected");
+    assert!(
+        skipped > 0,
+        "no skipped messages reported; generator stderr: {}",
+        String::from_utf8_lossy(&g.stderr)
+    );
+    assert!(g.status.success());
+}
+
+#[test]
+fn service_interface_reports_input_counters() {
+    let sb = Sandbox::new();
+    let gen = sb.spawn("zwave_generator", &["-p", "0.05", "-i", "u:zw"]);
+    sb.wait_socket("zw");
+    let logger = sb.spawn("logger", &["-i", "u:zw"]);
+    let service = sb.path(&format!("trap-service_{}.sock", logger.id()));
+    let mut seen = None;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(json) = libtrap::service::query(&service) {
+            if json.contains("\"ifc_state\": 1") && !json.contains("\"messages\": 0,") {
+                seen = Some(json);
+                break;
+            }
+        }
+    }
+    interrupt(&gen);
+    let g = wait_output(gen, Duration::from_secs(10), "zwave_generator");
+    assert!(g.status.success());
+    let l = wait_output(logger, Duration::from_secs(10), "logger");
+    assert!(l.status.success(), "{}", String::from_utf8_lossy(&l.stderr));
+    let json = seen.expect("the logger's service interface never showed received messages");
+    assert!(json.starts_with("{\"in_cnt\": 1, \"out_cnt\": 0, \"in\": [{\"ifc_state\": 1, \"ifc_id\": \"zw\", \"ifc_type\": 117"), "{json}");
+}
+
+#[test]
+fn tutorial_generator_to_logger() {
+    let sb = Sandbox::new();
+    let gen = sb.spawn(
+        "zwave_generator",
+        &["-n", "3", "-p", "0.05", "-i", "u:mysocket"],
+    );
+    let text = ok_stdout(&sb.run("logger", &["-t", "-i", "u:mysocket"]), "logger");
+    assert!(wait_output(gen, Duration::from_secs(10), "zwave_generator")
+        .status
+        .success());
+    assert_eq!(
+        text,
+        "uint32 GW_ID,int32 SOAFCount,int32 TIME\n101,1,100\n101,2,200\n101,3,300\n"
+    );
+}
+
+#[test]
+fn tutorial_section_one_with_bundled_data() {
+    let sb = Sandbox::new();
+    let csv = nemea_rs::repo_root().join("tutorial-data/zwave-sensor.csv");
+    ok_stdout(
+        &sb.run(
+            "logreplay",
+            &["-i", "f:outputfile.trapcap", "-f", csv.to_str().unwrap()],
+        ),
+        "logreplay",
+    );
+    let logger = sb.spawn("logger", &["-i", "u:mysocket", "-t"]);
+    ok_stdout(
+        &sb.run(
+            "traffic_repeater",
+            &["-i", "f:outputfile.trapcap,u:mysocket:buffer=off"],
+        ),
+        "traffic_repeater",
+    );
+    let text = ok_stdout(
+        &wait_output(logger, Duration::from_secs(20), "logger"),
+        "logger",
+    );
+    let original = std::fs::read_to_string(&csv).unwrap();
+    // Same header order (already UniRec order) and the same rows.
+    assert_eq!(text.replace(",", " "), original.replace(",", " "));
+}
+
+#[test]
+fn sigint_stops_a_writer_waiting_for_readers() {
+    let sb = Sandbox::new();
+    let csv = nemea_rs::repo_root().join("tutorial-data/virtual-sensor.csv");
+    let child = sb
+        .cmd("logreplay")
+        .args(["-f", csv.to_str().unwrap(), "-i", "u:nobody"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sb.wait_socket("nobody");
+    std::thread::sleep(Duration::from_millis(200));
+    interrupt(&child);
+    let out = wait_output(child, Duration::from_secs(10), "logreplay");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !sb.path("trap-nobody.sock").exists(),
+        "the socket file is removed at exit"
+    );
+}
