@@ -654,10 +654,10 @@ impl StreamWriter {
             }
             st.clients.clear();
         }
+        // The accept thread stops within one poll period; it is not joined
+        // so that closing does not wait for it.
         self.shared.closing.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        drop(self.thread.take());
         if let Some(p) = self.socket_file.take() {
             let _ = std::fs::remove_file(p);
         }

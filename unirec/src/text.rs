@@ -223,7 +223,7 @@ pub fn parse_into(ty: FieldType, text: &str, out: &mut Vec<u8>) -> Result<(), Pa
 
 fn parse_hex_into(text: &str, out: &mut Vec<u8>) -> Option<()> {
     let b = text.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     for pair in b.chunks_exact(2) {

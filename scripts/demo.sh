@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The demo: the NEMEA tutorial's first three sections with our modules, on the
+# bundled tutorial data, in a temporary directory (own TRAP_SOCKET_DIR).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace --bins -q
+R=$PWD/target/release
+DATA=$PWD/tutorial-data
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+export TRAP_SOCKET_DIR=$work
+cd "$work"
+
+echo "== 1. CSV -> UniRec file -> unix socket -> CSV"
+echo "\$ logreplay -i f:outputfile.trapcap -f zwave-sensor.csv"
+"$R/logreplay" -i f:outputfile.trapcap -f "$DATA/zwave-sensor.csv"
+echo "\$ logger -i u:mysocket -t   &   traffic_repeater -i f:outputfile.trapcap,u:mysocket:buffer=off"
+"$R/logger" -i u:mysocket -t > section1.csv &
+"$R/traffic_repeater" -i f:outputfile.trapcap,u:mysocket:buffer=off 2> /dev/null
+wait
+head -5 section1.csv
+echo "... $(($(wc -l < section1.csv) - 1)) records"
+
+echo
+echo "== 2. A generator on a socket, read by logger"
+echo "\$ zwave_generator -n 5 -p 0.2 -i u:mysocket   &   logger -i u:mysocket -t"
+"$R/zwave_generator" -n 5 -p 0.2 -i u:mysocket &
+"$R/logger" -i u:mysocket -t
+wait
+
+echo
+echo "== 3. Store records in rotated binary files"
+echo "\$ flow_generator -n 200000 -i u:flows   &   traffic_repeater -i u:flows,f:soubor:size=5"
+"$R/flow_generator" -n 200000 -i u:flows &
+"$R/traffic_repeater" -i u:flows,f:soubor:size=5 2> /dev/null
+wait
+ls -l soubor.*
+echo "\$ traffic_repeater -i u:mysocket,f:timed:time=2   (zwave_generator on u:mysocket)"
+"$R/zwave_generator" -n 3 -p 0.1 -i u:mysocket &
+"$R/traffic_repeater" -i u:mysocket,f:timed:time=2 2> /dev/null
+wait
+ls -l timed.*
+echo "\$ logger -t -c 3 -i 'f:soubor.*'"
+"$R/logger" -t -c 3 -i 'f:soubor.*'

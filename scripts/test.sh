@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The project's test command: builds every binary (the integration tests run
+# them) and runs all unit, golden and pipeline tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --workspace --bins
+cargo test --workspace
