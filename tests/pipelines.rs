@@ -252,3 +252,90 @@ fn sigint_stops_a_writer_waiting_for_readers() {
         "the socket file is removed at exit"
     );
 }
+
+#[test]
+fn tcp_pipeline_loses_nothing() {
+    let sb = Sandbox::new();
+    let want = flows(&sb, "in.trapcap", 100_000);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let rep = sb.spawn(
+        "traffic_repeater",
+        &["-i", &format!("f:in.trapcap,t:{port}")],
+    );
+    let got = ok_stdout(
+        &sb.run("logger", &["-i", &format!("t:localhost:{port}")]),
+        "logger",
+    );
+    ok_stdout(
+        &wait_output(rep, Duration::from_secs(60), "traffic_repeater"),
+        "traffic_repeater",
+    );
+    assert!(got == want);
+}
+
+#[test]
+fn format_change_passes_through_and_starts_a_new_file() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("a.csv"), "uint32 A\n1\n2\n").unwrap();
+    std::fs::write(sb.path("b.csv"), "uint16 B,string S\n3,\"x\"\n").unwrap();
+    ok_stdout(
+        &sb.run("logreplay", &["-n", "-f", "a.csv", "-i", "f:a.trapcap"]),
+        "logreplay",
+    );
+    ok_stdout(
+        &sb.run("logreplay", &["-n", "-f", "b.csv", "-i", "f:b.trapcap"]),
+        "logreplay",
+    );
+    // Over a socket: the reader adopts the new template on the fly.
+    let logger = sb.spawn("logger", &["-i", "u:fc"]);
+    ok_stdout(
+        &sb.run("traffic_repeater", &["-i", "f:a.trapcap b.trapcap,u:fc"]),
+        "traffic_repeater",
+    );
+    let text = ok_stdout(
+        &wait_output(logger, Duration::from_secs(20), "logger"),
+        "logger",
+    );
+    assert_eq!(text, "1\n2\n3,\"x\"\n");
+    // Into files: one file per format, each with its own hello.
+    ok_stdout(
+        &sb.run("traffic_repeater", &["-i", "f:a.trapcap b.trapcap,f:out:a"]),
+        "traffic_repeater",
+    );
+    let a = ok_stdout(&sb.run("logger", &["-t", "-i", "f:out.00000"]), "logger");
+    let b = ok_stdout(&sb.run("logger", &["-t", "-i", "f:out.00001"]), "logger");
+    assert_eq!(a, "uint32 A\n1\n2\n");
+    assert_eq!(b, "uint16 B,string S\n3,\"x\"\n");
+}
+
+#[test]
+fn reader_survives_a_sender_restart() {
+    let sb = Sandbox::new();
+    let logger = sb.spawn("logger", &["-i", "u:rs"]);
+    // The first sender dies without end of stream; the reader reconnects to
+    // the second one and gets its records and its end of stream.
+    let first = sb.spawn("zwave_generator", &["-p", "0.01", "-i", "u:rs"]);
+    sb.wait_socket("rs");
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &first.id().to_string()])
+        .status();
+    let _ = wait_output(first, Duration::from_secs(5), "zwave_generator");
+    let second = sb.spawn(
+        "zwave_generator",
+        &["-n", "3", "-p", "0.01", "-g", "7", "-i", "u:rs"],
+    );
+    let out = wait_output(logger, Duration::from_secs(20), "logger");
+    let text = ok_stdout(&out, "logger");
+    assert!(text.ends_with("7,1,100\n7,2,200\n7,3,300\n"), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reconnecting"));
+    assert!(
+        wait_output(second, Duration::from_secs(10), "zwave_generator")
+            .status
+            .success()
+    );
+}

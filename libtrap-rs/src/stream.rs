@@ -583,13 +583,10 @@ impl StreamWriter {
         if lock(&self.shared.hello).as_deref() == Some(&hello[..]) {
             return Ok(());
         }
+        // Records queued under the old format go out under the old hello
+        // first (under WAIT this waits for a client, as any send would).
         let st = lock(&self.shared.state);
-        let had_clients = !st.clients.is_empty() || self.shared.newcomer_count.load(Relaxed) > 0;
-        let (mut st, res) = if had_clients {
-            self.shared.finish(st, true)
-        } else {
-            (st, Ok(()))
-        };
+        let (mut st, res) = self.shared.finish(st, true);
         *lock(&self.shared.hello) = Some(hello);
         st.clients.clear();
         lock(&self.shared.newcomers).clear();
