@@ -1,0 +1,573 @@
+//! The flow cache, with ipfixprobe's semantics.
+//!
+//! * A table of 2^s slots in lines of 2^l (default 2^17 and 16). A flow lives in
+//!   the line its key's XXH64 hash selects (ipfixprobe's packed key layout,
+//!   so placement and eviction match).
+//! * A packet whose key is not found is looked up reversed (biflow): found
+//!   there, it counts in the `_REV` direction.
+//! * A hit moves the flow to the front of its line (LRU). A new flow takes the
+//!   first free slot of its line; in a full line the last (least recently
+//!   used) flow is exported (reason "no resources") and the new one is put in
+//!   the middle of the line.
+//! * Timeouts work on whole seconds of packet time: a flow idle ≥ inactive
+//!   or older than active when its next packet comes is exported and the
+//!   packet starts a new flow; a SYN after FIN/RST in the same direction
+//!   starts a new flow too. Each packet also checks line/2 slots (a rotating
+//!   cursor) for inactive flows.
+//!
+//! Unlike ipfixprobe, flows are matched by their whole key, not by the hash
+//! alone, so a hash collision never merges two flows.
+
+use crate::parser::Packet;
+use xxhash_rust::xxh64::xxh64;
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+
+/// Why a flow was exported (IPFIX flowEndReason).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    Inactive = 1,
+    Active = 2,
+    EndOfFlow = 3,
+    Forced = 4,
+    NoResources = 5,
+}
+
+/// A bidirectional flow record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    pub ip_version: u8,
+    pub src_ip: [u8; 16],
+    pub dst_ip: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub protocol: u8,
+    pub vlan_id: u16,
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    /// Microseconds since the epoch.
+    pub time_first: u64,
+    pub time_last: u64,
+    pub packets: u32,
+    pub packets_rev: u32,
+    pub bytes: u64,
+    pub bytes_rev: u64,
+    pub tcp_flags: u8,
+    pub tcp_flags_rev: u8,
+    pub end_reason: EndReason,
+}
+
+impl Flow {
+    fn new(p: &Packet) -> Flow {
+        Flow {
+            ip_version: p.ip_version,
+            src_ip: p.src_ip,
+            dst_ip: p.dst_ip,
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            protocol: p.protocol,
+            vlan_id: p.vlan_id,
+            src_mac: p.src_mac,
+            dst_mac: p.dst_mac,
+            time_first: p.ts_us,
+            time_last: p.ts_us,
+            packets: 1,
+            packets_rev: 0,
+            bytes: u64::from(p.ip_len),
+            bytes_rev: 0,
+            tcp_flags: p.tcp_flags,
+            tcp_flags_rev: 0,
+            end_reason: EndReason::Forced,
+        }
+    }
+
+    fn update(&mut self, p: &Packet, forward: bool) {
+        self.time_last = self.time_last.max(p.ts_us);
+        if forward {
+            self.packets = self.packets.wrapping_add(1);
+            self.bytes += u64::from(p.ip_len);
+            self.tcp_flags |= p.tcp_flags;
+        } else {
+            self.packets_rev = self.packets_rev.wrapping_add(1);
+            self.bytes_rev += u64::from(p.ip_len);
+            self.tcp_flags_rev |= p.tcp_flags;
+        }
+    }
+}
+
+/// A packed flow key as ipfixprobe hashes it: ports and VLAN little-endian,
+/// addresses in network order (4 bytes for IPv4).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key {
+    bytes: [u8; 40],
+    len: u8,
+}
+
+impl Key {
+    fn of(p: &Packet, reverse: bool) -> Key {
+        let (sip, dip, sp, dp) = if reverse {
+            (&p.dst_ip, &p.src_ip, p.dst_port, p.src_port)
+        } else {
+            (&p.src_ip, &p.dst_ip, p.src_port, p.dst_port)
+        };
+        let mut k = Key {
+            bytes: [0; 40],
+            len: 0,
+        };
+        let b = &mut k.bytes;
+        b[0..2].copy_from_slice(&sp.to_le_bytes());
+        b[2..4].copy_from_slice(&dp.to_le_bytes());
+        b[4] = p.protocol;
+        b[5] = p.ip_version;
+        if p.ip_version == 4 {
+            b[6..10].copy_from_slice(&sip[8..12]);
+            b[10..14].copy_from_slice(&dip[8..12]);
+            b[14..16].copy_from_slice(&p.vlan_id.to_le_bytes());
+            k.len = 16;
+        } else {
+            b[6..22].copy_from_slice(sip);
+            b[22..38].copy_from_slice(dip);
+            b[38..40].copy_from_slice(&p.vlan_id.to_le_bytes());
+            k.len = 40;
+        }
+        k
+    }
+
+    fn hash(&self) -> u64 {
+        // 0 marks an empty slot.
+        xxh64(&self.bytes[..usize::from(self.len)], 0).max(1)
+    }
+}
+
+/// Cache parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Table size exponent (4–30).
+    pub size_exp: u32,
+    /// Line size exponent (≤ size_exp).
+    pub line_exp: u32,
+    /// Active timeout, seconds.
+    pub active: u64,
+    /// Inactive timeout, seconds.
+    pub inactive: u64,
+    /// Keep directions apart (uniflows).
+    pub split_biflow: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            size_exp: 17,
+            line_exp: 4,
+            active: 300,
+            inactive: 30,
+            split_biflow: false,
+        }
+    }
+}
+
+/// Counters of the cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub packets: u64,
+    pub hits: u64,
+    pub new_flows: u64,
+    pub exported: u64,
+    pub evicted: u64,
+}
+
+struct Entry {
+    key: Key,
+    flow: Flow,
+}
+
+/// Fragments after the first carry no ports; they are taken from the first
+/// fragment seen within 3 seconds (ipfixprobe's fragmentation cache).
+struct FragCache {
+    table: Vec<Option<(FragKey, u16, u16, u64)>>,
+    timeout_s: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FragKey {
+    version: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+    id: u32,
+    vlan: u16,
+}
+
+impl FragCache {
+    const SIZE: usize = 10_007;
+
+    fn new() -> FragCache {
+        FragCache {
+            table: vec![None; FragCache::SIZE],
+            timeout_s: 3,
+        }
+    }
+
+    fn slot(k: &FragKey) -> usize {
+        let mut b = [0u8; 39];
+        b[0] = k.version;
+        b[1..17].copy_from_slice(&k.src);
+        b[17..33].copy_from_slice(&k.dst);
+        b[33..37].copy_from_slice(&k.id.to_le_bytes());
+        b[37..39].copy_from_slice(&k.vlan.to_le_bytes());
+        (xxh64(&b, 0) % FragCache::SIZE as u64) as usize
+    }
+
+    fn process(&mut self, p: &mut Packet) {
+        if !p.is_fragment() || !matches!(p.protocol, 6 | 17) {
+            return;
+        }
+        let k = FragKey {
+            version: p.ip_version,
+            src: p.src_ip,
+            dst: p.dst_ip,
+            id: p.frag_id,
+            vlan: p.vlan_id,
+        };
+        let i = FragCache::slot(&k);
+        let sec = p.ts_us / 1_000_000;
+        if p.frag_off == 0 {
+            self.table[i] = Some((k, p.src_port, p.dst_port, sec));
+        } else if let Some((stored, sp, dp, t)) = self.table[i] {
+            if stored == k && sec.saturating_sub(t) < self.timeout_s {
+                p.src_port = sp;
+                p.dst_port = dp;
+            }
+        }
+    }
+}
+
+/// The flow cache. Exported flows are appended to the `out` vectors.
+pub struct FlowCache {
+    cfg: CacheConfig,
+    hashes: Vec<u64>,
+    slots: Vec<u32>,
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+    line_len: usize,
+    line_start_mask: usize,
+    cursor: usize,
+    frags: FragCache,
+    stats: CacheStats,
+}
+
+impl FlowCache {
+    pub fn new(cfg: CacheConfig) -> FlowCache {
+        let size = 1usize << cfg.size_exp;
+        let line_len = 1usize << cfg.line_exp.min(cfg.size_exp);
+        FlowCache {
+            hashes: vec![0; size],
+            slots: vec![u32::MAX; size],
+            entries: Vec::new(),
+            free: Vec::new(),
+            line_len,
+            line_start_mask: (size - 1) & !(line_len - 1),
+            cursor: 0,
+            frags: FragCache::new(),
+            stats: CacheStats::default(),
+            cfg,
+        }
+    }
+
+    pub fn stats(&self) -> &CacheStats {
+        &self.stats
+    }
+
+    /// Flows currently held.
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn find(&self, key: &Key, hash: u64) -> Option<usize> {
+        let start = hash as usize & self.line_start_mask;
+        (start..start + self.line_len)
+            .find(|&i| self.hashes[i] == hash && self.entries[self.slots[i] as usize].key == *key)
+    }
+
+    /// Moves slot `i` to the front of its line; returns the new index.
+    fn move_to_front(&mut self, i: usize) -> usize {
+        let start = i & !(self.line_len - 1);
+        self.hashes[start..=i].rotate_right(1);
+        self.slots[start..=i].rotate_right(1);
+        start
+    }
+
+    fn export(&mut self, i: usize, reason: EndReason, out: &mut Vec<Flow>) {
+        let e = self.slots[i] as usize;
+        self.hashes[i] = 0;
+        self.slots[i] = u32::MAX;
+        let mut flow = self.entries[e].flow.clone();
+        flow.end_reason = reason;
+        self.free.push(e as u32);
+        self.stats.exported += 1;
+        out.push(flow);
+    }
+
+    fn create(&mut self, p: &Packet, key: Key, hash: u64, out: &mut Vec<Flow>) {
+        let start = hash as usize & self.line_start_mask;
+        let end = start + self.line_len;
+        let i = match (start..end).find(|&i| self.hashes[i] == 0) {
+            Some(i) => i,
+            None => {
+                self.export(end - 1, EndReason::NoResources, out);
+                self.stats.evicted += 1;
+                let mid = start + self.line_len / 2;
+                self.hashes[mid..end].rotate_right(1);
+                self.slots[mid..end].rotate_right(1);
+                mid
+            }
+        };
+        let entry = Entry {
+            key,
+            flow: Flow::new(p),
+        };
+        let e = match self.free.pop() {
+            Some(e) => {
+                self.entries[e as usize] = entry;
+                e
+            }
+            None => {
+                self.entries.push(entry);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.hashes[i] = hash;
+        self.slots[i] = e;
+        self.stats.new_flows += 1;
+    }
+
+    /// Accounts one parsed IP packet; flows it ends are appended to `out`.
+    pub fn put(&mut self, p: &mut Packet, out: &mut Vec<Flow>) {
+        self.stats.packets += 1;
+        self.frags.process(p);
+        let fkey = Key::of(p, false);
+        let fhash = fkey.hash();
+        let mut found = self.find(&fkey, fhash).map(|i| (i, true));
+        if found.is_none() && !self.cfg.split_biflow {
+            let rkey = Key::of(p, true);
+            found = self.find(&rkey, rkey.hash()).map(|i| (i, false));
+        }
+        let sec = p.ts_us / 1_000_000;
+        match found {
+            None => self.create(p, fkey, fhash, out),
+            Some((i, forward)) => {
+                let i = self.move_to_front(i);
+                let flow = &self.entries[self.slots[i] as usize].flow;
+                let dir_flags = if forward {
+                    flow.tcp_flags
+                } else {
+                    flow.tcp_flags_rev
+                };
+                let any_flags = flow.tcp_flags | flow.tcp_flags_rev;
+                let restart = if p.tcp_flags & SYN != 0 && dir_flags & (FIN | RST) != 0 {
+                    Some(EndReason::EndOfFlow)
+                } else if sec.saturating_sub(flow.time_last / 1_000_000) >= self.cfg.inactive {
+                    Some(if any_flags & (FIN | RST) != 0 {
+                        EndReason::EndOfFlow
+                    } else {
+                        EndReason::Inactive
+                    })
+                } else if sec.saturating_sub(flow.time_first / 1_000_000) >= self.cfg.active {
+                    Some(EndReason::Active)
+                } else {
+                    None
+                };
+                match restart {
+                    Some(reason) => {
+                        self.export(i, reason, out);
+                        self.create(p, fkey, fhash, out);
+                    }
+                    None => {
+                        self.stats.hits += 1;
+                        let e = self.slots[i] as usize;
+                        self.entries[e].flow.update(p, forward);
+                    }
+                }
+            }
+        }
+        self.export_expired(sec, out);
+    }
+
+    /// Exports the inactive flows among the next line/2 slots of the cursor.
+    pub fn export_expired(&mut self, now_sec: u64, out: &mut Vec<Flow>) {
+        let step = (self.line_len / 2).max(1);
+        let size = self.hashes.len();
+        for i in self.cursor..self.cursor + step {
+            let i = i % size;
+            if self.hashes[i] == 0 {
+                continue;
+            }
+            let flow = &self.entries[self.slots[i] as usize].flow;
+            if now_sec.saturating_sub(flow.time_last / 1_000_000) >= self.cfg.inactive {
+                let reason = if (flow.tcp_flags | flow.tcp_flags_rev) & (FIN | RST) != 0 {
+                    EndReason::EndOfFlow
+                } else {
+                    EndReason::Inactive
+                };
+                self.export(i, reason, out);
+            }
+        }
+        self.cursor = (self.cursor + step) % size;
+    }
+
+    /// Exports every flow (end of input).
+    pub fn flush_all(&mut self, out: &mut Vec<Flow>) {
+        for i in 0..self.hashes.len() {
+            if self.hashes[i] != 0 {
+                self.export(i, EndReason::Forced, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parser::{parse, tests::frame_v4, LinkType};
+
+    fn pkt(ts_s: u64, src: u8, dst: u8, sport: u16, dport: u16, flags: u8) -> Packet {
+        let f = frame_v4(
+            6,
+            [10, 0, 0, src],
+            [10, 0, 0, dst],
+            sport,
+            dport,
+            flags,
+            None,
+        );
+        let mut p = Packet {
+            ts_us: ts_s * 1_000_000,
+            ..Packet::default()
+        };
+        parse(LinkType::Ethernet, &f, &mut p).unwrap();
+        p
+    }
+
+    #[test]
+    fn biflow_counts_both_directions() {
+        let mut c = FlowCache::new(CacheConfig::default());
+        let mut out = Vec::new();
+        c.put(&mut pkt(1, 1, 2, 1000, 80, SYN), &mut out);
+        c.put(&mut pkt(1, 2, 1, 80, 1000, SYN | 0x10), &mut out);
+        c.put(&mut pkt(2, 1, 2, 1000, 80, 0x10), &mut out);
+        assert!(out.is_empty());
+        c.flush_all(&mut out);
+        assert_eq!(out.len(), 1);
+        let f = &out[0];
+        assert_eq!(
+            (f.packets, f.packets_rev, f.bytes, f.bytes_rev),
+            (2, 1, 100, 50)
+        );
+        assert_eq!((f.tcp_flags, f.tcp_flags_rev), (SYN | 0x10, SYN | 0x10));
+        assert_eq!((f.src_port, f.dst_port), (1000, 80));
+        assert_eq!(f.end_reason, EndReason::Forced);
+    }
+
+    #[test]
+    fn inactive_and_active_timeouts_start_new_flows() {
+        let cfg = CacheConfig {
+            active: 10,
+            inactive: 3,
+            ..CacheConfig::default()
+        };
+        let mut c = FlowCache::new(cfg);
+        let mut out = Vec::new();
+        c.put(&mut pkt(100, 1, 2, 1, 2, 0x10), &mut out);
+        c.put(&mut pkt(103, 1, 2, 1, 2, 0x10), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::Inactive);
+        for t in [105, 107, 109, 111, 113] {
+            c.put(&mut pkt(t, 1, 2, 1, 2, 0x10), &mut out);
+        }
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].end_reason, EndReason::Active);
+        assert_eq!(out[1].packets, 5, "103..111");
+    }
+
+    #[test]
+    fn syn_after_fin_restarts_the_flow() {
+        let mut c = FlowCache::new(CacheConfig::default());
+        let mut out = Vec::new();
+        c.put(&mut pkt(1, 1, 2, 5, 6, SYN), &mut out);
+        c.put(&mut pkt(1, 1, 2, 5, 6, FIN), &mut out);
+        c.put(&mut pkt(2, 1, 2, 5, 6, SYN), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].end_reason, EndReason::EndOfFlow);
+        assert_eq!(out[0].packets, 2);
+    }
+
+    #[test]
+    fn a_full_line_evicts_its_least_recent_flow() {
+        let cfg = CacheConfig {
+            size_exp: 4,
+            line_exp: 4,
+            ..CacheConfig::default()
+        };
+        let mut c = FlowCache::new(cfg);
+        let mut out = Vec::new();
+        for port in 1..=16 {
+            c.put(&mut pkt(1, 1, 2, port, 80, 0), &mut out);
+        }
+        assert!(out.is_empty());
+        // Touch every flow except port 1's, which becomes the LRU.
+        for port in 2..=16 {
+            c.put(&mut pkt(1, 1, 2, port, 80, 0), &mut out);
+        }
+        c.put(&mut pkt(1, 1, 2, 99, 80, 0), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].src_port, out[0].end_reason),
+            (1, EndReason::NoResources)
+        );
+        assert_eq!(c.len(), 16);
+        assert_eq!(c.stats().evicted, 1);
+    }
+
+    #[test]
+    fn later_fragments_get_the_ports_of_the_first() {
+        let mut c = FlowCache::new(CacheConfig::default());
+        let mut out = Vec::new();
+        let mut first = pkt(1, 1, 2, 7, 8, 0);
+        first.more_fragments = true;
+        first.frag_id = 99;
+        let mut second = first.clone();
+        second.more_fragments = false;
+        second.frag_off = 185;
+        second.src_port = 0;
+        second.dst_port = 0;
+        c.put(&mut first, &mut out);
+        c.put(&mut second, &mut out);
+        c.flush_all(&mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].packets, 2);
+    }
+
+    #[test]
+    fn memory_is_bounded_by_the_table() {
+        let cfg = CacheConfig {
+            size_exp: 8,
+            ..CacheConfig::default()
+        };
+        let mut c = FlowCache::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..10_000u32 {
+            c.put(
+                &mut pkt(1, (i % 250) as u8, 2, (i / 250) as u16 + 1, 80, 0),
+                &mut out,
+            );
+        }
+        assert!(c.len() <= 256);
+        assert!(c.entries.len() <= 256);
+        assert_eq!(out.len() + c.len(), 10_000);
+    }
+}
