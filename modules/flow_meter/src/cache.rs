@@ -183,6 +183,27 @@ struct Entry {
     flow: Flow,
 }
 
+/// The keys and hashes of one packet, both directions.
+struct Lookup {
+    fkey: Key,
+    fhash: u64,
+    rkey: Key,
+    rhash: u64,
+}
+
+impl Lookup {
+    fn of(p: &Packet) -> Lookup {
+        let fkey = Key::of(p, false);
+        let rkey = Key::of(p, true);
+        Lookup {
+            fhash: fkey.hash(),
+            rhash: rkey.hash(),
+            fkey,
+            rkey,
+        }
+    }
+}
+
 /// Fragments after the first carry no ports; they are taken from the first
 /// fragment seen within 3 seconds (ipfixprobe's fragmentation cache).
 struct FragCache {
@@ -248,6 +269,9 @@ pub struct FlowCache {
     cfg: CacheConfig,
     hashes: Vec<u64>,
     slots: Vec<u32>,
+    /// Second of each slot's last packet, kept beside the hashes so that the
+    /// expiry scan does not touch the flow records.
+    last_sec: Vec<u32>,
     entries: Vec<Entry>,
     free: Vec<u32>,
     line_len: usize,
@@ -255,6 +279,7 @@ pub struct FlowCache {
     cursor: usize,
     frags: FragCache,
     stats: CacheStats,
+    scratch: Vec<Lookup>,
 }
 
 impl FlowCache {
@@ -264,6 +289,7 @@ impl FlowCache {
         FlowCache {
             hashes: vec![0; size],
             slots: vec![u32::MAX; size],
+            last_sec: vec![0; size],
             entries: Vec::new(),
             free: Vec::new(),
             line_len,
@@ -271,6 +297,7 @@ impl FlowCache {
             cursor: 0,
             frags: FragCache::new(),
             stats: CacheStats::default(),
+            scratch: Vec::new(),
             cfg,
         }
     }
@@ -299,6 +326,7 @@ impl FlowCache {
         let start = i & !(self.line_len - 1);
         self.hashes[start..=i].rotate_right(1);
         self.slots[start..=i].rotate_right(1);
+        self.last_sec[start..=i].rotate_right(1);
         start
     }
 
@@ -324,6 +352,7 @@ impl FlowCache {
                 let mid = start + self.line_len / 2;
                 self.hashes[mid..end].rotate_right(1);
                 self.slots[mid..end].rotate_right(1);
+                self.last_sec[mid..end].rotate_right(1);
                 mid
             }
         };
@@ -343,19 +372,62 @@ impl FlowCache {
         };
         self.hashes[i] = hash;
         self.slots[i] = e;
+        self.last_sec[i] = (p.ts_us / 1_000_000) as u32;
         self.stats.new_flows += 1;
     }
 
     /// Accounts one parsed IP packet; flows it ends are appended to `out`.
     pub fn put(&mut self, p: &mut Packet, out: &mut Vec<Flow>) {
-        self.stats.packets += 1;
         self.frags.process(p);
-        let fkey = Key::of(p, false);
-        let fhash = fkey.hash();
+        let keys = Lookup::of(p);
+        self.put_prepared(p, &keys, out);
+    }
+
+    /// Accounts a batch of packets in order, exactly as `put` one by one
+    /// would, but first touches the table lines and flow records they will
+    /// need, so that the memory loads of the whole batch overlap instead of
+    /// stalling one packet at a time.
+    pub fn put_batch(&mut self, pkts: &mut [Packet], out: &mut Vec<Flow>) {
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.clear();
+        for p in pkts.iter_mut() {
+            self.frags.process(p);
+            keys.push(Lookup::of(p));
+        }
+        let mask = self.line_start_mask;
+        let half = self.line_len / 2;
+        let mut touch = 0u64;
+        for k in &keys {
+            for h in [k.fhash, k.rhash] {
+                let s = h as usize & mask;
+                touch ^= self.hashes[s]
+                    ^ self.hashes[s + half]
+                    ^ u64::from(self.slots[s])
+                    ^ u64::from(self.last_sec[s]);
+            }
+        }
+        std::hint::black_box(touch);
+        for k in &keys {
+            for h in [k.fhash, k.rhash] {
+                let s = h as usize & mask;
+                if let Some(i) = (s..s + self.line_len).find(|&i| self.hashes[i] == h) {
+                    touch ^= u64::from(self.entries[self.slots[i] as usize].key.bytes[0]);
+                }
+            }
+        }
+        std::hint::black_box(touch);
+        for (p, k) in pkts.iter_mut().zip(&keys) {
+            self.put_prepared(p, k, out);
+        }
+        self.scratch = keys;
+    }
+
+    fn put_prepared(&mut self, p: &mut Packet, k: &Lookup, out: &mut Vec<Flow>) {
+        self.stats.packets += 1;
+        let (fkey, fhash) = (k.fkey, k.fhash);
         let mut found = self.find(&fkey, fhash).map(|i| (i, true));
         if found.is_none() && !self.cfg.split_biflow {
-            let rkey = Key::of(p, true);
-            found = self.find(&rkey, rkey.hash()).map(|i| (i, false));
+            found = self.find(&k.rkey, k.rhash).map(|i| (i, false));
         }
         let sec = p.ts_us / 1_000_000;
         match found {
@@ -390,7 +462,9 @@ impl FlowCache {
                     None => {
                         self.stats.hits += 1;
                         let e = self.slots[i] as usize;
-                        self.entries[e].flow.update(p, forward);
+                        let flow = &mut self.entries[e].flow;
+                        flow.update(p, forward);
+                        self.last_sec[i] = (flow.time_last / 1_000_000) as u32;
                     }
                 }
             }
@@ -404,18 +478,18 @@ impl FlowCache {
         let size = self.hashes.len();
         for i in self.cursor..self.cursor + step {
             let i = i % size;
-            if self.hashes[i] == 0 {
+            if self.hashes[i] == 0
+                || now_sec.saturating_sub(u64::from(self.last_sec[i])) < self.cfg.inactive
+            {
                 continue;
             }
             let flow = &self.entries[self.slots[i] as usize].flow;
-            if now_sec.saturating_sub(flow.time_last / 1_000_000) >= self.cfg.inactive {
-                let reason = if (flow.tcp_flags | flow.tcp_flags_rev) & (FIN | RST) != 0 {
-                    EndReason::EndOfFlow
-                } else {
-                    EndReason::Inactive
-                };
-                self.export(i, reason, out);
-            }
+            let reason = if (flow.tcp_flags | flow.tcp_flags_rev) & (FIN | RST) != 0 {
+                EndReason::EndOfFlow
+            } else {
+                EndReason::Inactive
+            };
+            self.export(i, reason, out);
         }
         self.cursor = (self.cursor + step) % size;
     }
@@ -550,6 +624,45 @@ mod tests {
         c.flush_all(&mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].packets, 2);
+    }
+
+    #[test]
+    fn batches_give_the_same_flows_as_single_packets() {
+        let cfg = CacheConfig {
+            size_exp: 6,
+            inactive: 2,
+            ..CacheConfig::default()
+        };
+        let mut pkts: Vec<Packet> = (0..5000u32)
+            .map(|i| {
+                let r = i.wrapping_mul(2_654_435_761);
+                let (a, b) = ((r % 40) as u8, (r / 40 % 40) as u8);
+                let mut p = pkt(
+                    u64::from(i / 300),
+                    a,
+                    b,
+                    (r % 7) as u16,
+                    (r % 5) as u16,
+                    [0, SYN, FIN, 0x10][(r % 4) as usize],
+                );
+                p.ts_us += u64::from(i);
+                p
+            })
+            .collect();
+        let mut one = FlowCache::new(cfg.clone());
+        let mut seq = Vec::new();
+        for p in pkts.clone().iter_mut() {
+            one.put(p, &mut seq);
+        }
+        one.flush_all(&mut seq);
+        let mut many = FlowCache::new(cfg);
+        let mut bat = Vec::new();
+        for chunk in pkts.chunks_mut(32) {
+            many.put_batch(chunk, &mut bat);
+        }
+        many.flush_all(&mut bat);
+        assert_eq!(seq, bat);
+        assert!(seq.len() > 100);
     }
 
     #[test]

@@ -209,43 +209,54 @@ fn run(args: &Args) -> Result<()> {
     };
     let mut counts = Counts::default();
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
-    let mut pkt = Packet::default();
+    // Packets are parsed into a batch and handed to the cache together (see
+    // FlowCache::put_batch); live capture hands each packet on at once.
+    let batch_size = if live { 1 } else { 32 };
+    let mut batch: Vec<Packet> = vec![Packet::default(); batch_size];
+    let mut filled = 0;
     let mut input_error = None;
     let mut last_ts_sec = 0u64;
     let mut idle_since: Option<Instant> = None;
     let mut report = StatsLine::new(args.stats);
-    loop {
+    let mut done = false;
+    while !done {
         if libtrap::is_terminated() || args.count.is_some_and(|c| counts.parsed >= c) {
-            break;
-        }
-        match source.next() {
-            Ok(packet) => {
-                idle_since = None;
-                counts.seen += 1;
-                counts.bytes += u64::from(packet.header.len);
-                let ts = &packet.header.ts;
-                pkt.ts_us =
-                    (ts.tv_sec.max(0) as u64) * 1_000_000 + ts.tv_usec.clamp(0, 999_999) as u64;
-                match parser::parse(link, packet.data, &mut pkt) {
-                    Ok(()) => {
-                        counts.parsed += 1;
-                        last_ts_sec = pkt.ts_us / 1_000_000;
-                        cache.put(&mut pkt, &mut flows);
+            done = true;
+        } else {
+            match source.next() {
+                Ok(packet) => {
+                    idle_since = None;
+                    counts.seen += 1;
+                    counts.bytes += u64::from(packet.header.len);
+                    let ts = &packet.header.ts;
+                    let pkt = &mut batch[filled];
+                    pkt.ts_us =
+                        (ts.tv_sec.max(0) as u64) * 1_000_000 + ts.tv_usec.clamp(0, 999_999) as u64;
+                    match parser::parse(link, packet.data, pkt) {
+                        Ok(()) => {
+                            counts.parsed += 1;
+                            last_ts_sec = pkt.ts_us / 1_000_000;
+                            filled += 1;
+                        }
+                        Err(ParseError::NotIp) => counts.not_ip += 1,
+                        Err(ParseError::Malformed) => counts.malformed += 1,
                     }
-                    Err(ParseError::NotIp) => counts.not_ip += 1,
-                    Err(ParseError::Malformed) => counts.malformed += 1,
+                }
+                Err(pcap::Error::NoMorePackets) => done = true,
+                Err(pcap::Error::TimeoutExpired) => {
+                    // Idle link: let inactive flows expire on the wall clock.
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    cache.export_expired(last_ts_sec + since.elapsed().as_secs(), &mut flows);
+                }
+                Err(e) => {
+                    input_error = Some(e);
+                    done = true;
                 }
             }
-            Err(pcap::Error::NoMorePackets) => break,
-            Err(pcap::Error::TimeoutExpired) => {
-                // Idle link: let inactive flows expire on the wall clock.
-                let since = *idle_since.get_or_insert_with(Instant::now);
-                cache.export_expired(last_ts_sec + since.elapsed().as_secs(), &mut flows);
-            }
-            Err(e) => {
-                input_error = Some(e);
-                break;
-            }
+        }
+        if filled == batch_size || (done && filled > 0) {
+            cache.put_batch(&mut batch[..filled], &mut flows);
+            filled = 0;
         }
         if !flows.is_empty() {
             match sink.send(out, &mut flows, &mut counts) {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# flow_meter benchmark: packets/s, flows/s and peak memory on a generated
+# capture, next to the flow exporters a user could pick instead (Debian's
+# softflowd and nfdump's nfpcapd, installed here if missing), one thread each.
+#
+#   scripts/bench-flow-meter.sh                 3M packets, 300k flows
+#   PACKETS=2000000 FLOWS=100000 scripts/bench-flow-meter.sh
+#   IPFIXPROBE=/path/to/ipfixprobe scripts/bench-flow-meter.sh   (also ipfixprobe -p basic, blackhole output)
+#
+# Benchmarks measure; nothing here asserts a speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PACKETS=${PACKETS:-3000000}
+FLOWS=${FLOWS:-300000}
+cargo build --release -q -p flow_meter
+R=$PWD/target/release
+if ! command -v softflowd > /dev/null || ! command -v nfpcapd > /dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softflowd nfdump > /dev/null || true
+fi
+work=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+"$R/pcap_generator" -n "$PACKETS" -f "$FLOWS" -w big.pcap
+echo "capture: $PACKETS packets, $FLOWS flows, $(du -h big.pcap | cut -f1) (in $work)"
+
+# measure NAME CMD...: wall time and peak RSS of the best of 3 runs.
+measure() {
+    local name=$1 best="" rss=""
+    shift
+    for _ in 1 2 3; do
+        /usr/bin/time -f "%e %M" -o t.txt "$@" > /dev/null 2> err.txt || { echo "$name failed: $(tail -1 err.txt)"; return; }
+        read -r s kb < t.txt
+        if [ -z "$best" ] || [ "$(echo "$s < $best" | bc)" = 1 ]; then best=$s; rss=$kb; fi
+    done
+    python3 -c "import sys; n,s,kb=int(sys.argv[1]),float(sys.argv[2]),int(sys.argv[3]); print(f'{sys.argv[4]:<34} {s:6.2f} s  {n/s/1e6:6.2f} M packets/s  peak RSS {kb/1024:6.1f} MiB')" "$PACKETS" "$best" "$rss" "$name"
+}
+
+measure "flow_meter -r big.pcap -i b:" "$R/flow_meter" -r big.pcap -i b: -v
+if [ -n "${IPFIXPROBE:-}" ]; then
+    measure "ipfixprobe -p basic (blackhole)" "$IPFIXPROBE" -i "pcap;file=big.pcap" -o "unirec;i=b:" 
+fi
+if command -v softflowd > /dev/null; then
+    measure "softflowd -r big.pcap" softflowd -r big.pcap -n 127.0.0.1:9 -d
+fi
+if command -v nfpcapd > /dev/null; then
+    mkdir -p nf
+    measure "nfpcapd -r big.pcap" nfpcapd -r big.pcap -w nf
+fi
