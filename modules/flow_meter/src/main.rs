@@ -93,6 +93,8 @@ struct Counts {
     not_ip: u64,
     malformed: u64,
     bytes: u64,
+    /// Bytes of the capture file consumed (pcap record headers included).
+    file_bytes: u64,
     flows: u64,
 }
 
@@ -218,6 +220,7 @@ fn run(args: &Args) -> Result<()> {
     let mut last_ts_sec = 0u64;
     let mut idle_since: Option<Instant> = None;
     let mut report = StatsLine::new(args.stats);
+    let mut progress = Progress::new(args.read.as_deref());
     let mut done = false;
     while !done {
         if libtrap::is_terminated() || args.count.is_some_and(|c| counts.parsed >= c) {
@@ -228,6 +231,7 @@ fn run(args: &Args) -> Result<()> {
                     idle_since = None;
                     counts.seen += 1;
                     counts.bytes += u64::from(packet.header.len);
+                    counts.file_bytes += 16 + u64::from(packet.header.caplen);
                     let ts = &packet.header.ts;
                     let pkt = &mut batch[filled];
                     pkt.ts_us =
@@ -266,8 +270,10 @@ fn run(args: &Args) -> Result<()> {
         }
         if counts.seen & 0x3ff == 0 || idle_since.is_some() {
             report.tick(&counts);
+            progress.tick(&counts);
         }
     }
+    progress.finish();
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
     let sent = sink.send(out, &mut flows, &mut counts);
@@ -344,6 +350,49 @@ impl StatsLine {
         self.last = Instant::now();
         self.bytes = c.bytes;
         self.packets = c.seen;
+    }
+}
+
+/// A progress line on stderr while reading a file, when stderr is a terminal.
+struct Progress {
+    total: Option<u64>,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(file: Option<&str>) -> Progress {
+        use std::io::IsTerminal;
+        let total = file
+            .filter(|_| std::io::stderr().is_terminal())
+            .and_then(|f| std::fs::metadata(f).ok())
+            .map(|m| m.len().max(1));
+        Progress {
+            total,
+            last: Instant::now(),
+        }
+    }
+
+    fn tick(&mut self, c: &Counts) {
+        let Some(total) = self.total else { return };
+        if self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        let done = c.file_bytes.min(total);
+        eprint!(
+            "\r{:5.1}% {} of {} MB, {} packets, {} flows ",
+            done as f64 * 100.0 / total as f64,
+            done >> 20,
+            total >> 20,
+            c.seen,
+            c.flows
+        );
+    }
+
+    fn finish(&self) {
+        if self.total.is_some() {
+            eprint!("\r\x1b[K");
+        }
     }
 }
 
