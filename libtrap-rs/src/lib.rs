@@ -58,6 +58,24 @@ pub fn is_terminated() -> bool {
     STOP.load(Relaxed)
 }
 
+/// Sleeps for `d`, waking early when the module is told to stop.
+pub fn sleep(d: std::time::Duration) {
+    let mut left = d;
+    while !left.is_zero() && !is_terminated() {
+        let step = left.min(std::time::Duration::from_millis(100));
+        std::thread::sleep(step);
+        left -= step;
+    }
+}
+
+/// `Terminated` is how a stopped module's last sends end: not an error.
+pub fn ok_if_terminated(r: Result<()>) -> Result<()> {
+    match r {
+        Err(TrapError::Terminated) => Ok(()),
+        r => r,
+    }
+}
+
 /// The interfaces of one module, built from an IFC_SPEC.
 pub struct Trap {
     inputs: Vec<Input>,
@@ -207,6 +225,23 @@ impl Trap {
     /// Path of the service socket, if it could be created.
     pub fn service_path(&self) -> Option<&std::path::Path> {
         self.service.as_ref().map(|s| s.path())
+    }
+
+    /// Ends a producer: the end-of-stream message on every output (when
+    /// `eos`), then [`finish`](Self::finish). After SIGINT/SIGTERM this is
+    /// best effort and not an error.
+    pub fn end(mut self, eos: bool) -> Result<()> {
+        let mut first = Ok(());
+        if eos {
+            for o in &mut self.outputs {
+                let r = ok_if_terminated(o.send_eos());
+                if first.is_ok() {
+                    first = r;
+                }
+            }
+        }
+        let r = ok_if_terminated(self.finish());
+        first.and(r)
     }
 
     /// Flushes and closes every output; returns the first error.

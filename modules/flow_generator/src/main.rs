@@ -47,10 +47,7 @@ fn run(args: &Args) -> Result<(), TrapError> {
             r => r?,
         }
     }
-    match out.send_eos().and_then(|()| trap.finish()) {
-        Err(TrapError::Terminated) => Ok(()),
-        r => r,
-    }
+    trap.end(true)
 }
 
 fn main() -> ExitCode {

@@ -276,15 +276,8 @@ fn run(args: &Args) -> Result<()> {
     progress.finish();
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
-    let sent = sink.send(out, &mut flows, &mut counts);
-    let eos = if args.no_eof { Ok(()) } else { out.send_eos() };
-    let finished = trap.finish();
-    for r in [sent, eos, finished] {
-        match r {
-            Ok(()) | Err(TrapError::Terminated) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    libtrap::ok_if_terminated(sink.send(out, &mut flows, &mut counts))?;
+    trap.end(!args.no_eof)?;
     libtrap::log::info(
         0,
         &format!(

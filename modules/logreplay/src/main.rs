@@ -38,16 +38,6 @@ struct Args {
     disable_timing: bool,
 }
 
-/// Sleeps `secs`, waking early when the module is told to stop.
-fn pause(secs: u32) {
-    let mut left = Duration::from_secs(u64::from(secs));
-    while !left.is_zero() && !libtrap::is_terminated() {
-        let step = left.min(Duration::from_millis(100));
-        std::thread::sleep(step);
-        left -= step;
-    }
-}
-
 fn run(args: Args) -> Result<u64> {
     let file = File::open(&args.file).with_context(|| format!("cannot open {}", args.file))?;
     let mut reader = BufReader::with_capacity(1 << 18, file);
@@ -95,7 +85,7 @@ fn run(args: Args) -> Result<u64> {
         if let (true, Some(now)) = (pace, time) {
             if let Some(prev) = last_time.filter(|&p| now > p) {
                 out.flush()?;
-                pause(now - prev);
+                libtrap::sleep(Duration::from_secs(u64::from(now - prev)));
             }
             last_time = Some(now);
         }
@@ -111,18 +101,9 @@ fn run(args: Args) -> Result<u64> {
             Err(e) => return Err(e.into()),
         }
     }
-    if !args.no_eof {
-        // After SIGINT this is best effort: whatever can be written without
-        // waiting still reaches the readers.
-        match out.send_eos() {
-            Ok(()) | Err(TrapError::Terminated) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    match trap.finish() {
-        Ok(()) | Err(TrapError::Terminated) => {}
-        Err(e) => return Err(e.into()),
-    }
+    // After SIGINT this is best effort: whatever can be written without
+    // waiting still reaches the readers.
+    trap.end(!args.no_eof)?;
     libtrap::log::info(0, &format!("{sent} records sent, {skipped} lines skipped"));
     Ok(skipped)
 }

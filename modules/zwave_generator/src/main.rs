@@ -51,17 +51,11 @@ fn run(args: &Args) -> Result<(), TrapError> {
             r => r?,
         }
         i += 1;
-        let mut left = Duration::from_secs_f64(args.period);
-        while !left.is_zero() && !libtrap::is_terminated() && (args.count == 0 || i <= args.count) {
-            let step = left.min(Duration::from_millis(100));
-            std::thread::sleep(step);
-            left -= step;
+        if args.count == 0 || i <= args.count {
+            libtrap::sleep(Duration::from_secs_f64(args.period));
         }
     }
-    match out.send_eos().and_then(|()| trap.finish()) {
-        Err(TrapError::Terminated) => Ok(()),
-        r => r,
-    }
+    trap.end(true)
 }
 
 fn main() -> ExitCode {
