@@ -702,3 +702,60 @@ fn supcli_without_supervisor_fails_cleanly() {
     );
     assert_eq!(err.lines().count(), 1);
 }
+
+/// Runs a shipped configuration with the binaries on PATH.
+fn start_shipped(name: &str) -> Sup {
+    let sb = Sup::sandbox();
+    let path = format!(
+        "{}:{}",
+        nemea_rs::bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = nemea_rs::repo_root().join("configs").join(name);
+    let child = Sup::command(&sb, &config)
+        .env("PATH", path)
+        .spawn()
+        .expect("spawn supervisor");
+    let mut sup = Sup {
+        sb,
+        child: Some(child),
+        config,
+    };
+    sup.wait_ready();
+    sup
+}
+
+#[test]
+fn shipped_profiles_run_in_both_formats() {
+    let mut configs = Vec::new();
+    for name in ["nemea-rs.toml", "supervisor_config_template.xml"] {
+        let sup = start_shipped(name);
+        for m in [
+            "flow_repeater",
+            "zwave_generator",
+            "flow_logger",
+            "zwave_logger",
+        ] {
+            sup.running_pid(m);
+        }
+        // All 1000 generated flows reach flow_logger through the repeater.
+        let out = sup.sb.path("logs/modules_logs/flow_logger_stdout");
+        poll("flows logged", || {
+            let t = std::fs::read_to_string(&out).ok()?;
+            (t.lines().count() == 1002).then_some(())
+        });
+        poll("zwave logged", || {
+            let t = std::fs::read_to_string(sup.sb.path("logs/modules_logs/zwave_logger_stdout"))
+                .ok()?;
+            t.contains(",101,1,100\n").then_some(())
+        });
+        // The generator finished and is not restarted (module-restarts = 0).
+        poll("flow_generator done", || {
+            let r = sup.row("flow_generator");
+            (!r.enabled && !r.running).then_some(())
+        });
+        configs.push(sup.cli_ok(&["config"]));
+    }
+    assert_eq!(configs[0], configs[1]);
+    assert!(configs[0].contains("   1 | flow_repeater\n      PATH: traffic_repeater\n      PARAMS: -n\n      IFC 0:  IN; UNIXSOCKET; flow_data_source; none\n      IFC 1:  OUT; UNIXSOCKET; flow_copy; copy of the generated flows\n"), "{}", configs[0]);
+}

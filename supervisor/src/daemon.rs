@@ -38,18 +38,15 @@ const STATS_DUMP_PERIOD: Duration = Duration::from_secs(60);
 pub enum DaemonError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
     #[error("another supervisor is already serving {}", .0.display())]
     SocketInUse(PathBuf),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     let what = what.into();
-    move |source| DaemonError::Io { what, source }
+    move |cause| DaemonError::Io { what, cause }
 }
 
 /// Command-line settings of the daemon.
@@ -591,9 +588,9 @@ fn load_config(opts: &Options) -> Result<(Config, Option<PathBuf>), ConfigError>
     let mut written = None;
     if let Some(dir) = &opts.configs_dir {
         let path = dir.join("supervisor_config_gener.xml");
-        std::fs::write(&path, &generated.text).map_err(|source| ConfigError::Io {
+        std::fs::write(&path, &generated.text).map_err(|cause| ConfigError::Io {
             path: path.clone(),
-            source,
+            cause,
         })?;
         written = Some(path);
     }

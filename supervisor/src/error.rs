@@ -3,13 +3,16 @@
 use std::path::PathBuf;
 use thiserror::Error;
 
+// The io::Error fields are not `source`s: their text is already part of the
+// one-line message, and `{:#}` would repeat it.
+
 /// A configuration that cannot be used; names the file/line or element.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A syntax or schema error at `file:line[:column]`.
     #[error("{at}: {why}")]
@@ -22,11 +25,17 @@ pub enum ConfigError {
 /// Talking to the daemon failed.
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("Could not connect to supervisor at {}: {source}", path.display())]
+    #[error("Could not connect to supervisor at {}: {cause}", path.display())]
     Connect {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("connection to supervisor: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for ClientError {
+    fn from(e: std::io::Error) -> ClientError {
+        ClientError::Io(e)
+    }
 }

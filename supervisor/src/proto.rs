@@ -73,9 +73,9 @@ impl Request {
 
 /// Sends a request and reads the whole answer (the daemon closes after it).
 pub fn send(socket: &Path, req: &Request) -> Result<String, ClientError> {
-    let mut conn = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+    let mut conn = UnixStream::connect(socket).map_err(|cause| ClientError::Connect {
         path: socket.to_path_buf(),
-        source,
+        cause,
     })?;
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     conn.write_all(req.line().as_bytes())?;

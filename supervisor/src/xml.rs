@@ -43,9 +43,9 @@ fn include_path(line: &str) -> Option<(&str, &str)> {
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -69,9 +69,9 @@ fn expand(path: &Path, depth: usize, out: &mut Generated) -> Result<(), ConfigEr
         let target = base.join(inc);
         if target.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(&target)
-                .map_err(|source| ConfigError::Io {
+                .map_err(|cause| ConfigError::Io {
                     path: target.clone(),
-                    source,
+                    cause,
                 })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sup"))

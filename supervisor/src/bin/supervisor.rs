@@ -78,8 +78,9 @@ fn run(args: Args) -> Result<()> {
         let _ = nix::unistd::setsid();
     }
     let logs = std::path::absolute(&args.logs).unwrap_or(args.logs);
+    let config = std::path::absolute(&args.config).unwrap_or(args.config);
     daemon::run(Options {
-        config: args.config,
+        config,
         logs,
         socket: args.socket,
         configs_dir: args.configs,
@@ -89,14 +90,10 @@ fn run(args: Args) -> Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let detached = std::env::var_os(DETACHED).is_some();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("supervisor: error: {e:#}");
-            if detached {
-                // stderr is read by the parent until it exits.
-            }
             ExitCode::FAILURE
         }
     }
