@@ -759,3 +759,49 @@ fn shipped_profiles_run_in_both_formats() {
     assert_eq!(configs[0], configs[1]);
     assert!(configs[0].contains("   1 | flow_repeater\n      PATH: traffic_repeater\n      PARAMS: -n\n      IFC 0:  IN; UNIXSOCKET; flow_data_source; none\n      IFC 1:  OUT; UNIXSOCKET; flow_copy; copy of the generated flows\n"), "{}", configs[0]);
 }
+
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[test]
+fn metrics_serve_prometheus_text() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    // A free port (released just before the supervisor binds it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Sup::command(&sb, &cfg)
+        .args(["--metrics", &addr])
+        .spawn()
+        .expect("spawn supervisor");
+    let mut sup = Sup {
+        sb,
+        child: Some(child),
+        config: cfg,
+    };
+    sup.wait_ready();
+    let text = poll("logger messages in metrics", || {
+        let t = http_get(&addr)?;
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("nemea_input_messages_total{module=\"zlog\""))?;
+        let n: u64 = line.rsplit(' ').next()?.parse().ok()?;
+        (n > 0).then_some(t)
+    });
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert!(text.contains("nemea_module_running{module=\"spare\",profile=\"Loggers\"} 0\n"));
+    assert!(text.contains(
+        "nemea_input_messages_total{module=\"zlog\",profile=\"Loggers\",ifc=\"0\",type=\"u\",id=\"zw\"} "
+    ));
+}

@@ -57,6 +57,8 @@ pub struct Options {
     pub socket: PathBuf,
     /// Where to write the generated XML (`supervisor_config_gener.xml`).
     pub configs_dir: Option<PathBuf>,
+    /// Serve the counters in Prometheus text format over HTTP here.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// ctime(3) without the newline: `Thu Nov 21 10:00:00 2024`.
@@ -731,6 +733,12 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
     let logs = Logs::new(&opts.logs)?;
     let (cfg, generated) = load_config(&opts)?;
     let listener = bind_socket(&opts.socket)?;
+    let metrics = opts
+        .metrics
+        .map(|addr| {
+            std::net::TcpListener::bind(addr).map_err(io_err(format!("cannot listen on {addr}")))
+        })
+        .transpose()?;
     let term = Arc::new(AtomicBool::new(false));
     let int = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -772,6 +780,13 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
         std::thread::Builder::new()
             .name("clients".into())
             .spawn(move || serve_clients(listener, shared, done))
+            .map_err(io_err("thread"))?;
+    }
+    if let Some(metrics) = metrics {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || serve_metrics(metrics, shared))
             .map_err(io_err("thread"))?;
     }
     {
@@ -888,6 +903,40 @@ fn answer(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
         }
     };
     out.write_all(reply.as_bytes())
+}
+
+/// Answers every HTTP request with the Prometheus text of the counters.
+fn serve_metrics(listener: std::net::TcpListener, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let shared = shared.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-client".into())
+            .spawn(move || -> std::io::Result<()> {
+                conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+                let mut reader = BufReader::new(&conn);
+                let mut request = String::new();
+                reader.read_line(&mut request)?;
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
+                        break;
+                    }
+                }
+                let (status, body) = if request.starts_with("GET ") {
+                    let st = shared.lock();
+                    ("200 OK", status::prometheus(&st.profiles, &st.views()))
+                } else {
+                    ("405 Method Not Allowed", String::new())
+                };
+                let mut out = &conn;
+                write!(
+                    out,
+                    "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            });
+    }
 }
 
 /// Runs one supcli subcommand; returns (exit status, text).

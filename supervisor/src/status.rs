@@ -461,3 +461,191 @@ Profile: Reporters        |  false  |
         );
     }
 }
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The counters in Prometheus text exposition format (version 0.0.4).
+pub fn prometheus(profiles: &[ProfileView], modules: &[ModuleView]) -> String {
+    type Get = fn(&ModuleView) -> u64;
+    let module_metrics: [(&str, &str, &str, Get); 6] = [
+        (
+            "nemea_module_enabled",
+            "gauge",
+            "Whether the module is enabled (1) or not (0).",
+            |m| u64::from(m.enabled),
+        ),
+        (
+            "nemea_module_running",
+            "gauge",
+            "Whether the module runs (1) or not (0).",
+            |m| u64::from(m.running),
+        ),
+        (
+            "nemea_module_cpu_user_percent",
+            "gauge",
+            "User-mode CPU of the module in the last period, percent of the machine.",
+            |m| m.cpu_user,
+        ),
+        (
+            "nemea_module_cpu_system_percent",
+            "gauge",
+            "Kernel-mode CPU of the module in the last period, percent of the machine.",
+            |m| m.cpu_system,
+        ),
+        (
+            "nemea_module_memory_vms_bytes",
+            "gauge",
+            "Virtual memory size of the module.",
+            |m| m.mem_vms,
+        ),
+        (
+            "nemea_module_memory_rss_bytes",
+            "gauge",
+            "Resident set size of the module.",
+            |m| m.mem_rss,
+        ),
+    ];
+    let mut s = String::new();
+    let base = |m: &ModuleView| {
+        format!(
+            "module=\"{}\",profile=\"{}\"",
+            label(&m.module.name),
+            label(profiles.get(m.profile).map_or("", |p| p.name.as_str()))
+        )
+    };
+    for (name, kind, help, get) in module_metrics {
+        s += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for m in modules {
+            s += &format!("{name}{{{}}} {}\n", base(m), get(m));
+        }
+    }
+    type InGet = fn(&InStat) -> u64;
+    let in_metrics: [(&str, &str, &str, InGet); 3] = [
+        (
+            "nemea_input_connected",
+            "gauge",
+            "Whether the input interface is connected.",
+            |i| u64::from(i.connected),
+        ),
+        (
+            "nemea_input_messages_total",
+            "counter",
+            "Messages received on the input interface.",
+            |i| i.messages,
+        ),
+        (
+            "nemea_input_buffers_total",
+            "counter",
+            "Buffers received on the input interface.",
+            |i| i.buffers,
+        ),
+    ];
+    for (name, kind, help, get) in in_metrics {
+        s += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for m in modules.iter().filter(|m| m.running) {
+            for (n, i) in m.stats.iter().flat_map(|st| st.inputs.iter()).enumerate() {
+                s += &format!(
+                    "{name}{{{},ifc=\"{n}\",type=\"{}\",id=\"{}\"}} {}\n",
+                    base(m),
+                    i.kind,
+                    label(&i.id),
+                    get(i)
+                );
+            }
+        }
+    }
+    type OutGet = fn(&OutStat) -> u64;
+    let out_metrics: [(&str, &str, &str, OutGet); 5] = [
+        (
+            "nemea_output_clients",
+            "gauge",
+            "Clients connected to the output interface.",
+            |o| o.clients,
+        ),
+        (
+            "nemea_output_sent_messages_total",
+            "counter",
+            "Messages sent on the output interface.",
+            |o| o.sent,
+        ),
+        (
+            "nemea_output_dropped_messages_total",
+            "counter",
+            "Messages dropped on the output interface.",
+            |o| o.dropped,
+        ),
+        (
+            "nemea_output_buffers_total",
+            "counter",
+            "Buffers sent on the output interface.",
+            |o| o.buffers,
+        ),
+        (
+            "nemea_output_autoflushes_total",
+            "counter",
+            "Autoflushes of the output interface.",
+            |o| o.autoflushes,
+        ),
+    ];
+    for (name, kind, help, get) in out_metrics {
+        s += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for m in modules.iter().filter(|m| m.running) {
+            for (n, o) in m.stats.iter().flat_map(|st| st.outputs.iter()).enumerate() {
+                s += &format!(
+                    "{name}{{{},ifc=\"{n}\",type=\"{}\",id=\"{}\"}} {}\n",
+                    base(m),
+                    o.kind,
+                    label(&o.id),
+                    get(o)
+                );
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod prometheus_tests {
+    use super::*;
+
+    #[test]
+    fn exposition_lines() {
+        let mut m = ModuleView {
+            idx: 0,
+            profile: 0,
+            module: Module {
+                name: "log\"ger".into(),
+                enabled: true,
+                path: "x".into(),
+                params: None,
+                module_restarts: None,
+                interfaces: vec![],
+            },
+            enabled: true,
+            running: true,
+            pid: 3,
+            cpu_user: 1,
+            cpu_system: 2,
+            mem_vms: 10,
+            mem_rss: 5,
+            stats: None,
+        };
+        m.stats = IfcStats::parse(
+            r#"{"in": [{"ifc_state": 1, "ifc_id": "zw", "ifc_type": 117, "messages": 7, "buffers": 2}], "out": []}"#,
+        );
+        let p = vec![ProfileView {
+            name: "P".into(),
+            enabled: true,
+        }];
+        let text = prometheus(&p, &[m]);
+        assert!(text.contains("# TYPE nemea_input_messages_total counter\nnemea_input_messages_total{module=\"log\\\"ger\",profile=\"P\",ifc=\"0\",type=\"u\",id=\"zw\"} 7\n"), "{text}");
+        assert!(text.contains("nemea_module_running{module=\"log\\\"ger\",profile=\"P\"} 1\n"));
+        assert!(text
+            .lines()
+            .all(|l| l.starts_with('#') || l.split(' ').count() == 2));
+    }
+}

@@ -33,6 +33,10 @@ struct Args {
     /// Directory to write the generated XML (supervisor_config_gener.xml) to.
     #[arg(short = 'C', long = "configs-path", value_name = "DIR")]
     configs: Option<PathBuf>,
+    /// Serve the modules' counters in Prometheus text format on this
+    /// address (e.g. 127.0.0.1:9188), at any path.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 const DETACHED: &str = "NEMEA_SUPERVISOR_DETACHED";
@@ -84,6 +88,7 @@ fn run(args: Args) -> Result<()> {
         logs,
         socket: args.socket,
         configs_dir: args.configs,
+        metrics: args.metrics,
     })?;
     Ok(())
 }
