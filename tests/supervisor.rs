@@ -805,3 +805,55 @@ fn metrics_serve_prometheus_text() {
         "nemea_input_messages_total{module=\"zlog\",profile=\"Loggers\",ifc=\"0\",type=\"u\",id=\"zw\"} "
     ));
 }
+
+/// supcli without a command: NEMEA's menu, fed on stdin.
+fn menu(sup: &Sup, input: &str) -> String {
+    use std::io::Write;
+    let mut child = sup
+        .sb
+        .cmd("supcli")
+        .arg("-s")
+        .arg(Sup::socket(&sup.sb))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supcli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write menu input");
+    let out = wait_output(child, Duration::from_secs(30), "supcli menu");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn configuration_mode_menu() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let mut sup = Sup::start(sb, cfg);
+    let zlog = sup.running_pid("zlog");
+    let out = menu(&sup, "4\n1\n2\nCquit\n");
+    assert!(out.contains("1. ENABLE MODULE OR PROFILE\n"), "{out}");
+    assert!(out.contains("--- [CONFIGURATION STATUS] ---\n"), "{out}");
+    assert!(out.contains("   2 | spare\n[INTERACTIVE] Type in number or interval separated by comma (e.g. \"2,4-6,13\"): Module spare enabled.\n"), "{out}");
+    let spare = sup.running_pid("spare");
+    // Dstop: the daemon ends, the modules keep running.
+    let out = menu(&sup, "Dstop\n");
+    assert!(
+        out.contains("[INFO] Supervisor stops; modules keep running.\n"),
+        "{out}"
+    );
+    let child = sup.child.take().expect("supervisor");
+    let st = wait_output(child, Duration::from_secs(30), "supervisor");
+    assert!(st.status.success());
+    assert!(process_alive(zlog) && process_alive(spare));
+    // The next supervisor takes them over (and Drop stops them).
+    sup.child = Some(Sup::command(&sup.sb, &sup.config).spawn().expect("respawn"));
+    sup.wait_ready();
+    assert_eq!(sup.row("spare").pid, spare);
+    assert!(sup.row("spare").enabled);
+}

@@ -705,6 +705,8 @@ pub enum Shutdown {
 struct Shared {
     state: Mutex<State>,
     reload_requested: AtomicBool,
+    /// Set by `Dstop` in configuration mode: stop, leave modules running.
+    stop_keep: AtomicBool,
 }
 
 impl Shared {
@@ -772,6 +774,7 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
         reload_requested: AtomicBool::new(false),
+        stop_keep: AtomicBool::new(false),
     });
     let done = Arc::new(AtomicBool::new(false));
     {
@@ -801,7 +804,7 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
         if term.load(Relaxed) {
             break Shutdown::StopModules;
         }
-        if int.load(Relaxed) {
+        if int.load(Relaxed) || shared.stop_keep.load(Relaxed) {
             break Shutdown::KeepModules;
         }
         if hup.swap(false, Relaxed) || shared.reload_requested.swap(false, Relaxed) {
@@ -884,7 +887,8 @@ fn serve_clients(listener: UnixListener, shared: Arc<Shared>, done: Arc<AtomicBo
 fn answer(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
-    BufReader::new(&conn).read_line(&mut line)?;
+    let mut reader = BufReader::new(&conn);
+    reader.read_line(&mut line)?;
     let mut out = &conn;
     let Some(req) = Request::parse(&line) else {
         return out.write_all(b"[ERROR] Unknown request.\n");
@@ -896,7 +900,7 @@ fn answer(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
             shared.reload_requested.store(true, Relaxed);
             String::new()
         }
-        Request::ConfigMode => "[ERROR] The interactive configuration mode is not available; use the supcli subcommands (supcli --help).\n".into(),
+        Request::ConfigMode => return config_mode(reader, &conn, shared),
         Request::Cmd(verb, args) => {
             let (code, text) = command(shared, &verb, &args);
             format!("{code}\n{text}")
@@ -936,6 +940,128 @@ fn serve_metrics(listener: std::net::TcpListener, shared: Arc<Shared>) {
                     body.len()
                 )
             });
+    }
+}
+
+const MENU: &str = "\x1b[36m--------OPTIONS--------\n1. ENABLE MODULE OR PROFILE\n2. DISABLE MODULE OR PROFILE\n3. RESTART RUNNING MODULE\n4. PRINT BRIEF STATUS\n5. PRINT DETAILED STATUS\n6. PRINT LOADED CONFIGURATION\n7. RELOAD CONFIGURATION\n8. PRINT SUPERVISOR INFO\n9. BROWSE LOG FILES\n-- Type \"Cquit\" to exit client --\n-- Type \"Dstop\" to stop daemon --\n\x1b[0m\x1b[38;5;214;1m[INTERACTIVE] Your choice: \x1b[0m";
+
+/// Parses a selection such as `2,4-6,13`.
+pub fn parse_selection(text: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (
+                    a.trim().parse::<usize>().ok()?,
+                    b.trim().parse::<usize>().ok()?,
+                );
+                if a > b || b - a > 10_000 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// NEMEA's configuration mode: the numbered menu, one choice per line.
+/// Three `0` lines in a row (what supcli sends for `Dstop`) stop the daemon
+/// and leave the modules running.
+fn config_mode(
+    reader: BufReader<&UnixStream>,
+    conn: &UnixStream,
+    shared: &Shared,
+) -> std::io::Result<()> {
+    conn.set_read_timeout(None)?;
+    let mut lines = reader.lines();
+    let mut out = conn;
+    let mut zeros = 0;
+    loop {
+        out.write_all(MENU.as_bytes())?;
+        let Some(line) = lines.next().transpose()? else {
+            return Ok(());
+        };
+        let choice = line.trim();
+        zeros = if choice == "0" { zeros + 1 } else { 0 };
+        if zeros == 3 {
+            shared.stop_keep.store(true, Relaxed);
+            return out.write_all(b"[INFO] Supervisor stops; modules keep running.\n");
+        }
+        let text = match choice {
+            "0" => String::new(),
+            "1" | "2" | "3" => {
+                let (verb, candidates) = {
+                    let st = shared.lock();
+                    let mut c: Vec<(usize, String)> = Vec::new();
+                    for (i, m) in st.modules.iter().enumerate() {
+                        let show = match choice {
+                            "1" => !m.enabled,
+                            "2" => m.enabled,
+                            _ => m.pid > 0,
+                        };
+                        if show {
+                            c.push((i, m.cfg.name.clone()));
+                        }
+                    }
+                    if choice != "3" {
+                        for (i, p) in st.profiles.iter().enumerate() {
+                            if p.enabled == (choice == "2") {
+                                c.push((st.modules.len() + i, p.name.clone()));
+                            }
+                        }
+                    }
+                    (
+                        ["enable", "disable", "restart"]
+                            [choice.as_bytes()[0] as usize - b'1' as usize],
+                        c,
+                    )
+                };
+                if candidates.is_empty() {
+                    "[WARNING] Nothing to choose from.\n".to_string()
+                } else {
+                    let mut list: String = candidates
+                        .iter()
+                        .map(|(i, n)| format!("   {i} | {n}\n"))
+                        .collect();
+                    list += "[INTERACTIVE] Type in number or interval separated by comma (e.g. \"2,4-6,13\"): ";
+                    out.write_all(list.as_bytes())?;
+                    let Some(sel) = lines.next().transpose()? else {
+                        return Ok(());
+                    };
+                    match parse_selection(&sel) {
+                        Some(nums) => {
+                            let names: Option<Vec<String>> = nums
+                                .iter()
+                                .map(|n| {
+                                    candidates
+                                        .iter()
+                                        .find(|(i, _)| i == n)
+                                        .map(|(_, name)| name.clone())
+                                })
+                                .collect();
+                            match names {
+                                Some(names) => command(shared, verb, &names).1,
+                                None => "[ERROR] Wrong input: not in the list.\n".into(),
+                            }
+                        }
+                        None => "[ERROR] Wrong input.\n".into(),
+                    }
+                }
+            }
+            "4" => command(shared, "status", &["color".into()]).1,
+            "5" => command(shared, "status", &["-v".into()]).1,
+            "6" => command(shared, "config", &[]).1,
+            "7" => command(shared, "reload", &[]).1,
+            "8" => command(shared, "about", &[]).1,
+            "9" => format!(
+                "[WARNING] Log browsing is not available here; the logs are in {}\n",
+                shared.lock().opts.logs.display()
+            ),
+            _ => "[ERROR] Wrong input.\n".into(),
+        };
+        out.write_all(text.as_bytes())?;
     }
 }
 
@@ -1067,4 +1193,29 @@ fn page_size() -> u64 {
         .ok()
         .flatten()
         .map_or(4096, |n| n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_like_nemea() {
+        assert_eq!(parse_selection("2,4-6,13"), Some(vec![2, 4, 5, 6, 13]));
+        assert_eq!(parse_selection(" 3 "), Some(vec![3]));
+        assert_eq!(parse_selection("6-4"), None);
+        assert_eq!(parse_selection("x"), None);
+        assert_eq!(parse_selection(""), None);
+    }
+
+    #[test]
+    fn reload_report_layout() {
+        let c = ReloadCounts {
+            inserted: 1,
+            removed: 2,
+            modified: 3,
+            unmodified: 4,
+        };
+        assert_eq!(c.report(), "[RELOAD] Result:\nInserted modules:\t1\nRemoved modules:\t2\nModified modules:\t3\nUnmodified modules:\t4\n[RELOAD] Processing of the new configuration successfully finished.\n");
+    }
 }

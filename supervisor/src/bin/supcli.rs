@@ -9,7 +9,8 @@ use supervisor::proto::{self, Request, DEFAULT_SOCKET};
 
 /// Asks a running supervisor for status and counters, or tells it to
 /// reload, start, stop or restart modules. NEMEA's flags `-x` (statistics
-/// JSON), `-i` (information JSON) and `-r` (reload) work as in supervisor_cli.
+/// JSON), `-i` (information JSON) and `-r` (reload) work as in supervisor_cli;
+/// without a command it enters NEMEA's interactive configuration mode.
 #[derive(Parser, Debug)]
 #[command(name = "supcli", version)]
 struct Args {
@@ -79,8 +80,11 @@ fn run(args: Args) -> Result<i32> {
         out.write_all(proto::send(&args.socket, &req)?.as_bytes())?;
         return Ok(0);
     }
+    let Some(cmd) = args.cmd else {
+        return configuration_mode(&args.socket);
+    };
     let color = out.is_terminal();
-    let req = match args.cmd.unwrap_or(Cmd::Status { verbose: false }) {
+    let req = match cmd {
         Cmd::Status { verbose } => ext(
             "status",
             [verbose.then_some("-v"), color.then_some("color")]
@@ -108,6 +112,51 @@ fn run(args: Args) -> Result<i32> {
         eprint!("supcli: error: {text}");
     }
     Ok(code)
+}
+
+/// NEMEA's configuration mode: the daemon's menu on this terminal. `Cquit`
+/// (or end of input) leaves; `Dstop` stops the daemon, modules keep running.
+fn configuration_mode(socket: &std::path::Path) -> Result<i32> {
+    use std::io::{BufRead, Read};
+    let conn = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+        supervisor::ClientError::Connect {
+            path: socket.to_path_buf(),
+            cause: e,
+        }
+    })?;
+    let mut reader = conn.try_clone()?;
+    let printer = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut out = std::io::stdout();
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut conn_w = &conn;
+    conn_w.write_all(Request::ConfigMode.line().as_bytes())?;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        match line.trim() {
+            "Cquit" => break,
+            "Dstop" => {
+                for _ in 0..3 {
+                    conn_w.write_all(b"0\n")?;
+                }
+                break;
+            }
+            _ => {
+                conn_w.write_all(line.as_bytes())?;
+                conn_w.write_all(b"\n")?;
+            }
+        }
+    }
+    // The daemon answers what was sent, then sees the end and closes.
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    let _ = printer.join();
+    println!();
+    Ok(0)
 }
 
 fn main() -> ExitCode {
