@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --workspace --bins -q
 R=$PWD/target/release
+REPO=$PWD
 DATA=$PWD/tutorial-data
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -42,3 +43,20 @@ wait
 ls -l timed.*
 echo "\$ logger -t -c 3 -i 'f:soubor.*'"
 "$R/logger" -t -c 3 -i 'f:soubor.*'
+
+echo
+echo "== 4. The same pipelines under the supervisor (configs/nemea-rs.toml)"
+echo "\$ supervisor -T configs/nemea-rs.toml -L logs -s sup.sock &   supcli -s sup.sock status"
+PATH=$R:$PATH "$R/supervisor" -T "$REPO/configs/nemea-rs.toml" -L logs -s sup.sock &
+sup_pid=$!
+for _ in $(seq 100); do
+    grep -q ',101,1,100' logs/modules_logs/zwave_logger_stdout 2> /dev/null && break
+    sleep 0.1
+done
+"$R/supcli" -s sup.sock status
+echo "\$ supcli -s sup.sock stats"
+"$R/supcli" -s sup.sock stats
+echo "\$ tail -2 logs/modules_logs/zwave_logger_stdout"
+tail -2 logs/modules_logs/zwave_logger_stdout
+kill -TERM "$sup_pid"   # stops the modules too
+wait "$sup_pid"

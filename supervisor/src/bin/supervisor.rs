@@ -1,0 +1,105 @@
+//! supervisor — runs NEMEA modules from a configuration of profiles.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use supervisor::daemon::{self, Options};
+use supervisor::proto::DEFAULT_SOCKET;
+
+/// Starts every enabled module of every enabled profile, restarts modules
+/// that exit (up to the per-minute limit), collects their interface counters
+/// and serves `supcli` on a unix socket. SIGTERM stops the modules and the
+/// supervisor; SIGINT/SIGQUIT stop only the supervisor (modules keep running
+/// and are re-attached by the next start); SIGHUP reloads the configuration.
+#[derive(Parser, Debug)]
+#[command(name = "supervisor", version)]
+struct Args {
+    /// Configuration: NEMEA XML template (with `<!-- include PATH -->`
+    /// lines) or native TOML (`.toml`).
+    #[arg(short = 'T', long = "config-template", value_name = "FILE")]
+    config: PathBuf,
+    /// Log directory (supervisor_log, modules_events, modules_statistics,
+    /// modules_logs/).
+    #[arg(short = 'L', long = "logs-path", value_name = "DIR")]
+    logs: PathBuf,
+    /// Detach into the background once the client socket is ready.
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
+    /// Client socket.
+    #[arg(short = 's', long = "daemon-socket", value_name = "PATH", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Directory to write the generated XML (supervisor_config_gener.xml) to.
+    #[arg(short = 'C', long = "configs-path", value_name = "DIR")]
+    configs: Option<PathBuf>,
+    /// Serve the modules' counters in Prometheus text format on this
+    /// address (e.g. 127.0.0.1:9188), at any path.
+    #[arg(long = "metrics", value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+const DETACHED: &str = "NEMEA_SUPERVISOR_DETACHED";
+
+/// Re-runs this program in the background and waits until it serves.
+fn detach(args: &Args) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find own executable")?;
+    let mut child = Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(DETACHED, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the daemon")?;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if let Some(status) = child.try_wait()? {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            bail!(
+                "daemon exited ({status}): {}",
+                err.trim().trim_start_matches("supervisor: error: ")
+            );
+        }
+        if std::os::unix::net::UnixStream::connect(&args.socket).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("daemon did not open {} in time", args.socket.display())
+}
+
+fn run(args: Args) -> Result<()> {
+    if args.daemon && std::env::var_os(DETACHED).is_none() {
+        return detach(&args);
+    }
+    if std::env::var_os(DETACHED).is_some() {
+        // Leave the caller's session; failure only means we already lead one.
+        let _ = nix::unistd::setsid();
+    }
+    let logs = std::path::absolute(&args.logs).unwrap_or(args.logs);
+    let config = std::path::absolute(&args.config).unwrap_or(args.config);
+    daemon::run(Options {
+        config,
+        logs,
+        socket: args.socket,
+        configs_dir: args.configs,
+        metrics: args.metrics,
+    })?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("supervisor: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

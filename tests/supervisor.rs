@@ -1,0 +1,859 @@
+//! The supervisor and supcli with real module processes, each test in its
+//! own directory (also `TRAP_SOCKET_DIR`) with its own client socket.
+
+use nemea_rs::{bin, wait_output, Sandbox};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous deadline for anything that should happen within ~1 s.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// A running supervisor; dropping it stops it (SIGTERM) and its modules.
+struct Sup {
+    sb: Sandbox,
+    child: Option<Child>,
+    config: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    idx: usize,
+    name: String,
+    enabled: bool,
+    running: bool,
+    pid: i32,
+}
+
+fn signal(pid: i32, sig: &str) {
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// True while the process exists and is not a zombie.
+fn process_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Sup {
+    fn sandbox() -> Sandbox {
+        Sandbox::new()
+    }
+
+    fn socket(sb: &Sandbox) -> PathBuf {
+        sb.path("sup.sock")
+    }
+
+    fn command(sb: &Sandbox, config: &Path) -> Command {
+        let mut c = sb.cmd("supervisor");
+        c.arg("-T")
+            .arg(config)
+            .arg("-L")
+            .arg(sb.path("logs"))
+            .arg("-s")
+            .arg(Self::socket(sb))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        c
+    }
+
+    /// Starts the supervisor on `config` and waits until it answers.
+    fn start(sb: Sandbox, config: PathBuf) -> Sup {
+        let child = Self::command(&sb, &config)
+            .spawn()
+            .expect("spawn supervisor");
+        let mut sup = Sup {
+            sb,
+            child: Some(child),
+            config,
+        };
+        sup.wait_ready();
+        sup
+    }
+
+    fn wait_ready(&mut self) {
+        let sock = Self::socket(&self.sb);
+        poll("the supervisor socket", || {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    panic!("supervisor exited early: {st}");
+                }
+            }
+            std::os::unix::net::UnixStream::connect(&sock)
+                .ok()
+                .map(|_| ())
+        });
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        let child = self
+            .sb
+            .cmd("supcli")
+            .arg("-s")
+            .arg(Self::socket(&self.sb))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supcli");
+        wait_output(child, Duration::from_secs(30), "supcli")
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "supcli {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    fn status(&self) -> Vec<Row> {
+        parse_status(&self.cli_ok(&["status"]))
+    }
+
+    fn row(&self, name: &str) -> Row {
+        self.status()
+            .into_iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("{name} not in status"))
+    }
+
+    /// Waits until `name` runs and returns its PID.
+    fn running_pid(&self, name: &str) -> i32 {
+        poll(&format!("{name} running"), || {
+            let r = self.row(name);
+            (r.running && r.pid > 0).then_some(r.pid)
+        })
+    }
+
+    fn events(&self) -> String {
+        std::fs::read_to_string(self.sb.path("logs/modules_events")).unwrap_or_default()
+    }
+
+    /// Sends `sig` and waits for the supervisor to exit; returns its stderr.
+    fn finish(&mut self, sig: &str) -> Output {
+        let child = self.child.take().expect("running supervisor");
+        signal(child.id() as i32, sig);
+        wait_output(child, Duration::from_secs(30), "supervisor")
+    }
+}
+
+impl Drop for Sup {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            signal(child.id() as i32, "-TERM");
+            let _ = wait_output(child, Duration::from_secs(30), "supervisor");
+        }
+    }
+}
+
+fn parse_status(text: &str) -> Vec<Row> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("   ") && l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+        })
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            assert_eq!(cells.len(), 6, "status row {l:?}");
+            Row {
+                idx: cells[0].parse().expect("index"),
+                name: cells[1].to_string(),
+                enabled: cells[2] == "true",
+                running: cells[3] == "running",
+                pid: cells[4].parse().expect("pid"),
+            }
+        })
+        .collect()
+}
+
+/// A TOML module entry; `ifcs` as (type, direction, params).
+fn module(name: &str, binary: &str, params: &str, ifcs: &[(&str, &str, &str)]) -> String {
+    let path = if binary.contains('/') || !bin_dir_has(binary) {
+        binary.to_string()
+    } else {
+        bin(binary).display().to_string()
+    };
+    let mut s =
+        format!("[[profile.module]]\nname = \"{name}\"\npath = \"{path}\"\nparams = {params:?}\n");
+    for (t, d, p) in ifcs {
+        s += &format!(
+            "[[profile.module.interface]]\ntype = \"{t}\"\ndirection = \"{d}\"\nparams = \"{p}\"\n"
+        );
+    }
+    s
+}
+
+fn bin_dir_has(name: &str) -> bool {
+    nemea_rs::bin_dir().join(name).exists()
+}
+
+fn profile(name: &str, enabled: bool, modules: &[String]) -> String {
+    format!(
+        "[[profile]]\nname = \"{name}\"\nenabled = {enabled}\n{}\n",
+        modules.concat()
+    )
+}
+
+/// Generator → logger pipeline in two profiles, plus a disabled module.
+fn pipeline_config() -> String {
+    profile(
+        "Data sources",
+        true,
+        &[module(
+            "zwave",
+            "zwave_generator",
+            "-p 0.1",
+            &[("UNIXSOCKET", "OUT", "zw")],
+        )],
+    ) + &profile(
+        "Loggers",
+        true,
+        &[
+            module("zlog", "logger", "-t", &[("UNIXSOCKET", "IN", "zw")]),
+            module("spare", "logger", "", &[("UNIXSOCKET", "IN", "zw")])
+                .replace("params = \"\"\n", "params = \"\"\nenabled = false\n"),
+        ],
+    )
+}
+
+fn write(sb: &Sandbox, name: &str, text: &str) -> PathBuf {
+    let p = sb.path(name);
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+#[test]
+fn status_lists_profiles_and_modules() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let sup = Sup::start(sb, cfg);
+    let zwave = sup.running_pid("zwave");
+    let zlog = sup.running_pid("zlog");
+    let text = sup.cli_ok(&["status"]);
+    // No terminal: no colours, NEMEA's layout.
+    assert!(!text.contains('\x1b'), "{text}");
+    // P = max(3, digits of the largest PID); each PID cell is P + 1 wide.
+    let p = zwave.max(zlog).to_string().len().max(3);
+    let want = format!(
+        "--- [CONFIGURATION STATUS] ---
+     | name           | enabled | status  | PID{h}|
+Profile: Data sources |  true   |
+   0 | zwave          |  true   | running | {zwave:<p$} |
+
+Profile: Loggers      |  true   |
+   1 | zlog           |  true   | running | {zlog:<p$} |
+   2 | spare          |  false  | stopped | {zero:<p$} |
+
+",
+        h = " ".repeat(p - 2),
+        zero = 0
+    );
+    assert_eq!(text, want);
+    let rows = parse_status(&text);
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[2].idx, 2);
+    assert!(!rows[2].enabled && !rows[2].running && rows[2].pid == 0);
+    // The module's output goes to its log file, after a start separator.
+    let out = sup.sb.path("logs/modules_logs/zlog_stdout");
+    poll("logger output", || {
+        let t = std::fs::read_to_string(&out).ok()?;
+        (t.starts_with("---> ") && t.contains("uint32 GW_ID,int32 SOAFCount,int32 TIME\n101,1,100"))
+            .then_some(())
+    });
+    // NEMEA's process title: argv[0] is the module name.
+    let cmdline = std::fs::read(format!("/proc/{zlog}/cmdline")).expect("cmdline");
+    assert!(cmdline.starts_with(b"zlog\0-t\0-i\0u:zw\0"), "{cmdline:?}");
+}
+
+#[test]
+fn stats_show_live_counters_of_a_logger_input() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let sup = Sup::start(sb, cfg);
+    let first = poll("logger input counters", || {
+        let json: serde_json::Value = serde_json::from_str(&sup.cli_ok(&["-x"])).ok()?;
+        let input = &json["zlog"]["inputs"][0];
+        (input["type"] == "u" && input["ID"] == "zw" && input["is-conn"] == 1)
+            .then(|| input["messages"].as_u64())
+            .flatten()
+            .filter(|n| *n > 0)
+    });
+    // Live: the count grows.
+    poll("growing counters", || {
+        let json: serde_json::Value = serde_json::from_str(&sup.cli_ok(&["stats"])).ok()?;
+        (json["zlog"]["inputs"][0]["messages"].as_u64()? > first).then_some(())
+    });
+    let json: serde_json::Value = serde_json::from_str(&sup.cli_ok(&["-x"])).expect("json");
+    assert!(
+        json["zwave"]["outputs"][0]["sent-msg"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    assert!(json.get("spare").is_none(), "only running modules: {json}");
+    let info: serde_json::Value = serde_json::from_str(&sup.cli_ok(&["-i"])).expect("json");
+    assert_eq!(info["spare"]["status"], "stopped");
+    assert_eq!(info["zlog"]["idx"], 1);
+    assert_eq!(info["zlog"]["params"], "-t");
+}
+
+#[test]
+fn killed_module_is_restarted_with_a_new_pid() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let sup = Sup::start(sb, cfg);
+    let old = sup.running_pid("zlog");
+    signal(old, "-KILL");
+    let new = poll("a new logger", || {
+        let r = sup.row("zlog");
+        (r.running && r.pid != old).then_some(r.pid)
+    });
+    assert!(process_alive(new));
+    assert!(sup.events().contains("[RESTART] Restarting module zlog"));
+}
+
+#[test]
+fn crashing_module_is_given_up_after_the_limit() {
+    let sb = Sup::sandbox();
+    let cfg = profile(
+        "Broken",
+        true,
+        &[module("crashy", "sh", "-c 'exit 3'", &[])
+            .replace("params =", "module-restarts = 2\nparams =")],
+    );
+    let cfg = write(&sb, "sup.toml", &cfg);
+    let sup = Sup::start(sb, cfg);
+    poll("crashy given up", || {
+        let r = sup.row("crashy");
+        (!r.enabled && !r.running && r.pid == 0).then_some(())
+    });
+    let ev = sup.events();
+    assert!(
+        ev.contains("[RESTART] Module: crashy was restarted 2 times per minute and it is down again. I set it disabled."),
+        "{ev}"
+    );
+    assert_eq!(ev.matches("[START] Starting module crashy.").count(), 1);
+    assert_eq!(ev.matches("[RESTART] Restarting module crashy").count(), 2);
+    // Enabling it again gives it a fresh allowance.
+    sup.cli_ok(&["start", "crashy"]);
+    poll("crashy given up again", || {
+        (sup.events().matches("I set it disabled").count() == 2).then_some(())
+    });
+}
+
+#[test]
+fn start_stop_restart_by_module_and_profile() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let sup = Sup::start(sb, cfg);
+    let zlog = sup.running_pid("zlog");
+    sup.cli_ok(&["start", "spare"]);
+    sup.running_pid("spare");
+    sup.cli_ok(&["stop", "Loggers"]);
+    poll("loggers stopped", || {
+        let rows = sup.status();
+        rows.iter()
+            .filter(|r| r.name != "zwave")
+            .all(|r| !r.running)
+            .then_some(())
+    });
+    assert!(!process_alive(zlog));
+    assert!(sup
+        .cli_ok(&["status"])
+        .contains("Profile: Loggers      |  false  |"));
+    sup.cli_ok(&["enable", "Loggers"]);
+    let zlog = sup.running_pid("zlog");
+    sup.cli_ok(&["restart", "zlog"]);
+    poll("zlog restarted", || {
+        let r = sup.row("zlog");
+        (r.running && r.pid != zlog).then_some(())
+    });
+    let out = sup.cli(&["stop", "nosuch"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "supcli: error: no such module or profile: nosuch\n"
+    );
+}
+
+#[test]
+fn reload_applies_exactly_the_changes() {
+    let sb = Sup::sandbox();
+    let gen =
+        |name: &str, sock: &str| module(name, "zwave_generator", "-p 0.2", &[("u", "OUT", sock)]);
+    let log =
+        |name: &str, sock: &str, params: &str| module(name, "logger", params, &[("u", "IN", sock)]);
+    let before = profile(
+        "P",
+        true,
+        &[gen("a", "sa"), log("b", "sa", ""), gen("c", "sc")],
+    );
+    let after = profile(
+        "P",
+        true,
+        &[gen("a", "sa"), log("b", "sa", "-t"), log("d", "sa", "")],
+    );
+    let cfg = write(&sb, "sup.toml", &before);
+    let sup = Sup::start(sb, cfg.clone());
+    let (a, b, c) = (
+        sup.running_pid("a"),
+        sup.running_pid("b"),
+        sup.running_pid("c"),
+    );
+    // A bad edit is refused and changes nothing.
+    std::fs::write(&cfg, after.replace("path =", "pth =")).expect("write");
+    let out = sup.cli(&["reload"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sup.toml:") && err.contains("pth"), "{err}");
+    assert_eq!(
+        sup.status().iter().map(|r| r.pid).collect::<Vec<_>>(),
+        [a, b, c]
+    );
+
+    std::fs::write(&cfg, &after).expect("write");
+    let report = sup.cli_ok(&["reload"]);
+    assert_eq!(
+        report,
+        "[RELOAD] Result:\nInserted modules:\t1\nRemoved modules:\t1\nModified modules:\t1\nUnmodified modules:\t1\n[RELOAD] Processing of the new configuration successfully finished.\n"
+    );
+    let d = sup.running_pid("d");
+    let b2 = poll("b restarted", || {
+        let r = sup.row("b");
+        (r.running && r.pid != b).then_some(r.pid)
+    });
+    poll("c stopped", || (!process_alive(c)).then_some(()));
+    let rows = sup.status();
+    assert_eq!(
+        rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "d"]
+    );
+    assert_eq!(sup.row("a").pid, a, "unmodified module keeps running");
+    assert!(process_alive(a) && process_alive(b2) && process_alive(d));
+    let cmdline = std::fs::read(format!("/proc/{b2}/cmdline")).expect("cmdline");
+    assert!(cmdline.starts_with(b"b\0-t\0"), "new params: {cmdline:?}");
+
+    // NEMEA's -r: reload without output (nothing changed now).
+    let out = sup.cli(&["-r"]);
+    assert!(out.status.success() && out.stdout.is_empty());
+}
+
+#[test]
+fn stopping_the_supervisor_stops_every_module() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let mut sup = Sup::start(sb, cfg);
+    let pids = [sup.running_pid("zwave"), sup.running_pid("zlog")];
+    let out = sup.finish("-TERM");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for pid in pids {
+        assert!(!process_alive(pid), "module {pid} survived");
+    }
+    assert!(!Sup::socket(&sup.sb).exists());
+}
+
+#[test]
+fn supervisor_restart_reattaches_running_modules() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let mut sup = Sup::start(sb, cfg);
+    let pids = [sup.running_pid("zwave"), sup.running_pid("zlog")];
+    // SIGINT stops only the supervisor (NEMEA's behaviour).
+    let out = sup.finish("-INT");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(pids.iter().all(|p| process_alive(*p)));
+    let child = Sup::command(&sup.sb, &sup.config).spawn().expect("respawn");
+    sup.child = Some(child);
+    sup.wait_ready();
+    assert_eq!(sup.row("zwave").pid, pids[0]);
+    assert_eq!(sup.row("zlog").pid, pids[1]);
+    // A re-attached module that dies is noticed and restarted.
+    signal(pids[1], "-KILL");
+    poll("zlog restarted", || {
+        let r = sup.row("zlog");
+        (r.running && r.pid != pids[1]).then_some(())
+    });
+    let new_zlog = sup.row("zlog").pid;
+    sup.finish("-TERM");
+    assert!(!process_alive(pids[0]) && !process_alive(new_zlog));
+}
+
+/// The same modules as `pipeline_config`, as NEMEA XML with includes.
+fn pipeline_xml(sb: &Sandbox) -> PathBuf {
+    let dir = sb.path("loggers");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let logger = bin("logger").display().to_string();
+    std::fs::write(
+        dir.join("zlog.sup"),
+        format!(
+            "<module>\n  <name>zlog</name>\n  <enabled>true</enabled>\n  <path>{logger}</path>\n  <params>-t</params>\n  <trapinterfaces>\n    <interface>\n      <type>UNIXSOCKET</type>\n      <direction>IN</direction>\n      <params>zw</params>\n    </interface>\n  </trapinterfaces>\n</module>\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("spare.sup"),
+        format!(
+            "<module>\n  <name>spare</name>\n  <enabled>false</enabled>\n  <path>{logger}</path>\n  <params></params>\n  <trapinterfaces>\n    <interface><type>UNIXSOCKET</type><direction>IN</direction><params>zw</params></interface>\n  </trapinterfaces>\n</module>\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(dir.join("ignored.txt"), "not xml").expect("write");
+    std::fs::write(
+        sb.path("zwave.sup"),
+        format!(
+            "<module>\n  <name>zwave</name>\n  <enabled>true</enabled>\n  <path>{}</path>\n  <params>-p 0.1</params>\n  <trapinterfaces>\n    <interface><type>UNIXSOCKET</type><direction>OUT</direction><params>zw</params></interface>\n  </trapinterfaces>\n</module>\n",
+            bin("zwave_generator").display()
+        ),
+    )
+    .expect("write");
+    let template = format!(
+        "<?xml version=\"1.0\"?>\n<nemea-supervisor>\n  <modules>\n    <name>Data sources</name>\n    <enabled>true</enabled>\n    <!-- include {} -->\n  </modules>\n  <modules>\n    <name>Loggers</name>\n    <enabled>true</enabled>\n    <!-- include {} -->\n  </modules>\n</nemea-supervisor>\n",
+        sb.path("zwave.sup").display(),
+        dir.display()
+    );
+    write(sb, "sup.xml", &template)
+}
+
+#[test]
+fn xml_with_includes_runs_the_same_modules_as_toml() {
+    let sb = Sup::sandbox();
+    let toml = write(&sb, "sup.toml", &pipeline_config());
+    let mut sup = Sup::start(sb, toml);
+    sup.running_pid("zlog");
+    let toml_config = sup.cli_ok(&["config"]);
+    let toml_names: Vec<_> = sup
+        .status()
+        .into_iter()
+        .map(|r| (r.name, r.enabled))
+        .collect();
+    sup.finish("-TERM");
+
+    let sb = Sup::sandbox();
+    let xml = pipeline_xml(&sb);
+    let sup = Sup::start(sb, xml);
+    sup.running_pid("zlog");
+    sup.running_pid("zwave");
+    // zlog.sup and spare.sup come in name order: spare first.
+    let xml_rows = sup.status();
+    let mut xml_names: Vec<_> = xml_rows.into_iter().map(|r| (r.name, r.enabled)).collect();
+    xml_names.swap(1, 2);
+    assert_eq!(xml_names, toml_names);
+    let xml_config = sup.cli_ok(&["config"]);
+    // The same lines, apart from the module indices.
+    let norm = |s: &str| {
+        let mut lines: Vec<String> = s
+            .lines()
+            .map(|l| match l.strip_prefix("   ") {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .to_string(),
+                _ => l.to_string(),
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(norm(&xml_config), norm(&toml_config));
+    assert!(
+        xml_config.contains("      IFC 0:  IN; UNIXSOCKET; zw; none\n"),
+        "{xml_config}"
+    );
+    poll("logger output", || {
+        let t = std::fs::read_to_string(sup.sb.path("logs/modules_logs/zlog_stdout")).ok()?;
+        t.contains("101,1,100").then_some(())
+    });
+}
+
+fn start_fails(sb: &Sandbox, config: &Path) -> String {
+    let child = Sup::command(sb, config).spawn().expect("spawn");
+    let out = wait_output(child, Duration::from_secs(30), "supervisor");
+    assert!(!out.status.success(), "a bad config was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_configs_are_refused_naming_the_spot() {
+    let sb = Sup::sandbox();
+    let xml = pipeline_xml(&sb);
+    let zlog = sb.path("loggers/zlog.sup");
+    let good = std::fs::read_to_string(&zlog).expect("read");
+
+    std::fs::write(
+        &zlog,
+        good.replace(
+            "  <params>-t</params>\n",
+            "  <params>-t</params>\n  <colour>red</colour>\n",
+        ),
+    )
+    .expect("write");
+    let err = start_fails(&sb, &xml);
+    assert_eq!(
+        err,
+        format!(
+            "supervisor: error: {}:6: unexpected element <colour> in <module>\n",
+            zlog.display()
+        )
+    );
+
+    std::fs::write(
+        &zlog,
+        good.replace(&format!("  <path>{}</path>\n", bin("logger").display()), ""),
+    )
+    .expect("write");
+    let err = start_fails(&sb, &xml);
+    assert!(
+        err.contains("zlog.sup:1: module \"zlog\": missing <path>"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &zlog,
+        good.replace("<name>zlog</name>", "<name>zwave</name>"),
+    )
+    .expect("write");
+    let err = start_fails(&sb, &xml);
+    assert!(
+        err.contains("zlog.sup:1: duplicate module name \"zwave\""),
+        "{err}"
+    );
+
+    std::fs::write(&zlog, &good).expect("write");
+    let missing = write(
+        &sb,
+        "bad.xml",
+        "<nemea-supervisor>\n<!-- include /nonexistent/x.sup -->\n</nemea-supervisor>\n",
+    );
+    let err = start_fails(&sb, &missing);
+    assert!(
+        err.contains(
+            "bad.xml:2: include /nonexistent/x.sup: neither a readable file nor a directory"
+        ),
+        "{err}"
+    );
+
+    let toml = write(
+        &sb,
+        "dup.toml",
+        &(pipeline_config() + &profile("More", true, &[module("zlog", "logger", "", &[])])),
+    );
+    let err = start_fails(&sb, &toml);
+    assert!(
+        err.contains("profile More, module zlog: duplicate module name"),
+        "{err}"
+    );
+    let toml = write(
+        &sb,
+        "unknown.toml",
+        &pipeline_config().replace("params = \"-t\"", "parms = \"-t\""),
+    );
+    let err = start_fails(&sb, &toml);
+    assert!(
+        err.contains("unknown.toml:") && err.contains("unknown field `parms`"),
+        "{err}"
+    );
+    // Nothing was started by any of these.
+    assert!(!sb.path("logs/modules_events").exists());
+}
+
+#[test]
+fn supcli_without_supervisor_fails_cleanly() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd("supcli")
+        .args(["-s", "nosuch.sock", "status"])
+        .output()
+        .expect("run supcli");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("supcli: error: Could not connect to supervisor at nosuch.sock"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+/// Runs a shipped configuration with the binaries on PATH.
+fn start_shipped(name: &str) -> Sup {
+    let sb = Sup::sandbox();
+    let path = format!(
+        "{}:{}",
+        nemea_rs::bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let config = nemea_rs::repo_root().join("configs").join(name);
+    let child = Sup::command(&sb, &config)
+        .env("PATH", path)
+        .spawn()
+        .expect("spawn supervisor");
+    let mut sup = Sup {
+        sb,
+        child: Some(child),
+        config,
+    };
+    sup.wait_ready();
+    sup
+}
+
+#[test]
+fn shipped_profiles_run_in_both_formats() {
+    let mut configs = Vec::new();
+    for name in ["nemea-rs.toml", "supervisor_config_template.xml"] {
+        let sup = start_shipped(name);
+        for m in [
+            "flow_repeater",
+            "zwave_generator",
+            "flow_logger",
+            "zwave_logger",
+        ] {
+            sup.running_pid(m);
+        }
+        // All 1000 generated flows reach flow_logger through the repeater.
+        let out = sup.sb.path("logs/modules_logs/flow_logger_stdout");
+        poll("flows logged", || {
+            let t = std::fs::read_to_string(&out).ok()?;
+            (t.lines().count() == 1002).then_some(())
+        });
+        poll("zwave logged", || {
+            let t = std::fs::read_to_string(sup.sb.path("logs/modules_logs/zwave_logger_stdout"))
+                .ok()?;
+            t.contains(",101,1,100\n").then_some(())
+        });
+        // The generator finished and is not restarted (module-restarts = 0).
+        poll("flow_generator done", || {
+            let r = sup.row("flow_generator");
+            (!r.enabled && !r.running).then_some(())
+        });
+        configs.push(sup.cli_ok(&["config"]));
+    }
+    assert_eq!(configs[0], configs[1]);
+    assert!(configs[0].contains("   1 | flow_repeater\n      PATH: traffic_repeater\n      PARAMS: -n\n      IFC 0:  IN; UNIXSOCKET; flow_data_source; none\n      IFC 1:  OUT; UNIXSOCKET; flow_copy; copy of the generated flows\n"), "{}", configs[0]);
+}
+
+fn http_get(addr: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[test]
+fn metrics_serve_prometheus_text() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    // A free port (released just before the supervisor binds it).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Sup::command(&sb, &cfg)
+        .args(["--metrics", &addr])
+        .spawn()
+        .expect("spawn supervisor");
+    let mut sup = Sup {
+        sb,
+        child: Some(child),
+        config: cfg,
+    };
+    sup.wait_ready();
+    let text = poll("logger messages in metrics", || {
+        let t = http_get(&addr)?;
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("nemea_input_messages_total{module=\"zlog\""))?;
+        let n: u64 = line.rsplit(' ').next()?.parse().ok()?;
+        (n > 0).then_some(t)
+    });
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert!(text.contains("nemea_module_running{module=\"spare\",profile=\"Loggers\"} 0\n"));
+    assert!(text.contains(
+        "nemea_input_messages_total{module=\"zlog\",profile=\"Loggers\",ifc=\"0\",type=\"u\",id=\"zw\"} "
+    ));
+}
+
+/// supcli without a command: NEMEA's menu, fed on stdin.
+fn menu(sup: &Sup, input: &str) -> String {
+    use std::io::Write;
+    let mut child = sup
+        .sb
+        .cmd("supcli")
+        .arg("-s")
+        .arg(Sup::socket(&sup.sb))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supcli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write menu input");
+    let out = wait_output(child, Duration::from_secs(30), "supcli menu");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn configuration_mode_menu() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let mut sup = Sup::start(sb, cfg);
+    let zlog = sup.running_pid("zlog");
+    let out = menu(&sup, "4\n1\n2\nCquit\n");
+    assert!(out.contains("1. ENABLE MODULE OR PROFILE\n"), "{out}");
+    assert!(out.contains("--- [CONFIGURATION STATUS] ---\n"), "{out}");
+    assert!(out.contains("   2 | spare\n[INTERACTIVE] Type in number or interval separated by comma (e.g. \"2,4-6,13\"): Module spare enabled.\n"), "{out}");
+    let spare = sup.running_pid("spare");
+    // Dstop: the daemon ends, the modules keep running.
+    let out = menu(&sup, "Dstop\n");
+    assert!(
+        out.contains("[INFO] Supervisor stops; modules keep running.\n"),
+        "{out}"
+    );
+    let child = sup.child.take().expect("supervisor");
+    let st = wait_output(child, Duration::from_secs(30), "supervisor");
+    assert!(st.status.success());
+    assert!(process_alive(zlog) && process_alive(spare));
+    // The next supervisor takes them over (and Drop stops them).
+    sup.child = Some(Sup::command(&sup.sb, &sup.config).spawn().expect("respawn"));
+    sup.wait_ready();
+    assert_eq!(sup.row("spare").pid, spare);
+    assert!(sup.row("spare").enabled);
+}
