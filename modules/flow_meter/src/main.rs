@@ -68,7 +68,7 @@ struct Args {
     /// Stop after N parsed packets.
     #[arg(short = 'c', long = "count", value_name = "N")]
     count: Option<u64>,
-    /// Print traffic statistics to stderr every 2 seconds.
+    /// Print SnabbWall L7Spy's statistics line on stdout (every 2 s when live, and at the end).
     #[arg(short = 'S', long = "stats")]
     stats: bool,
     /// Value of LINK_BIT_FIELD in every record.
@@ -269,11 +269,14 @@ fn run(args: &Args) -> Result<()> {
             }
         }
         if counts.seen & 0x3ff == 0 || idle_since.is_some() {
-            report.tick(&counts);
+            if live {
+                report.tick(&counts, false);
+            }
             progress.tick(&counts);
         }
     }
     progress.finish();
+    report.tick(&counts, true);
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
     libtrap::ok_if_terminated(sink.send(out, &mut flows, &mut counts))?;
@@ -299,10 +302,12 @@ fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// `-S`: one line every 2 s with bytes, packets and their rates.
+/// `-S`: SnabbWall L7Spy's statistics line on stdout, every 2 s while
+/// capturing live and once at the end: the bytes and packets of the period
+/// and their rates (which L7Spy prints in millions per second; kept so).
 struct StatsLine {
     on: bool,
-    last: Instant,
+    start: Instant,
     bytes: u64,
     packets: u64,
 }
@@ -311,36 +316,26 @@ impl StatsLine {
     fn new(on: bool) -> StatsLine {
         StatsLine {
             on,
-            last: Instant::now(),
+            start: Instant::now(),
             bytes: 0,
             packets: 0,
         }
     }
 
-    fn tick(&mut self, c: &Counts) {
-        if !self.on {
+    /// Prints when the period is over (`force`: now).
+    fn tick(&mut self, c: &Counts, force: bool) {
+        if !self.on || (!force && self.start.elapsed() < Duration::from_secs(2)) {
             return;
         }
-        let dt = self.last.elapsed();
-        if dt < Duration::from_secs(2) {
-            return;
-        }
-        let secs = dt.as_secs_f64();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut t = Vec::new();
-        unirec::UrTime::from_secs_nanos(now as u32, 0).write_text(&mut t);
-        eprintln!(
-            "{} bytes={} packets={} B/s={:.0} PPS={:.0}",
-            String::from_utf8_lossy(&t[..19]),
-            c.bytes,
-            c.seen,
-            (c.bytes - self.bytes) as f64 / secs,
-            (c.seen - self.packets) as f64 / secs
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let (bytes, packets) = (c.bytes - self.bytes, c.seen - self.packets);
+        println!(
+            "=== {} === {bytes} Bytes, {packets} packets, {:.3} B/s, {:.3} PPS",
+            chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%z"),
+            bytes as f64 / secs / 1e6,
+            packets as f64 / secs / 1e6
         );
-        self.last = Instant::now();
+        self.start = Instant::now();
         self.bytes = c.bytes;
         self.packets = c.seen;
     }
