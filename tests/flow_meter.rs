@@ -236,81 +236,20 @@ impl Netns {
             host_if: host_if.clone(),
         };
         let sub = format!("10.{}.{}", 200 + tag % 50, tag % 250);
-        let steps: Vec<Vec<String>> = vec![
-            vec!["ip".into(), "netns".into(), "add".into(), name.clone()],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "add".into(),
-                host_if.clone(),
-                "type".into(),
-                "veth".into(),
-                "peer".into(),
-                "name".into(),
-                peer_if.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                peer_if.clone(),
-                "netns".into(),
-                name.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "addr".into(),
-                "add".into(),
-                format!("{sub}.1/24"),
-                "dev".into(),
-                host_if.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                host_if.clone(),
-                "up".into(),
-            ],
-            vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                name.clone(),
-                "ip".into(),
-                "addr".into(),
-                "add".into(),
-                format!("{sub}.2/24"),
-                "dev".into(),
-                peer_if.clone(),
-            ],
-            vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                name.clone(),
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                peer_if.clone(),
-                "up".into(),
-            ],
-            vec![
-                "ip".into(),
-                "netns".into(),
-                "exec".into(),
-                name.clone(),
-                "ip".into(),
-                "link".into(),
-                "set".into(),
-                "lo".into(),
-                "up".into(),
-            ],
+        let steps = [
+            format!("ip netns add {name}"),
+            format!("ip link add {host_if} type veth peer name {peer_if}"),
+            format!("ip link set {peer_if} netns {name}"),
+            format!("ip addr add {sub}.1/24 dev {host_if}"),
+            format!("ip link set {host_if} up"),
+            format!("ip netns exec {name} ip addr add {sub}.2/24 dev {peer_if}"),
+            format!("ip netns exec {name} ip link set {peer_if} up"),
+            format!("ip netns exec {name} ip link set lo up"),
         ];
-        for s in steps {
-            let args: Vec<&str> = s.iter().map(String::as_str).collect();
+        for step in &steps {
+            let args: Vec<&str> = step.split_whitespace().collect();
             if !sh(&args) {
-                return Err(format!("`{}` failed", args.join(" ")));
+                return Err(format!("`{step}` failed"));
             }
         }
         Ok(n)
