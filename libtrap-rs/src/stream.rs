@@ -267,10 +267,14 @@ impl Shared {
             let mut n = lock(&self.newcomers);
             st.clients.append(&mut n);
             self.newcomer_count.store(0, Relaxed);
-            self.stats
-                .num_clients
-                .store(st.clients.len() as u64, Relaxed);
+            self.count_clients(st);
         }
+    }
+
+    /// Connected clients: adopted ones plus those waiting for the next container.
+    fn count_clients(&self, st: &State) {
+        let n = st.clients.len() + self.newcomer_count.load(Relaxed);
+        self.stats.num_clients.store(n as u64, Relaxed);
     }
 
     fn deliver(&self, c: &mut Client, bytes: &[u8]) -> Delivery {
@@ -392,9 +396,7 @@ impl Shared {
     }
 
     fn publish_clients(&self, st: &State) {
-        self.stats
-            .num_clients
-            .store(st.clients.len() as u64, Relaxed);
+        self.count_clients(st);
         let mut v = lock(&self.stats.clients);
         v.clear();
         v.extend(st.clients.iter().map(|c| c.stats.clone()));
@@ -403,9 +405,7 @@ impl Shared {
     /// A new connection: hello (or a zero hello and goodbye when there is no
     /// format yet), then it waits to be adopted by the next container.
     fn welcome(&self, conn: Conn, id: String) {
-        let connected =
-            self.stats.num_clients.load(Relaxed) as usize + self.newcomer_count.load(Relaxed);
-        if connected >= self.opts.max_clients {
+        if self.stats.num_clients.load(Relaxed) as usize >= self.opts.max_clients {
             crate::log::warn(&format!(
                 "{}: client {id} refused: max_clients ({}) reached",
                 self.ifc, self.opts.max_clients
@@ -436,6 +436,7 @@ impl Shared {
         };
         lock(&self.newcomers).push(client);
         self.newcomer_count.fetch_add(1, Relaxed);
+        self.stats.num_clients.fetch_add(1, Relaxed);
         self.joined.notify_all();
     }
 
