@@ -8,6 +8,7 @@
 
 pub mod condition;
 pub mod idea;
+pub mod reporters;
 pub mod rules;
 
 pub use idea::{aggr_win, is_unset, parse_aggr_win, proto_name, Endpoint, Idea, IdeaTime, Node};

@@ -1,0 +1,5 @@
+//! The conversions of the individual reporters (their binaries are in
+//! `src/bin/`), unit-tested with golden IDEA JSON (ID and CreateTime
+//! redacted).
+
+pub mod vportscan;
