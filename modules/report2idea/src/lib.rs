@@ -299,7 +299,6 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
         }
     };
     let _ = sinks.stdout.flush();
-    drop(sinks);
     let ended = trap.end(args.trap_output);
     result?;
     ended?;

@@ -14,7 +14,7 @@ fn main() {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let scan = rng % 4 == 0;
+            let scan = rng & 3 == 0;
             Flow {
                 src_ip: UrIp::from_v4([10, (rng >> 8) as u8, (rng >> 16) as u8 & 7, 1].into()),
                 dst_ip: UrIp::from_v4([192, 168, (rng >> 24) as u8, (rng >> 32) as u8].into()),

@@ -2,4 +2,5 @@
 //! `src/bin/`), unit-tested with golden IDEA JSON (ID and CreateTime
 //! redacted).
 
+pub mod bruteforce;
 pub mod vportscan;

@@ -1,0 +1,358 @@
+//! Detection chains end to end with real processes: the test writes a pcap,
+//! `flow_meter -r` turns it into flows, the detector finds the attack, the
+//! reporter prints IDEA lines that must name attacker and victim.
+
+use nemea_rs::{ok_stdout, wait_output, Sandbox};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// A classic pcap (Ethernet, µs timestamps) built packet by packet.
+struct Pcap {
+    buf: Vec<u8>,
+}
+
+const T0: u64 = 1_700_000_000_000_000; // µs
+
+impl Pcap {
+    fn new() -> Pcap {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        buf.extend_from_slice(&2u16.to_le_bytes());
+        buf.extend_from_slice(&4u16.to_le_bytes());
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend_from_slice(&65535u32.to_le_bytes());
+        buf.extend_from_slice(&1u32.to_le_bytes());
+        Pcap { buf }
+    }
+
+    fn packet(&mut self, us: u64, src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) {
+        let ip_len = 20 + l4.len();
+        let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(l4);
+        let t = T0 + us;
+        self.buf
+            .extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+        self.buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&f);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        us: u64,
+        src: [u8; 4],
+        sp: u16,
+        dst: [u8; 4],
+        dp: u16,
+        flags: u8,
+        payload: usize,
+    ) {
+        let mut l4 = vec![0u8; 20 + payload];
+        l4[0..2].copy_from_slice(&sp.to_be_bytes());
+        l4[2..4].copy_from_slice(&dp.to_be_bytes());
+        l4[12] = 5 << 4;
+        l4[13] = flags;
+        self.packet(us, src, dst, 6, &l4);
+    }
+
+    #[allow(dead_code)]
+    fn udp(&mut self, us: u64, src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, payload: usize) {
+        let mut l4 = vec![0u8; 8 + payload];
+        l4[0..2].copy_from_slice(&sp.to_be_bytes());
+        l4[2..4].copy_from_slice(&dp.to_be_bytes());
+        l4[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        self.packet(us, src, dst, 17, &l4);
+    }
+
+    fn write(&self, path: &Path) {
+        let mut f = std::fs::File::create(path).expect("create pcap");
+        f.write_all(&self.buf).expect("write pcap");
+    }
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+const FIN: u8 = 0x01;
+
+fn flows(sb: &Sandbox, pcap: &Pcap, name: &str) -> String {
+    let p = sb.path(&format!("{name}.pcap"));
+    pcap.write(&p);
+    let out = format!("f:{name}.flows");
+    let o = sb.run("flow_meter", &["-r", p.to_str().unwrap(), "-i", &out]);
+    ok_stdout(&o, "flow_meter");
+    format!("{name}.flows")
+}
+
+fn idea_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn vertical_port_scan_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (scanner, victim) = ([192, 0, 2, 7], [198, 51, 100, 20]);
+    for port in 1..=1100u16 {
+        p.tcp(u64::from(port) * 1000, scanner, 40000, victim, port, SYN, 0);
+    }
+    // Some ordinary traffic that must not count.
+    for i in 0..200u64 {
+        let c = [10, 0, 0, (i % 200) as u8 + 1];
+        p.tcp(i * 500, c, 50000 + i as u16, victim, 443, SYN, 0);
+        p.tcp(i * 500 + 10, victim, 443, c, 50000 + i as u16, SYN | ACK, 0);
+        p.tcp(
+            i * 500 + 20,
+            c,
+            50000 + i as u16,
+            victim,
+            443,
+            ACK | PSH,
+            300,
+        );
+    }
+    let f = flows(&sb, &p, "scan");
+    let o = sb.run(
+        "vportscan_detector",
+        &["-i", &format!("f:{f},f:alerts.trapcap")],
+    );
+    ok_stdout(&o, "vportscan_detector");
+    let o = sb.run(
+        "vportscan_aggregator",
+        &["-i", "f:alerts.trapcap,f:agg.trapcap"],
+    );
+    ok_stdout(&o, "vportscan_aggregator");
+    let o = sb.run(
+        "vportscan2idea",
+        &["-D", "-n", "test.vportscan", "-i", "f:agg.trapcap"],
+    );
+    let ideas = idea_lines(&ok_stdout(&o, "vportscan2idea"));
+    assert_eq!(ideas.len(), 1, "{ideas:?}");
+    let i = &ideas[0];
+    assert_eq!(i["Category"][0], "Recon.Scanning");
+    assert_eq!(i["Source"][0]["IP4"][0], "192.0.2.7");
+    assert_eq!(i["Target"][0]["IP4"][0], "198.51.100.20");
+    assert_eq!(i["FlowCount"], 1100);
+    assert_eq!(i["Node"][0]["Name"], "test.vportscan");
+    assert_eq!(i["Description"], "Vertical scan using TCP SYN");
+    // Without -D the (old) capture's alerts are dropped with a warning.
+    let o = sb.run("vportscan2idea", &["-i", "f:agg.trapcap"]);
+    assert_eq!(ok_stdout(&o, "vportscan2idea"), "");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Invalid timestamps"));
+}
+
+#[test]
+fn vertical_scan_over_unix_sockets() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    for port in 1..=120u16 {
+        p.tcp(
+            u64::from(port) * 1000,
+            [192, 0, 2, 9],
+            40001,
+            [198, 51, 100, 30],
+            port,
+            SYN,
+            0,
+        );
+    }
+    let f = flows(&sb, &p, "scan");
+    let rep = sb.spawn("vportscan2idea", &["-D", "-i", "u:agg"]);
+    let agg = sb.spawn(
+        "vportscan_aggregator",
+        &["-t", "10", "-i", "u:alerts,u:agg"],
+    );
+    sb.wait_socket("agg");
+    let det = sb.spawn("vportscan_detector", &["-i", "u:flows,u:alerts"]);
+    sb.wait_socket("alerts");
+    // The repeater's WAIT output holds the data until the detector connects.
+    let o = sb.run("traffic_repeater", &["-i", &format!("f:{f},u:flows")]);
+    ok_stdout(&o, "traffic_repeater");
+    for (c, n) in [(det, "vportscan_detector"), (agg, "vportscan_aggregator")] {
+        ok_stdout(&wait_output(c, Duration::from_secs(30), n), n);
+    }
+    let out = wait_output(rep, Duration::from_secs(30), "vportscan2idea");
+    let ideas = idea_lines(&ok_stdout(&out, "vportscan2idea"));
+    assert_eq!(ideas.len(), 1);
+    assert_eq!(ideas[0]["Source"][0]["IP4"][0], "192.0.2.9");
+    assert_eq!(ideas[0]["FlowCount"], 100);
+}
+
+#[test]
+fn ssh_brute_force_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (attacker, victim) = ([203, 0, 113, 66], [10, 0, 0, 22]);
+    // 40 short SSH sessions: handshake, a few login exchanges, FIN.
+    for c in 0..40u64 {
+        let t = c * 1_000_000;
+        let sp = 40000 + c as u16;
+        p.tcp(t, attacker, sp, victim, 22, SYN, 0);
+        p.tcp(t + 100, victim, 22, attacker, sp, SYN | ACK, 0);
+        p.tcp(t + 200, attacker, sp, victim, 22, ACK, 0);
+        for k in 0..12u64 {
+            p.tcp(t + 300 + k * 1000, attacker, sp, victim, 22, ACK | PSH, 60);
+            p.tcp(t + 800 + k * 1000, victim, 22, attacker, sp, ACK | PSH, 80);
+        }
+        p.tcp(t + 20_000, attacker, sp, victim, 22, FIN | ACK, 0);
+        p.tcp(t + 20_100, victim, 22, attacker, sp, FIN | ACK, 0);
+    }
+    // A legitimate long session from another client.
+    for k in 0..300u64 {
+        p.tcp(k * 1000, [10, 0, 0, 5], 50000, victim, 22, ACK | PSH, 1000);
+    }
+    let f = flows(&sb, &p, "ssh");
+    let o = sb.run(
+        "bruteforce_detector",
+        &["-S", "-i", &format!("f:{f},f:alerts.trapcap")],
+    );
+    ok_stdout(&o, "bruteforce_detector");
+    let o = sb.run("bruteforce2idea", &["-D", "-i", "f:alerts.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "bruteforce2idea"));
+    assert!(!ideas.is_empty());
+    for i in &ideas {
+        assert_eq!(i["Category"][0], "Attempt.Login");
+        assert_eq!(i["Source"][0]["IP4"], serde_json::json!(["203.0.113.66"]));
+        assert_eq!(i["Target"][0]["IP4"], serde_json::json!(["10.0.0.22"]));
+        assert_eq!(i["Target"][0]["Port"][0], 22);
+        assert_eq!(
+            i["Description"],
+            "Multiple unsuccessful login attempts on SSH"
+        );
+    }
+    assert_eq!(ideas[0]["FlowCount"], 30);
+    assert_eq!(ideas[0]["Node"][0]["Name"], "com.example.bruteforce");
+}
+
+#[test]
+fn reporter_rules_file() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    for port in 1..=60u16 {
+        p.tcp(
+            u64::from(port) * 1000,
+            [10, 1, 2, 3],
+            40000,
+            [198, 51, 100, 20],
+            port,
+            SYN,
+            0,
+        );
+        p.tcp(
+            u64::from(port) * 1000,
+            [192, 0, 2, 3],
+            40000,
+            [198, 51, 100, 20],
+            port,
+            SYN,
+            0,
+        );
+    }
+    let f = flows(&sb, &p, "scan");
+    ok_stdout(
+        &sb.run(
+            "vportscan_detector",
+            &["-i", &format!("f:{f},f:alerts.trapcap")],
+        ),
+        "vportscan_detector",
+    );
+    ok_stdout(
+        &sb.run(
+            "vportscan_aggregator",
+            &["-i", "f:alerts.trapcap,f:agg.trapcap"],
+        ),
+        "vportscan_aggregator",
+    );
+    std::fs::write(
+        sb.path("rules.toml"),
+        r#"
+namespace = "org.example.nemea"
+[[addressgroups]]
+id = "internal"
+list = ["10.0.0.0/8"]
+[[custom_actions]]
+id = "store"
+file = { path = "out/internal.idea" }
+[[custom_actions]]
+id = "mark"
+mark = { path = "Note", value = "internal scanner" }
+[[rules]]
+id = 1
+condition = "Source.IP4 in internal"
+actions = ["mark", "store", "drop"]
+[[rules]]
+id = 2
+condition = "FlowCount >= 50"
+actions = ["stdout"]
+"#,
+    )
+    .unwrap();
+    let o = sb.run(
+        "vportscan2idea",
+        &["-D", "-c", "rules.toml", "-i", "f:agg.trapcap"],
+    );
+    let ideas = idea_lines(&ok_stdout(&o, "vportscan2idea"));
+    assert_eq!(ideas.len(), 1);
+    assert_eq!(ideas[0]["Source"][0]["IP4"][0], "192.0.2.3");
+    assert_eq!(ideas[0]["Node"][0]["Name"], "org.example.nemea.vportscan");
+    let stored = idea_lines(&std::fs::read_to_string(sb.path("out/internal.idea")).unwrap());
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["Source"][0]["IP4"][0], "10.1.2.3");
+    assert_eq!(stored[0]["Note"], "internal scanner");
+    // A broken rules file is one line naming the problem.
+    std::fs::write(
+        sb.path("bad.toml"),
+        "[[rules]]\nid = 1\ncondition = \"FlowCount >\"\n",
+    )
+    .unwrap();
+    let o = sb.run("vportscan2idea", &["-c", "bad.toml", "-i", "f:agg.trapcap"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("vportscan2idea: error: bad.toml: rule 1: condition"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_field_is_named_at_start_up() {
+    let sb = Sandbox::new();
+    // Flows without TCP_FLAGS: logreplay-style records from a CSV.
+    std::fs::write(
+        sb.path("flows.csv"),
+        "ipaddr SRC_IP,ipaddr DST_IP,uint16 SRC_PORT,uint16 DST_PORT,uint8 PROTOCOL,uint32 PACKETS,time TIME_FIRST,time TIME_LAST\n\
+         10.0.0.1,10.0.0.2,1,2,6,1,2024-01-01T00:00:00,2024-01-01T00:00:01\n",
+    )
+    .unwrap();
+    let o = sb.run("logreplay", &["-f", "flows.csv", "-i", "f:flows.trapcap"]);
+    ok_stdout(&o, "logreplay");
+    for det in ["vportscan_detector", "bruteforce_detector"] {
+        let o = sb.run(
+            det,
+            &["-S", "-i", "f:flows.trapcap,f:alerts.trapcap"]
+                [usize::from(det != "bruteforce_detector")..],
+        );
+        assert!(
+            !o.status.success(),
+            "{det} accepted flows without TCP_FLAGS"
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with(&format!("{det}: error: ")) && err.contains("TCP_FLAGS"),
+            "{det}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
