@@ -262,6 +262,14 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
     Ok(stats)
 }
 
+/// Index of `name` in `t`, or an index no template has (setters then fail
+/// with [`RecordError::NoField`]): for encoding into the detector's own
+/// alert template, where a missing field is a programming error caught by
+/// the unit tests.
+pub fn field(t: &Template, name: &str) -> usize {
+    t.find(name).unwrap_or(usize::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,12 +305,4 @@ mod tests {
         assert_eq!(m.len(), 10);
         assert!(m.values().all(|&v| v == 100));
     }
-}
-
-/// Index of `name` in `t`, or an index no template has (setters then fail
-/// with [`RecordError::NoField`]): for encoding into the detector's own
-/// alert template, where a missing field is a programming error caught by
-/// the unit tests.
-pub fn field(t: &Template, name: &str) -> usize {
-    t.find(name).unwrap_or(usize::MAX)
 }
