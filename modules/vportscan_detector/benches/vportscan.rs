@@ -16,8 +16,17 @@ fn main() {
             rng ^= rng << 17;
             let scan = rng & 3 == 0;
             Flow {
-                src_ip: UrIp::from_v4([10, (rng >> 8) as u8, (rng >> 16) as u8 & 7, 1].into()),
-                dst_ip: UrIp::from_v4([192, 168, (rng >> 24) as u8, (rng >> 32) as u8].into()),
+                // Scans: 16 scanners x 16 targets; other traffic: many pairs.
+                src_ip: if scan {
+                    UrIp::from_v4([10, 0, 0, (rng >> 8) as u8 & 15].into())
+                } else {
+                    UrIp::from_v4([10, (rng >> 8) as u8, (rng >> 16) as u8 & 7, 1].into())
+                },
+                dst_ip: if scan {
+                    UrIp::from_v4([192, 168, 0, (rng >> 12) as u8 & 15].into())
+                } else {
+                    UrIp::from_v4([192, 168, (rng >> 24) as u8, (rng >> 32) as u8].into())
+                },
                 src_port: 1024 + (rng >> 40) as u16 % 60000,
                 dst_port: if scan { (rng >> 20) as u16 } else { 443 },
                 protocol: 6,
