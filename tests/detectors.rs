@@ -85,11 +85,16 @@ const ACK: u8 = 0x10;
 const PSH: u8 = 0x08;
 const FIN: u8 = 0x01;
 
+/// The flows of `pcap`. The flow cache is small (2^10) so that its sweep
+/// exports idle flows soon, as on a busy link, instead of all at the end.
 fn flows(sb: &Sandbox, pcap: &Pcap, name: &str) -> String {
     let p = sb.path(&format!("{name}.pcap"));
     pcap.write(&p);
     let out = format!("f:{name}.flows");
-    let o = sb.run("flow_meter", &["-r", p.to_str().unwrap(), "-i", &out]);
+    let o = sb.run(
+        "flow_meter",
+        &["-r", p.to_str().unwrap(), "-s", "10", "-i", &out],
+    );
     ok_stdout(&o, "flow_meter");
     format!("{name}.flows")
 }
@@ -237,6 +242,72 @@ fn ssh_brute_force_to_idea() {
 }
 
 #[test]
+fn syn_flood_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let victim = [198, 51, 100, 80];
+    let min = 60_000_000u64; // µs
+    for m in 0..10u64 {
+        // Background: two clients, ten 500-byte segments a minute each.
+        for c in 0..2u8 {
+            for k in 0..10u64 {
+                let sp = 30000 + (m * 10) as u16 + u16::from(c);
+                p.tcp(
+                    m * min + k * 1_000_000,
+                    [10, c, 0, 1],
+                    sp,
+                    victim,
+                    80,
+                    ACK | PSH,
+                    460,
+                );
+            }
+        }
+        // Minutes 3-5: SYNs from 40 networks.
+        if (3..6).contains(&m) {
+            for s in 0..40u8 {
+                for k in 0..50u64 {
+                    let sp = 1024 + (m as u16) * 100 + k as u16;
+                    p.tcp(
+                        m * min + 2_000_000 + k * 700_000 + u64::from(s) * 1000,
+                        [172, 16, s, 9],
+                        sp,
+                        victim,
+                        80,
+                        SYN,
+                        0,
+                    );
+                }
+            }
+        }
+    }
+    let f = flows(&sb, &p, "flood");
+    let o = sb.run(
+        "ddos_detector",
+        &[
+            "-m",
+            "1",
+            "-b",
+            "0",
+            "-p",
+            "0",
+            "-i",
+            &format!("f:{f},f:alerts.trapcap"),
+        ],
+    );
+    ok_stdout(&o, "ddos_detector");
+    let o = sb.run("ddos_detector2idea", &["-D", "-i", "f:alerts.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "ddos_detector2idea"));
+    assert_eq!(ideas.len(), 1, "{ideas:?}");
+    let i = &ideas[0];
+    assert_eq!(i["Category"][0], "Availability.DoS");
+    assert_eq!(i["Target"][0]["IP4"][0], "198.51.100.80");
+    // 3 minutes of 2000 SYNs of 40 bytes above the background.
+    assert_eq!(i["ByteCount"], 3 * 2000 * 40);
+    assert_eq!(i["EventTime"], "2023-11-14T22:16:00Z");
+}
+
+#[test]
 fn reporter_rules_file() {
     let sb = Sandbox::new();
     let mut p = Pcap::new();
@@ -338,21 +409,24 @@ fn missing_field_is_named_at_start_up() {
     .unwrap();
     let o = sb.run("logreplay", &["-f", "flows.csv", "-i", "f:flows.trapcap"]);
     ok_stdout(&o, "logreplay");
-    for det in ["vportscan_detector", "bruteforce_detector"] {
-        let o = sb.run(
-            det,
-            &["-S", "-i", "f:flows.trapcap,f:alerts.trapcap"]
-                [usize::from(det != "bruteforce_detector")..],
-        );
+    for (det, extra, missing) in [
+        ("vportscan_detector", None, "TCP_FLAGS"),
+        ("bruteforce_detector", Some("-S"), "uint64 BYTES"),
+        ("ddos_detector", None, "uint64 BYTES"),
+    ] {
+        let mut args: Vec<&str> = extra.into_iter().collect();
+        args.extend(["-i", "f:flows.trapcap,f:alerts.trapcap"]);
+        let o = sb.run(det, &args);
         assert!(
             !o.status.success(),
-            "{det} accepted flows without TCP_FLAGS"
+            "{det} accepted flows without {missing}"
         );
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
-            err.starts_with(&format!("{det}: error: ")) && err.contains("TCP_FLAGS"),
+            err.starts_with(&format!("{det}: error: ")) && err.contains(missing),
             "{det}: {err}"
         );
         assert!(!err.contains("panicked"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
     }
 }

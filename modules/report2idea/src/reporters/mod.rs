@@ -3,4 +3,5 @@
 //! redacted).
 
 pub mod bruteforce;
+pub mod ddos;
 pub mod vportscan;
