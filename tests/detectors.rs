@@ -65,7 +65,6 @@ impl Pcap {
         self.packet(us, src, dst, 6, &l4);
     }
 
-    #[allow(dead_code)]
     fn udp(&mut self, us: u64, src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, payload: usize) {
         let mut l4 = vec![0u8; 8 + payload];
         l4[0..2].copy_from_slice(&sp.to_be_bytes());
@@ -88,13 +87,16 @@ const FIN: u8 = 0x01;
 /// The flows of `pcap`. The flow cache is small (2^10) so that its sweep
 /// exports idle flows soon, as on a busy link, instead of all at the end.
 fn flows(sb: &Sandbox, pcap: &Pcap, name: &str) -> String {
+    flows_with(sb, pcap, name, &[])
+}
+
+fn flows_with(sb: &Sandbox, pcap: &Pcap, name: &str, extra: &[&str]) -> String {
     let p = sb.path(&format!("{name}.pcap"));
     pcap.write(&p);
     let out = format!("f:{name}.flows");
-    let o = sb.run(
-        "flow_meter",
-        &["-r", p.to_str().unwrap(), "-s", "10", "-i", &out],
-    );
+    let mut args = vec!["-r", p.to_str().unwrap(), "-s", "10", "-i", &out];
+    args.extend(extra);
+    let o = sb.run("flow_meter", &args);
     ok_stdout(&o, "flow_meter");
     format!("{name}.flows")
 }
@@ -308,6 +310,54 @@ fn syn_flood_to_idea() {
 }
 
 #[test]
+fn dns_amplification_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (victim, amplifier) = ([203, 0, 113, 10], [192, 0, 2, 53]);
+    // 4 exchanges a second for 100 s: 3 queries of 60 bytes answered by 3
+    // responses of 800 bytes, each exchange from its own source port.
+    for i in 0..400u64 {
+        let t = i * 250_000;
+        let sp = 10_000 + i as u16;
+        for k in 0..3 {
+            p.udp(t + k * 1000, victim, sp, amplifier, 53, 32);
+        }
+        for k in 0..3 {
+            p.udp(t + 5000 + k * 1000, amplifier, 53, victim, sp, 772);
+        }
+        // Ordinary DNS of another client: small answers.
+        p.udp(t + 100_000, [10, 0, 0, 7], 5353, [192, 0, 2, 1], 53, 32);
+        p.udp(t + 101_000, [192, 0, 2, 1], 53, [10, 0, 0, 7], 5353, 90);
+    }
+    let f = flows_with(&sb, &p, "amp", &["--split-biflow"]);
+    let o = sb.run(
+        "dns_amplification",
+        &[
+            "-w",
+            "60",
+            "-s",
+            "30",
+            "-t",
+            "100",
+            "-i",
+            &format!("f:{f},f:alerts.trapcap"),
+        ],
+    );
+    ok_stdout(&o, "dns_amplification");
+    let o = sb.run("amplification2idea", &["-D", "-i", "f:alerts.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "amplification2idea"));
+    assert!(!ideas.is_empty());
+    for i in &ideas {
+        assert_eq!(i["Category"][0], "Availability.DDoS");
+        assert_eq!(i["Description"], "DNS amplification");
+        assert_eq!(i["Source"][0]["IP4"][0], "192.0.2.53");
+        assert_eq!(i["Target"][0]["IP4"][0], "203.0.113.10");
+    }
+    let flows: u64 = ideas.iter().map(|i| i["FlowCount"].as_u64().unwrap()).sum();
+    assert_eq!(flows, 400);
+}
+
+#[test]
 fn reporter_rules_file() {
     let sb = Sandbox::new();
     let mut p = Pcap::new();
@@ -413,6 +463,7 @@ fn missing_field_is_named_at_start_up() {
         ("vportscan_detector", None, "TCP_FLAGS"),
         ("bruteforce_detector", Some("-S"), "uint64 BYTES"),
         ("ddos_detector", None, "uint64 BYTES"),
+        ("dns_amplification", None, "uint64 BYTES"),
     ] {
         let mut args: Vec<&str> = extra.into_iter().collect();
         args.extend(["-i", "f:flows.trapcap,f:alerts.trapcap"]);

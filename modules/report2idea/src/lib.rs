@@ -226,7 +226,8 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
         if msg.is_eos() {
             break Ok(());
         }
-        if msg.format_changed {
+        let unirec_input = matches!(reporter.input(), InputKind::UniRec(_));
+        if msg.format_changed || (unirec_input && template.is_none()) {
             template = match msg.format {
                 Some(DataFormat::UniRec(spec)) => match Template::parse(spec) {
                     Ok(t) => Some(t),
@@ -251,17 +252,24 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
                     continue;
                 }
             },
-            _ => match serde_json::from_slice::<serde_json::Value>(msg.data) {
-                Ok(v) => {
-                    json = v;
-                    Alert::Json(&json)
+            (None, InputKind::UniRec(_)) => {
+                libtrap::log::warn("record without a known template skipped");
+                counts.skipped += 1;
+                continue;
+            }
+            (_, InputKind::Json(_)) => {
+                match serde_json::from_slice::<serde_json::Value>(msg.data) {
+                    Ok(v) => {
+                        json = v;
+                        Alert::Json(&json)
+                    }
+                    Err(e) => {
+                        libtrap::log::warn(&format!("malformed JSON message skipped: {e}"));
+                        counts.skipped += 1;
+                        continue;
+                    }
                 }
-                Err(e) => {
-                    libtrap::log::warn(&format!("malformed JSON message skipped: {e}"));
-                    counts.skipped += 1;
-                    continue;
-                }
-            },
+            }
         };
         let mut idea = match reporter.convert(&alert) {
             Ok(Some(i)) => i,

@@ -2,6 +2,7 @@
 //! `src/bin/`), unit-tested with golden IDEA JSON (ID and CreateTime
 //! redacted).
 
+pub mod amplification;
 pub mod bruteforce;
 pub mod ddos;
 pub mod vportscan;
