@@ -161,6 +161,52 @@ fn vertical_port_scan_to_idea() {
 }
 
 #[test]
+fn horizontal_scan_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    for i in 0..120u64 {
+        let dst = [10, 20, (i / 200) as u8, (i % 200) as u8 + 1];
+        p.tcp(
+            i * 10_000,
+            [192, 0, 2, 45],
+            40000 + i as u16,
+            dst,
+            445,
+            SYN,
+            0,
+        );
+    }
+    let f = flows(&sb, &p, "hscan");
+    ok_stdout(
+        &sb.run(
+            "haddrscan_detector",
+            &["-i", &format!("f:{f},f:alerts.trapcap")],
+        ),
+        "haddrscan_detector",
+    );
+    ok_stdout(
+        &sb.run(
+            "haddrscan_aggregator",
+            &["-i", "f:alerts.trapcap,f:agg.trapcap"],
+        ),
+        "haddrscan_aggregator",
+    );
+    let o = sb.run("haddrscan2idea", &["-D", "-i", "f:agg.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "haddrscan2idea"));
+    assert_eq!(ideas.len(), 1, "{ideas:?}");
+    let i = &ideas[0];
+    assert_eq!(i["Description"], "Horizontal scan using TCP SYN");
+    assert_eq!(i["Source"][0]["IP4"][0], "192.0.2.45");
+    assert_eq!(i["Target"][0]["Port"][0], 445);
+    assert_eq!(i["FlowCount"], 120);
+    let targets = i["Target"][0]["IP4"].as_array().unwrap();
+    assert_eq!(targets.len(), 12);
+    assert!(targets
+        .iter()
+        .all(|t| t.as_str().unwrap().starts_with("10.20.0.")));
+}
+
+#[test]
 fn vertical_scan_over_unix_sockets() {
     let sb = Sandbox::new();
     let mut p = Pcap::new();
@@ -464,6 +510,7 @@ fn missing_field_is_named_at_start_up() {
         ("bruteforce_detector", Some("-S"), "uint64 BYTES"),
         ("ddos_detector", None, "uint64 BYTES"),
         ("dns_amplification", None, "uint64 BYTES"),
+        ("haddrscan_detector", None, "uint8 TCP_FLAGS"),
     ] {
         let mut args: Vec<&str> = extra.into_iter().collect();
         args.extend(["-i", "f:flows.trapcap,f:alerts.trapcap"]);

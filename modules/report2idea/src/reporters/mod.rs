@@ -5,4 +5,5 @@
 pub mod amplification;
 pub mod bruteforce;
 pub mod ddos;
+pub mod haddrscan;
 pub mod vportscan;
