@@ -403,6 +403,144 @@ fn dns_amplification_to_idea() {
     assert_eq!(flows, 400);
 }
 
+/// A one-thread HTTP server answering every GET with the current `body`.
+fn http_server(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            // Read the request head before answering.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let b = body.lock().unwrap().clone();
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn blacklist_download_filter_reload_and_idea() {
+    let sb = Sandbox::new();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(
+        "# botnet C&C\n198.51.100.0/24\n".to_string(),
+    ));
+    let port = http_server(body.clone());
+    let cfg = sb.path("bl.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ipv4_file = \"{}\"\nipv6_file = \"{}\"\n[[blacklist]]\nid = 2\nname = \"TestBotnet\"\n\
+             category = \"Intrusion.Botnet\"\nsource = \"http://127.0.0.1:{port}/list.txt\"\n",
+            sb.path("ip4.blist").display(),
+            sb.path("ip6.blist").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", &cfg, "--once"]),
+        "bl_downloader",
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path("ip4.blist")).unwrap(),
+        "198.51.100.0/24,2\n"
+    );
+    std::fs::write(
+        sb.path("flows.csv"),
+        "ipaddr SRC_IP,ipaddr DST_IP,uint16 SRC_PORT,uint16 DST_PORT,uint8 PROTOCOL,uint32 PACKETS,uint64 BYTES,time TIME_FIRST,time TIME_LAST\n\
+         10.0.0.1,198.51.100.7,50000,443,6,10,1000,2024-01-01T00:00:00,2024-01-01T00:00:01\n\
+         10.0.0.2,203.0.113.5,50001,80,6,5,500,2024-01-01T00:00:00,2024-01-01T00:00:01\n\
+         10.0.0.3,192.0.2.1,50002,80,6,5,500,2024-01-01T00:00:00,2024-01-01T00:00:01\n",
+    )
+    .unwrap();
+    let filter = sb.spawn(
+        "ipblacklistfilter",
+        &["-4", "ip4.blist", "-i", "u:flows,f:marked.trapcap"],
+    );
+    ok_stdout(
+        &sb.run(
+            "logreplay",
+            &["-d", "-n", "-f", "flows.csv", "-i", "u:flows"],
+        ),
+        "logreplay",
+    );
+    // The list changes; the running filter picks it up.
+    *body.lock().unwrap() = "198.51.100.0/24\n203.0.113.5\n".into();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", &cfg, "--once"]),
+        "bl_downloader",
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    ok_stdout(
+        &sb.run("logreplay", &["-d", "-f", "flows.csv", "-i", "u:flows"]),
+        "logreplay",
+    );
+    ok_stdout(
+        &wait_output(filter, Duration::from_secs(30), "ipblacklistfilter"),
+        "ipblacklistfilter",
+    );
+    let marked = ok_stdout(&sb.run("logger", &["-i", "f:marked.trapcap"]), "logger");
+    let dsts: Vec<&str> = marked
+        .lines()
+        .map(|l| l.split(',').next().unwrap()) // UniRec order: DST_IP first
+        .collect();
+    assert_eq!(
+        dsts,
+        ["198.51.100.7", "198.51.100.7", "203.0.113.5"],
+        "{marked}"
+    );
+    let o = sb.run(
+        "blacklist2idea",
+        &["-D", "--blacklist-config", &cfg, "-i", "f:marked.trapcap"],
+    );
+    let ideas = idea_lines(&ok_stdout(&o, "blacklist2idea"));
+    assert_eq!(ideas.len(), 3);
+    assert_eq!(ideas[2]["Category"][0], "Intrusion.Botnet");
+    assert_eq!(ideas[2]["Source"][0]["IP4"][0], "203.0.113.5");
+    assert_eq!(ideas[2]["Target"][0]["IP4"][0], "10.0.0.2");
+    assert_eq!(
+        ideas[2]["Description"],
+        "Suspicious communication with IP listed on TestBotnet blacklist"
+    );
+    // A malformed line of a detector file is reported with its number and skipped.
+    std::fs::write(
+        sb.path("bad.blist"),
+        "198.51.100.0/24,2\n300.1.1.1,1\n203.0.113.5,2\n",
+    )
+    .unwrap();
+    ok_stdout(
+        &sb.run(
+            "logreplay",
+            &["-d", "-f", "flows.csv", "-i", "f:flows.trapcap"],
+        ),
+        "logreplay",
+    );
+    let o = sb.run(
+        "ipblacklistfilter",
+        &["-4", "bad.blist", "-i", "f:flows.trapcap,f:marked2.trapcap"],
+    );
+    ok_stdout(&o, "ipblacklistfilter");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.blist:2: `300.1.1.1` is not an IP address"),
+        "{err}"
+    );
+    let marked = ok_stdout(&sb.run("logger", &["-i", "f:marked2.trapcap"]), "logger");
+    assert_eq!(marked.lines().count(), 2);
+}
+
 #[test]
 fn reporter_rules_file() {
     let sb = Sandbox::new();

@@ -116,6 +116,11 @@ pub trait Reporter {
     /// The IDEA message for one alert; `Ok(None)` skips it, `Err` skips it
     /// with a warning.
     fn convert(&mut self, alert: &Alert<'_>) -> Result<Option<Idea>, String>;
+    /// All IDEA messages for one alert (reporters whose alerts stand for
+    /// several events override this).
+    fn convert_all(&mut self, alert: &Alert<'_>) -> Result<Vec<Idea>, String> {
+        Ok(self.convert(alert)?.into_iter().collect())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,34 +276,41 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
                 }
             }
         };
-        let mut idea = match reporter.convert(&alert) {
-            Ok(Some(i)) => i,
-            Ok(None) => {
+        let ideas = match reporter.convert_all(&alert) {
+            Ok(v) if v.is_empty() => {
                 counts.skipped += 1;
                 continue;
             }
+            Ok(v) => v,
             Err(e) => {
                 libtrap::log::warn(&format!("alert skipped: {e}"));
                 counts.skipped += 1;
                 continue;
             }
         };
-        for n in &mut idea.node {
-            n.name = name.clone();
-        }
-        if !args.dont_validate {
-            if let Err(e) = idea.check_times(idea.create_time.unwrap_or_else(IdeaTime::now)) {
-                libtrap::log::warn(&format!(
-                    "Invalid timestamps in skipped message ({e}); use -D for old data"
-                ));
-                counts.skipped += 1;
-                continue;
+        let mut failed = None;
+        for mut idea in ideas {
+            for n in &mut idea.node {
+                n.name = name.clone();
             }
+            if !args.dont_validate {
+                if let Err(e) = idea.check_times(idea.create_time.unwrap_or_else(IdeaTime::now)) {
+                    libtrap::log::warn(&format!(
+                        "Invalid timestamps in skipped message ({e}); use -D for old data"
+                    ));
+                    counts.skipped += 1;
+                    continue;
+                }
+            }
+            if let Err(e) = rules.apply(&idea.to_json(), &mut sinks) {
+                failed = Some(e);
+                break;
+            }
+            counts.reported += 1;
         }
-        if let Err(e) = rules.apply(&idea.to_json(), &mut sinks) {
+        if let Some(e) = failed {
             break Err(e.into());
         }
-        counts.reported += 1;
         if !input.has_buffered() {
             let _ = sinks.stdout.flush();
         }

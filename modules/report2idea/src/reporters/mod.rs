@@ -3,6 +3,7 @@
 //! redacted).
 
 pub mod amplification;
+pub mod blacklist;
 pub mod bruteforce;
 pub mod ddos;
 pub mod haddrscan;
