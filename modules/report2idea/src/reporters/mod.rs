@@ -7,4 +7,5 @@ pub mod blacklist;
 pub mod bruteforce;
 pub mod ddos;
 pub mod haddrscan;
+pub mod miner;
 pub mod vportscan;
