@@ -580,6 +580,43 @@ fn blacklist_download_filter_reload_and_idea() {
 }
 
 #[test]
+fn hoststats_ssh_brute_force_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (attacker, victim) = ([203, 0, 113, 77], [10, 0, 0, 23]);
+    for c in 0..100u64 {
+        let t = c * 1_000_000;
+        let sp = 41000 + c as u16;
+        p.tcp(t, attacker, sp, victim, 22, SYN, 0);
+        p.tcp(t + 100, victim, 22, attacker, sp, SYN | ACK, 0);
+        p.tcp(t + 200, attacker, sp, victim, 22, ACK, 0);
+        for k in 0..12u64 {
+            p.tcp(t + 300 + k * 1000, attacker, sp, victim, 22, ACK | PSH, 60);
+            p.tcp(t + 800 + k * 1000, victim, 22, attacker, sp, ACK | PSH, 80);
+        }
+        p.tcp(t + 20_000, attacker, sp, victim, 22, FIN | ACK, 0);
+        p.tcp(t + 20_100, victim, 22, attacker, sp, FIN | ACK, 0);
+    }
+    let f = flows_with(&sb, &p, "ssh", &["--split-biflow"]);
+    ok_stdout(
+        &sb.run("hoststats", &["-i", &format!("f:{f},f:events.trapcap")]),
+        "hoststats",
+    );
+    let o = sb.run("hoststats2idea", &["-D", "-i", "f:events.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "hoststats2idea"));
+    assert_eq!(ideas.len(), 2, "{ideas:?}");
+    assert!(ideas.iter().all(|i| i["Category"][0] == "Attempt.Login"));
+    let victim_msg = ideas
+        .iter()
+        .find(|i| i["Target"][0]["IP4"][0] == "10.0.0.23");
+    let attacker_msg = ideas
+        .iter()
+        .find(|i| i["Source"][0]["IP4"][0] == "203.0.113.77");
+    assert!(victim_msg.is_some() && attacker_msg.is_some(), "{ideas:?}");
+    assert_eq!(victim_msg.unwrap()["ConnCount"], 100);
+}
+
+#[test]
 fn reporter_rules_file() {
     let sb = Sandbox::new();
     let mut p = Pcap::new();
@@ -688,6 +725,7 @@ fn missing_field_is_named_at_start_up() {
         ("dns_amplification", None, "uint64 BYTES"),
         ("haddrscan_detector", None, "uint8 TCP_FLAGS"),
         ("miner_detector", None, "uint8 TCP_FLAGS"),
+        ("hoststats", None, "uint8 TCP_FLAGS"),
     ] {
         let mut args: Vec<&str> = extra.into_iter().collect();
         args.extend(["-i", "f:flows.trapcap,f:alerts.trapcap"]);

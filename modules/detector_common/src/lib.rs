@@ -82,7 +82,8 @@ impl FlowReader {
     }
 }
 
-/// FxHash (rustc's hasher): much faster than SipHash for the small integer
+/// FxHash (rustc's hasher, with a final rotation): much faster than SipHash
+/// for the small integer
 /// and address keys of the detectors' tables. Not DoS resistant — keys are
 /// flow addresses, which an attacker can choose, but tables are bounded by
 /// the detectors' own expiry.
@@ -136,9 +137,12 @@ impl Hasher for FxHasher {
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64)
     }
+    /// The multiply leaves the low bits depending only on the low input
+    /// bits (for IPv4 keys: the first octets, often constant), and hash
+    /// tables index by the low bits: rotate the well-mixed high bits down.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        self.hash.rotate_left(26)
     }
 }
 

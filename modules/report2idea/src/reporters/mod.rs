@@ -7,5 +7,6 @@ pub mod blacklist;
 pub mod bruteforce;
 pub mod ddos;
 pub mod haddrscan;
+pub mod hoststats;
 pub mod miner;
 pub mod vportscan;
