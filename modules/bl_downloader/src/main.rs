@@ -1,4 +1,5 @@
 //! bl_downloader — keeps ipblacklistfilter's detector files up to date.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
 use bl_downloader::{detector_files, extract, fetch, replace_file, Config, Entity};

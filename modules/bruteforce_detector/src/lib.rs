@@ -230,6 +230,11 @@ impl Detector {
         self.whitelist = w;
     }
 
+    /// Replaces the configuration (reload); tracked hosts are kept.
+    pub fn set_config(&mut self, cfg: Config) {
+        self.cfg = cfg;
+    }
+
     /// Hosts currently tracked.
     pub fn hosts(&self) -> usize {
         self.hosts.len()

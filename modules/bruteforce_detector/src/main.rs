@@ -1,16 +1,24 @@
 //! bruteforce_detector — SSH/RDP/TELNET brute-force logins, flows in, alerts out.
+#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
-use bruteforce_detector::{Config, Detector, Whitelist};
+use bruteforce_detector::{Alert, Config, Detector, Whitelist};
 use clap::Parser;
+use detector_common::{Flow, FlowDetector};
 use libtrap::module::{self, TrapArgs};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use unirec::{RecordBuilder, RecordError};
 
 /// Detects dictionary / brute-force login attacks on SSH (-S), RDP (-R) and
 /// TELNET (-T) from flow records: a host whose recent connections to (or
 /// answers from) a service mostly look like failed logins is reported with
 /// WARDEN_TYPE 2, its address, the service port, EVENT_SCALE (matched flows)
 /// and NOTE (`I:` attacked victims `O:` victims seen in answers).
+///
+/// SIGUSR1 re-reads the configuration file, SIGUSR2 the whitelist (before
+/// the next record; a file that fails to parse keeps the old settings).
 ///
 /// Differs from the C module: the first report's EVENT_SCALE is the real
 /// number of matched flows (C sends the configured threshold; use
@@ -60,10 +68,7 @@ struct Args {
     no_eos: bool,
 }
 
-fn run(args: &Args) -> Result<()> {
-    if !(args.ssh || args.rdp || args.telnet) {
-        bail!("choose at least one service: -S (SSH), -R (RDP), -T (TELNET)");
-    }
+fn load_config(args: &Args) -> Result<Config> {
     let mut cfg = match &args.config {
         Some(f) => Config::parse(
             &std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?,
@@ -72,19 +77,79 @@ fn run(args: &Args) -> Result<()> {
         None => Config::default(),
     };
     cfg.first_scale_is_threshold = args.c_event_scale;
-    let wl = match &args.whitelist {
+    Ok(cfg)
+}
+
+fn load_whitelist(args: &Args) -> Result<Whitelist> {
+    Ok(match &args.whitelist {
         Some(f) => Whitelist::parse(
             &std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?,
             f,
         )?,
         None => Whitelist::default(),
-    };
+    })
+}
+
+/// The detector plus reloads on SIGUSR1 (config) and SIGUSR2 (whitelist).
+struct Reloading<'a> {
+    det: Detector,
+    args: &'a Args,
+    usr1: Arc<AtomicBool>,
+    usr2: Arc<AtomicBool>,
+}
+
+impl FlowDetector for Reloading<'_> {
+    type Alert = Alert;
+    fn input_spec(&self) -> &'static str {
+        self.det.input_spec()
+    }
+    fn output_spec(&self) -> &'static str {
+        self.det.output_spec()
+    }
+    fn flow(&mut self, f: &Flow, out: &mut Vec<Alert>) {
+        if self.usr1.swap(false, Relaxed) {
+            match load_config(self.args) {
+                Ok(c) => self.det.set_config(c),
+                Err(e) => libtrap::log::warn(&format!("{e:#}; keeping the old configuration")),
+            }
+        }
+        if self.usr2.swap(false, Relaxed) {
+            match load_whitelist(self.args) {
+                Ok(w) => self.det.set_whitelist(w),
+                Err(e) => libtrap::log::warn(&format!("{e:#}; keeping the old whitelist")),
+            }
+        }
+        self.det.flow(f, out)
+    }
+    fn finish(&mut self, out: &mut Vec<Alert>) {
+        self.det.finish(out)
+    }
+    fn encode(&self, a: &Alert, b: &mut RecordBuilder<'_>) -> Result<(), RecordError> {
+        self.det.encode(a, b)
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    if !(args.ssh || args.rdp || args.telnet) {
+        bail!("choose at least one service: -S (SSH), -R (RDP), -T (TELNET)");
+    }
+    let cfg = load_config(args)?;
+    let wl = load_whitelist(args)?;
     if args.verbose_whitelist {
         for r in &wl.rules {
             eprintln!("whitelist: {r:?}");
         }
     }
-    let mut det = Detector::new(cfg, [args.ssh, args.rdp, args.telnet], wl);
+    let usr1 = Arc::new(AtomicBool::new(false));
+    let usr2 = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGUSR2, usr2.clone())?;
+    let mut det = Reloading {
+        det: Detector::new(cfg, [args.ssh, args.rdp, args.telnet], wl),
+        args,
+        usr1,
+        usr2,
+    };
     let s = detector_common::run(&args.trap.ifc, &mut det, !args.no_eos)?;
     libtrap::log::info(0, &format!("{} flows, {} alerts", s.flows, s.alerts));
     Ok(())

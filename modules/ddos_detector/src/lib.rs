@@ -152,9 +152,12 @@ fn secs(t: u32) -> UrTime {
 impl Detector {
     pub fn new(cfg: Config) -> Detector {
         Detector {
-            min_attack: cfg.minimal_attack_size * 60 * 1000 / 8,
-            min_before: cfg.min_traffic_before_attack * 60 * 1000 / 8,
-            min_prune: cfg.min_threshold_before_pruning * 60 * N as u64 * 1000 / 8,
+            min_attack: cfg.minimal_attack_size.saturating_mul(60 * 1000) / 8,
+            min_before: cfg.min_traffic_before_attack.saturating_mul(60 * 1000) / 8,
+            min_prune: cfg
+                .min_threshold_before_pruning
+                .saturating_mul(60 * N as u64 * 1000)
+                / 8,
             cfg,
             table: FastMap::default(),
             now: 0,
@@ -243,7 +246,8 @@ impl Detector {
                 // window after the discarded ones is still flooded.
                 let newest = if f.valid {
                     (0..N).rev().find(|&i| {
-                        e.bytes[i] >= t * f.base_b && u64::from(e.srcs[i]) >= c * f.base_ip
+                        e.bytes[i] >= t.saturating_mul(f.base_b)
+                            && u64::from(e.srcs[i]) >= c.saturating_mul(f.base_ip)
                     })
                 } else {
                     self.set_baseline(e, &mut f);
@@ -339,9 +343,9 @@ impl Detector {
             let n = (i - first + 1) as u64;
             let (avg_b, avg_ip) = (sum_b / n, sum_ip / n);
             let hot = |j: usize| {
-                avg_b * t < e.bytes[j]
+                avg_b.saturating_mul(t) < e.bytes[j]
                     && e.bytes[j] > self.min_attack
-                    && avg_ip * c < u64::from(e.srcs[j])
+                    && avg_ip.saturating_mul(c) < u64::from(e.srcs[j])
             };
             if hot(i + 1) && hot(i + 2) {
                 let start = self.win_start(i + 1);

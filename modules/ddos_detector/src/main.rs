@@ -1,4 +1,5 @@
 //! ddos_detector — volumetric floods per destination, flows in, alerts out.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use ddos_detector::{Config, Detector};

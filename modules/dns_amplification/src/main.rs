@@ -1,4 +1,5 @@
 //! dns_amplification — amplification attacks, flows in, alerts out.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use dns_amplification::{Config, Detector};

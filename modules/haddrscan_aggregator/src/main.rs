@@ -1,4 +1,5 @@
 //! haddrscan_aggregator — haddrscan_detector alerts merged per (scanner, port).
+#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;

@@ -1,4 +1,5 @@
 //! haddrscan_detector — horizontal TCP SYN scans, flows in, alerts out.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use haddrscan_detector::{Config, Detector};

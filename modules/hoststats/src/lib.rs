@@ -496,14 +496,18 @@ impl Detector {
             let (so, si) = (&h.ssh_out, &h.ssh_in);
             let uniq = h.ssh_out_peers.len() as u64;
             // Victim: answers many short login exchanges.
-            if c.bruteforce_data_min_packet_ratio * so.rsp_syn <= so.rsp_packets
-                && so.rsp_packets <= c.bruteforce_data_max_packet_ratio * so.rsp_syn
+            if c.bruteforce_data_min_packet_ratio
+                .saturating_mul(so.rsp_syn)
+                <= so.rsp_packets
+                && so.rsp_packets
+                    <= c.bruteforce_data_max_packet_ratio
+                        .saturating_mul(so.rsp_syn)
                 && so.rsp_syn > c.bruteforce_data_threshold
-                && c.bruteforce_req_min_packet_ratio * si.req_syn <= si.req_packets
-                && si.req_packets <= c.bruteforce_req_max_packet_ratio * si.req_syn
+                && c.bruteforce_req_min_packet_ratio.saturating_mul(si.req_syn) <= si.req_packets
+                && si.req_packets <= c.bruteforce_req_max_packet_ratio.saturating_mul(si.req_syn)
                 && si.req_syn > c.bruteforce_req_threshold
-                && si.req_syn > c.bruteforce_server_ratio * so.req_syn
-                && so.rsp_syn > c.bruteforce_ips_ratio * uniq
+                && si.req_syn > c.bruteforce_server_ratio.saturating_mul(so.req_syn)
+                && so.rsp_syn > c.bruteforce_ips_ratio.saturating_mul(uniq)
             {
                 let mut a = base(
                     EVENT_BRUTEFORCE,
@@ -517,15 +521,21 @@ impl Detector {
                 out.push(a);
             }
             // Attacker: opens many short login exchanges.
-            if c.bruteforce_req_min_packet_ratio * so.req_syn < so.req_packets
-                && so.req_packets < c.bruteforce_req_max_packet_ratio * so.req_syn
+            if c.bruteforce_req_min_packet_ratio.saturating_mul(so.req_syn) < so.req_packets
+                && so.req_packets < c.bruteforce_req_max_packet_ratio.saturating_mul(so.req_syn)
                 && so.req_syn > c.bruteforce_req_threshold
-                && c.bruteforce_data_min_packet_ratio * si.rsp_syn < si.rsp_packets
-                && si.rsp_packets < c.bruteforce_data_max_packet_ratio * si.rsp_syn
+                && c.bruteforce_data_min_packet_ratio
+                    .saturating_mul(si.rsp_syn)
+                    < si.rsp_packets
+                && si.rsp_packets
+                    < c.bruteforce_data_max_packet_ratio
+                        .saturating_mul(si.rsp_syn)
                 && si.rsp_syn > c.bruteforce_data_threshold
-                && si.req_syn < c.bruteforce_server_ratio * so.req_syn
-                && ((so.req_syn > c.bruteforce_ips_ratio * uniq && uniq < c.bruteforce_ips)
-                    || (so.req_syn > c.bruteforce_ips_ratio / 2 * uniq && uniq >= c.bruteforce_ips))
+                && si.req_syn < c.bruteforce_server_ratio.saturating_mul(so.req_syn)
+                && ((so.req_syn > c.bruteforce_ips_ratio.saturating_mul(uniq)
+                    && uniq < c.bruteforce_ips)
+                    || (so.req_syn > (c.bruteforce_ips_ratio / 2).saturating_mul(uniq)
+                        && uniq >= c.bruteforce_ips))
             {
                 let mut a = base(
                     EVENT_BRUTEFORCE,

@@ -1,4 +1,5 @@
 //! hoststats — per-host profiles and rules, flows in, events out.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
 use clap::Parser;

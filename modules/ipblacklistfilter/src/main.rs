@@ -1,5 +1,6 @@
 //! ipblacklistfilter — flows touching blacklisted prefixes, marked with the
 //! lists' bitmaps.
+#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;

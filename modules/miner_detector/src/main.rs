@@ -1,4 +1,5 @@
 //! miner_detector — hosts talking to listed mining pools, flows in, alerts out.
+#![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
 use clap::Parser;

@@ -1,4 +1,5 @@
 //! vportscan_aggregator — vportscan_detector alerts to per-scanner JSON events.
+#![forbid(unsafe_code)]
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;

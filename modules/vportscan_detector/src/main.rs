@@ -1,4 +1,5 @@
 //! vportscan_detector — vertical TCP SYN port scans, flows in, alerts out.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use libtrap::module::{self, TrapArgs};

@@ -1,4 +1,5 @@
 //! amplification2idea — dns_amplification alerts to IDEA.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use report2idea::reporters::amplification::AmplificationReporter;

@@ -1,4 +1,5 @@
 //! blacklist2idea — flows marked by ipblacklistfilter to IDEA.
+#![forbid(unsafe_code)]
 
 use anyhow::Context;
 use clap::Parser;

@@ -1,4 +1,5 @@
 //! bruteforce2idea — brute_force_detector alerts to IDEA.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use report2idea::reporters::bruteforce::BruteforceReporter;

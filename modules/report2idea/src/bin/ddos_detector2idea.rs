@@ -1,4 +1,5 @@
 //! ddos_detector2idea — ddos_detector alerts to IDEA.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use report2idea::reporters::ddos::DdosReporter;

@@ -1,4 +1,5 @@
 //! haddrscan2idea — horizontal scans to IDEA.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use report2idea::reporters::haddrscan::HaddrscanReporter;

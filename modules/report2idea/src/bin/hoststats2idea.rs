@@ -1,4 +1,5 @@
 //! hoststats2idea — hoststats events to IDEA.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use report2idea::reporters::hoststats::HoststatsReporter;

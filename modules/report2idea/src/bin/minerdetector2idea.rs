@@ -1,4 +1,5 @@
 //! minerdetector2idea — miner_detector alerts to IDEA.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use report2idea::reporters::miner::MinerReporter;

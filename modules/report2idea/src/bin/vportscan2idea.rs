@@ -1,4 +1,5 @@
 //! vportscan2idea — aggregated vertical port scans to IDEA.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use report2idea::reporters::vportscan::VportscanReporter;
