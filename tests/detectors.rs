@@ -154,6 +154,20 @@ fn vertical_port_scan_to_idea() {
     assert_eq!(i["FlowCount"], 1100);
     assert_eq!(i["Node"][0]["Name"], "test.vportscan");
     assert_eq!(i["Description"], "Vertical scan using TCP SYN");
+    // -T: the same message on a TRAP output (JSON "IDEA"), then end of stream.
+    let o = sb.run(
+        "vportscan2idea",
+        &["-D", "-T", "-i", "f:agg.trapcap,f:ideas.trapcap"],
+    );
+    assert_eq!(idea_lines(&ok_stdout(&o, "vportscan2idea")).len(), 1);
+    let spec = format!("f:{}", sb.path("ideas.trapcap").display());
+    let mut trap = libtrap::Trap::init(&spec, Some(1), Some(0)).unwrap();
+    let input = &mut trap.inputs()[0];
+    input.set_required(libtrap::Required::Json(Some("IDEA".into())));
+    let msg = input.recv().unwrap();
+    let v: Value = serde_json::from_slice(msg.data).unwrap();
+    assert_eq!(v["Source"][0]["IP4"][0], "192.0.2.7");
+    assert!(input.recv().unwrap().is_eos());
     // Without -D the (old) capture's alerts are dropped with a warning.
     let o = sb.run("vportscan2idea", &["-i", "f:agg.trapcap"]);
     assert_eq!(ok_stdout(&o, "vportscan2idea"), "");
