@@ -335,6 +335,16 @@ impl FlowDetector for Detector {
     }
 
     fn flow(&mut self, f: &Flow, out: &mut Vec<Alert>) {
+        // Every flow moves the clock, so sweeps run on quiet services too.
+        let t = f.time_last.secs();
+        if t > self.now {
+            self.now = t;
+            if self.next_report_check == 0 {
+                self.next_report_check = t + self.cfg.check_for_report_timeout;
+                self.next_delete_check = t + self.cfg.check_for_delete_timeout;
+            }
+            self.sweeps(out);
+        }
         if f.protocol != 6 {
             return;
         }
@@ -346,15 +356,6 @@ impl FlowDetector for Detector {
             (_, Some(s)) if self.enabled[s as usize] => (s, false),
             _ => return,
         };
-        let t = f.time_last.secs();
-        if t > self.now {
-            self.now = t;
-            if self.next_report_check == 0 {
-                self.next_report_check = t + self.cfg.check_for_report_timeout;
-                self.next_delete_check = t + self.cfg.check_for_delete_timeout;
-            }
-            self.sweeps(out);
-        }
         let (attacker, a_port, victim, v_port) = if incoming {
             (f.src_ip, f.src_port, f.dst_ip, f.dst_port)
         } else {
