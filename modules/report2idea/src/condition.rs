@@ -396,19 +396,21 @@ fn contained(v: &Value, lit: &Literal) -> bool {
 }
 
 fn compare(v: &Value, op: Op, lit: &Literal) -> bool {
-    let ord = |f: fn(f64, f64) -> bool| match (v, lit) {
-        (Value::Number(n), Literal::Num(x)) => n.as_f64().is_some_and(|n| f(n, *x)),
-        (Value::String(s), Literal::Str(x)) => f(s.as_str().cmp(x.as_str()) as i8 as f64, 0.0),
-        _ => false,
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    // Numbers compare as numbers, strings (also IDEA times) as text.
+    let ord = match (v, lit) {
+        (Value::Number(n), Literal::Num(x)) => n.as_f64().and_then(|n| n.partial_cmp(x)),
+        (Value::String(s), Literal::Str(x)) => Some(s.as_str().cmp(x.as_str())),
+        _ => None,
     };
     match op {
         Op::Eq => equal(v, lit),
         Op::Ne => !equal(v, lit),
         Op::In => contained(v, lit),
-        Op::Gt => ord(|a, b| a > b),
-        Op::Ge => ord(|a, b| a >= b),
-        Op::Lt => ord(|a, b| a < b),
-        Op::Le => ord(|a, b| a <= b),
+        Op::Gt => ord == Some(Greater),
+        Op::Ge => matches!(ord, Some(Greater | Equal)),
+        Op::Lt => ord == Some(Less),
+        Op::Le => matches!(ord, Some(Less | Equal)),
     }
 }
 
@@ -447,6 +449,8 @@ mod tests {
         assert!(eval("exists Node.Name && !(FlowCount < 10)"));
         assert!(eval("Node.Name in ['a', 'cz.x.vportscan']"));
         assert!(!eval("exists Missing.Key"));
+        assert!(eval("Node.Name > 'cz.a' and Node.Name <= 'cz.x.vportscan'"));
+        assert!(!eval("FlowCount < 50"));
     }
 
     #[test]
