@@ -28,7 +28,8 @@
 //! ```
 //!
 //! Action types: `file` (JSON lines appended; `-` or `/dev/stdout` = stdout;
-//! rotated to PATH.1 … PATH.keep when `max_size` bytes would be exceeded),
+//! rotated to PATH.1 … PATH.keep when `max_size` bytes would be exceeded; an
+//! existing directory gets one file `<ID>.idea` per message),
 //! `mark` (set a dotted path to a value in this rule's copy of the message),
 //! `trap` (send on the TRAP output). `drop` (stop all further actions and
 //! rules) and `stdout` are built in. Rules run in file order; each rule's
@@ -148,6 +149,19 @@ struct FileSink {
 }
 
 impl FileSink {
+    /// A directory (as in NEMEA): one file `<ID>.idea` per message, written
+    /// under a temporary name and renamed.
+    fn write_dir(&self, msg: &Value, line: &str) -> io::Result<()> {
+        let id = msg.get("ID").and_then(Value::as_str).unwrap_or("unknown");
+        let id: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let tmp = self.path.join(format!(".{id}.tmp"));
+        fs::write(&tmp, format!("{line}\n"))?;
+        fs::rename(&tmp, self.path.join(format!("{id}.idea")))
+    }
+
     fn write(&mut self, line: &str) -> io::Result<()> {
         let n = line.len() as u64 + 1;
         if let Some(max) = self.max_size {
@@ -439,6 +453,13 @@ impl RuleSet {
                             })?
                     }
                     Action::Mark { path, value } => set_path(&mut copy, path, value.clone()),
+                    Action::File(f) if f.path.is_dir() => f
+                        .write_dir(&copy, &copy.to_string())
+                        .map_err(|source| ActionError::File {
+                            id: id.clone(),
+                            path: f.path.display().to_string(),
+                            source,
+                        })?,
                     Action::File(f) => {
                         f.write(&copy.to_string())
                             .map_err(|source| ActionError::File {
@@ -589,6 +610,22 @@ actions = ["out"]
         assert_eq!(fs::read_to_string(r1).unwrap(), "{\"n\":\"00000002\"}\n");
         assert_eq!(fs::read_to_string(r2).unwrap(), "{\"n\":\"00000001\"}\n");
         assert!(!dir.path().join("e.idea.3").exists());
+    }
+
+    #[test]
+    fn directory_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "[[custom_actions]]\nid = \"d\"\nfile = {{ path = \"{}\" }}\n[[rules]]\nid = 1\nactions = [\"d\"]\n",
+            dir.path().display()
+        );
+        let mut rs = RuleSet::parse(&cfg).unwrap();
+        rs.apply(&json!({"ID": "abc-1", "x": 1}), &mut Capture::default())
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("abc-1.idea")).unwrap(),
+            "{\"ID\":\"abc-1\",\"x\":1}\n"
+        );
     }
 
     #[test]
