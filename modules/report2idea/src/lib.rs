@@ -30,7 +30,8 @@ pub struct CommonArgs {
     #[arg(short = 'T', long = "trap")]
     pub trap_output: bool,
     /// Rule configuration (TOML, the shape of NEMEA's reporter YAML). Without
-    /// it every message is written to stdout as one JSON line.
+    /// it every message is written to stdout as one JSON line. SIGUSR1
+    /// re-reads it (a broken file keeps the old rules).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Node.Name (default: <namespace of the config>.<module>, or
@@ -221,6 +222,11 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
     };
     let mut template: Option<Template> = None;
     let mut counts = Counts::default();
+    // SIGUSR1: re-read the rules before the next message (as NEMEA).
+    let reload = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if args.config.is_some() {
+        let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, reload.clone());
+    }
     let result = loop {
         let msg = match input.recv() {
             Ok(m) => m,
@@ -230,6 +236,20 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
         };
         if msg.is_eos() {
             break Ok(());
+        }
+        if reload.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            if let Some(p) = &args.config {
+                match RuleSet::load(p) {
+                    Ok(r) if r.uses_trap() && !args.trap_output => libtrap::log::warn(
+                        "reloaded rules send to TRAP but there is no -T output; keeping the old rules",
+                    ),
+                    Ok(r) => {
+                        rules = r;
+                        libtrap::log::info(0, "rules reloaded");
+                    }
+                    Err(e) => libtrap::log::warn(&format!("{e}; keeping the old rules")),
+                }
+            }
         }
         let unirec_input = matches!(reporter.input(), InputKind::UniRec(_));
         if msg.format_changed || (unirec_input && template.is_none()) {
