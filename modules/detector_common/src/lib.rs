@@ -1,0 +1,312 @@
+//! detector_common — what the nemea-rs detectors share: the flow fields they
+//! read, a fast hasher for their tables, and the record loop of their
+//! binaries (one UniRec input with required fields, one UniRec alert output).
+//!
+//! The detector logic itself lives in each detector's library as a pure state
+//! machine implementing [`FlowDetector`]: flows (with their own times) in,
+//! alerts out. No sockets and no wall clock there.
+#![forbid(unsafe_code)]
+
+use libtrap::{DataFormat, Required, Trap, TrapError};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use unirec::{RecordBuilder, RecordError, RecordRef, Template, TemplateError, UrIp, UrTime};
+
+/// The flow fields the detectors read. Fields a detector does not require
+/// are zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub src_ip: UrIp,
+    pub dst_ip: UrIp,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub protocol: u8,
+    pub tcp_flags: u8,
+    pub packets: u32,
+    pub bytes: u64,
+    pub time_first: UrTime,
+    pub time_last: UrTime,
+}
+
+/// TCP flag bits as in UniRec's TCP_FLAGS.
+pub mod tcp {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+}
+
+/// Reads [`Flow`]s from records of one template.
+#[derive(Clone, Debug)]
+pub struct FlowReader {
+    idx: [Option<usize>; 10],
+}
+
+const NAMES: [&str; 10] = [
+    "SRC_IP",
+    "DST_IP",
+    "SRC_PORT",
+    "DST_PORT",
+    "PROTOCOL",
+    "TCP_FLAGS",
+    "PACKETS",
+    "BYTES",
+    "TIME_FIRST",
+    "TIME_LAST",
+];
+
+impl FlowReader {
+    pub fn new(tmpl: &Template) -> FlowReader {
+        FlowReader {
+            idx: NAMES.map(|n| tmpl.find(n)),
+        }
+    }
+
+    /// The flow in `rec` (a record of the template given to [`new`](Self::new)).
+    #[inline]
+    pub fn read(&self, rec: &RecordRef<'_>) -> Flow {
+        let i = &self.idx;
+        Flow {
+            src_ip: i[0].and_then(|x| rec.get_ip(x)).unwrap_or_default(),
+            dst_ip: i[1].and_then(|x| rec.get_ip(x)).unwrap_or_default(),
+            src_port: i[2].and_then(|x| rec.get_u16(x)).unwrap_or(0),
+            dst_port: i[3].and_then(|x| rec.get_u16(x)).unwrap_or(0),
+            protocol: i[4].and_then(|x| rec.get_u8(x)).unwrap_or(0),
+            tcp_flags: i[5].and_then(|x| rec.get_u8(x)).unwrap_or(0),
+            packets: i[6].and_then(|x| rec.get_u32(x)).unwrap_or(0),
+            bytes: i[7].and_then(|x| rec.get_u64(x)).unwrap_or(0),
+            time_first: i[8].and_then(|x| rec.get_time(x)).unwrap_or_default(),
+            time_last: i[9].and_then(|x| rec.get_time(x)).unwrap_or_default(),
+        }
+    }
+}
+
+/// FxHash (rustc's hasher, with a final rotation): much faster than SipHash
+/// for the small integer
+/// and address keys of the detectors' tables. Not DoS resistant — keys are
+/// flow addresses, which an attacker can choose, but tables are bounded by
+/// the detectors' own expiry.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ w).wrapping_mul(SEED);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut c = bytes.chunks_exact(8);
+        for w in &mut c {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            self.add(u64::from_le_bytes(a));
+        }
+        let rest = c.remainder();
+        if !rest.is_empty() {
+            let mut a = [0u8; 8];
+            a[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(a));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i))
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i))
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i))
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i)
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64)
+    }
+    /// The multiply leaves the low bits depending only on the low input
+    /// bits (for IPv4 keys: the first octets, often constant), and hash
+    /// tables index by the low bits: rotate the well-mixed high bits down.
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.hash.rotate_left(26)
+    }
+}
+
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FastSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
+
+/// A detector's state machine.
+pub trait FlowDetector {
+    type Alert;
+    /// The required input fields (`type NAME,...`).
+    fn input_spec(&self) -> &'static str;
+    /// The alert template (`type NAME,...`).
+    fn output_spec(&self) -> &'static str;
+    /// One flow; alerts it causes are appended to `out`.
+    fn flow(&mut self, f: &Flow, out: &mut Vec<Self::Alert>);
+    /// End of input: alerts still pending.
+    fn finish(&mut self, out: &mut Vec<Self::Alert>);
+    /// Writes one alert into a builder of the output template.
+    fn encode(&self, a: &Self::Alert, b: &mut RecordBuilder<'_>) -> Result<(), RecordError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Trap(#[from] TrapError),
+    #[error("bad template: {0}")]
+    Template(#[from] TemplateError),
+    #[error("cannot encode an alert: {0}")]
+    Encode(#[from] RecordError),
+    #[error("{0}")]
+    Input(String),
+}
+
+/// What a detector run saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunStats {
+    pub flows: u64,
+    pub alerts: u64,
+}
+
+/// The record loop of a detector binary: `ifc` has one input (flows, with
+/// the detector's required fields) and one output (alerts). Ends at
+/// end-of-stream or on a signal, flushes pending alerts and forwards the
+/// end-of-stream message when `eos`.
+pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStats, DetectError> {
+    let out_tmpl = Template::parse(det.output_spec())?;
+    // Validate our own spec early (a programming error otherwise).
+    Template::parse(det.input_spec())?;
+    let mut trap = Trap::init(ifc, Some(1), Some(1))?;
+    let (inputs, outputs) = trap.split_mut();
+    let input = &mut inputs[0];
+    let output = &mut outputs[0];
+    input.set_required(Required::UniRec(det.input_spec().to_string()));
+    output.set_format(DataFormat::UniRec(out_tmpl.spec().to_string()))?;
+    let mut builder = RecordBuilder::new(&out_tmpl);
+    let mut buf = Vec::with_capacity(256);
+    let mut alerts = Vec::new();
+    let mut stats = RunStats::default();
+    let mut tmpl: Option<(Template, FlowReader)> = None;
+    let mut send = |alerts: &mut Vec<D::Alert>,
+                    det: &D,
+                    stats: &mut RunStats,
+                    output: &mut libtrap::Output|
+     -> Result<(), DetectError> {
+        for a in alerts.drain(..) {
+            builder.clear();
+            det.encode(&a, &mut builder)?;
+            buf.clear();
+            builder.finish(&mut buf)?;
+            libtrap::ok_if_terminated(output.send(&buf))?;
+            stats.alerts += 1;
+        }
+        Ok(())
+    };
+    let result: Result<(), DetectError> = loop {
+        let msg = match input.recv() {
+            Ok(m) => m,
+            Err(TrapError::Terminated) => break Ok(()),
+            Err(TrapError::Timeout) => continue,
+            Err(e) => break Err(e.into()),
+        };
+        if msg.is_eos() {
+            break Ok(());
+        }
+        if msg.format_changed || tmpl.is_none() {
+            let Some(DataFormat::UniRec(spec)) = msg.format else {
+                break Err(DetectError::Input(format!(
+                    "{}: the input is not UniRec",
+                    input.name()
+                )));
+            };
+            let t = match Template::parse(spec) {
+                Ok(t) => t,
+                Err(e) => break Err(e.into()),
+            };
+            let r = FlowReader::new(&t);
+            tmpl = Some((t, r));
+        }
+        let Some((t, reader)) = &tmpl else { continue };
+        let rec = match RecordRef::new_checked(t, msg.data) {
+            Ok(r) => r,
+            Err(e) => {
+                libtrap::log::warn(&format!("{}: malformed record skipped: {e}", input.name()));
+                continue;
+            }
+        };
+        stats.flows += 1;
+        det.flow(&reader.read(&rec), &mut alerts);
+        if !alerts.is_empty() {
+            if let Err(e) = send(&mut alerts, det, &mut stats, output) {
+                break Err(e);
+            }
+        }
+    };
+    det.finish(&mut alerts);
+    let sent = send(&mut alerts, det, &mut stats, output);
+    let ended = trap.end(eos);
+    result?;
+    sent?;
+    ended?;
+    Ok(stats)
+}
+
+/// Index of `name` in `t`, or an index no template has (setters then fail
+/// with [`RecordError::NoField`]): for encoding into the detector's own
+/// alert template, where a missing field is a programming error caught by
+/// the unit tests.
+pub fn field(t: &Template, name: &str) -> usize {
+    t.find(name).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_reads_the_fields_it_finds() {
+        let t = Template::parse("ipaddr SRC_IP,uint16 DST_PORT,time TIME_LAST,uint8 TCP_FLAGS")
+            .unwrap();
+        let mut b = RecordBuilder::new(&t);
+        b.set_ip(t.find("SRC_IP").unwrap(), UrIp::parse("10.0.0.1").unwrap())
+            .unwrap();
+        b.set_u16(t.find("DST_PORT").unwrap(), 22).unwrap();
+        b.set_u8(t.find("TCP_FLAGS").unwrap(), tcp::SYN).unwrap();
+        b.set_time(t.find("TIME_LAST").unwrap(), UrTime::from_secs_millis(5, 0))
+            .unwrap();
+        let mut buf = Vec::new();
+        b.finish(&mut buf).unwrap();
+        let rec = RecordRef::new_checked(&t, &buf).unwrap();
+        let f = FlowReader::new(&t).read(&rec);
+        assert_eq!(f.src_ip.to_string(), "10.0.0.1");
+        assert_eq!(f.dst_port, 22);
+        assert_eq!(f.tcp_flags, tcp::SYN);
+        assert_eq!(f.time_last.secs(), 5);
+        assert_eq!(f.packets, 0);
+    }
+
+    #[test]
+    fn fast_map_works() {
+        let mut m: FastMap<(UrIp, u16), u32> = FastMap::default();
+        for i in 0..1000u16 {
+            *m.entry((UrIp::default(), i % 10)).or_default() += 1;
+        }
+        assert_eq!(m.len(), 10);
+        assert!(m.values().all(|&v| v == 100));
+    }
+}

@@ -1,0 +1,28 @@
+//! amplification2idea — dns_amplification alerts to IDEA.
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+use report2idea::reporters::amplification::AmplificationReporter;
+use report2idea::CommonArgs;
+use std::process::ExitCode;
+
+/// Reads dns_amplification alerts (UniRec) and writes one IDEA message
+/// (Availability.DDoS; Source = the amplifier, Target = the victim) per
+/// alert: to stdout as one JSON line by default, or as the rules of -c say.
+#[derive(Parser, Debug)]
+#[command(
+    name = "amplification2idea",
+    version,
+    after_help = "Interfaces: 1 input (UniRec alerts), plus 1 output (JSON \"IDEA\") with -T.\n\
+Example: amplification2idea -i t:12001"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn main() -> ExitCode {
+    libtrap::module::handle_trap_help();
+    let args = Args::parse();
+    report2idea::main_with("amplification2idea", &args.common, AmplificationReporter)
+}

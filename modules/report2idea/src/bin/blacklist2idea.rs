@@ -1,0 +1,56 @@
+//! blacklist2idea — flows marked by ipblacklistfilter to IDEA.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::Parser;
+use report2idea::reporters::blacklist::BlacklistReporter;
+use report2idea::CommonArgs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Reads the flows of ipblacklistfilter (UniRec with SRC_BLACKLIST and
+/// DST_BLACKLIST) and writes one IDEA message per blacklisted side and list
+/// (category, name and source URL from the bl_downloader configuration):
+/// to stdout as one JSON line by default, or as the rules of -c say. Unlike
+/// NEMEA there is no blacklist_aggregator stage: each marked flow is
+/// reported.
+#[derive(Parser, Debug)]
+#[command(
+    name = "blacklist2idea",
+    version,
+    after_help = "Interfaces: 1 input (UniRec), plus 1 output (JSON \"IDEA\") with -T.\n\
+Example: blacklist2idea --blacklist-config /etc/nemea/bl_downloader.toml -i u:blacklisted"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The bl_downloader configuration (TOML) naming the blacklists.
+    #[arg(long = "blacklist-config", value_name = "FILE")]
+    blacklist_config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    libtrap::module::handle_trap_help();
+    let args = Args::parse();
+    let lists = std::fs::read_to_string(&args.blacklist_config)
+        .with_context(|| format!("cannot read {}", args.blacklist_config.display()))
+        .and_then(|t| {
+            Ok(bl_downloader::Config::parse(
+                &t,
+                &args.blacklist_config.display().to_string(),
+            )?)
+        });
+    match lists {
+        Ok(cfg) => report2idea::main_with(
+            "blacklist2idea",
+            &args.common,
+            BlacklistReporter {
+                lists: cfg.blacklist.into_iter().map(|l| (l.id, l)).collect(),
+            },
+        ),
+        Err(e) => {
+            libtrap::log::set_program_name("blacklist2idea");
+            libtrap::module::exit_status(Err(format!("{e:#}")))
+        }
+    }
+}

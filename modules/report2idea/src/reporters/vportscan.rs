@@ -1,0 +1,126 @@
+//! vportscan2idea: `aggregated_portscan` JSON events to IDEA.
+
+use crate::{aggr_win, Alert, Endpoint, Idea, IdeaTime, InputKind, Reporter};
+use serde_json::Value;
+use unirec::UrIp;
+
+pub struct VportscanReporter {
+    /// The aggregation window (s), for Node.AggrWin.
+    pub aggr_win: u64,
+}
+
+fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, String> {
+    v.get(key).ok_or_else(|| format!("no `{key}` in the event"))
+}
+
+fn ip(text: &str) -> Result<UrIp, String> {
+    UrIp::parse(text).ok_or_else(|| format!("`{text}` is not an IP address"))
+}
+
+fn time(v: &Value, key: &str) -> Result<IdeaTime, String> {
+    field(v, key)?
+        .as_f64()
+        .map(IdeaTime::from_f64)
+        .ok_or_else(|| format!("`{key}` is not a number"))
+}
+
+impl Reporter for VportscanReporter {
+    const MODULE_NAME: &'static str = "vportscan";
+
+    fn input(&self) -> InputKind {
+        InputKind::Json("aggregated_portscan")
+    }
+
+    fn convert(&mut self, alert: &Alert<'_>) -> Result<Option<Idea>, String> {
+        let Alert::Json(ev) = alert else {
+            return Ok(None);
+        };
+        let src = ip(field(ev, "src_ip")?
+            .as_str()
+            .ok_or("`src_ip` is not a string")?)?;
+        let dst = field(ev, "dst_ips")?
+            .as_object()
+            .ok_or("`dst_ips` is not an object")?;
+        let proto = ev
+            .get("protocol")
+            .and_then(Value::as_u64)
+            .and_then(|p| u8::try_from(p).ok())
+            .and_then(crate::proto_name)
+            .unwrap_or("tcp");
+        let (first, last) = (time(ev, "ts_first")?, time(ev, "ts_last")?);
+        let mut idea = Idea::new(
+            last,
+            "Recon.Scanning",
+            "vportscan_detector",
+            &["Flow", "Statistical"],
+        );
+        idea.event_time = Some(first);
+        idea.cease_time = Some(last);
+        idea.description = Some(
+            if dst.len() > 1 {
+                "Block portscan using TCP SYN"
+            } else {
+                "Vertical scan using TCP SYN"
+            }
+            .to_string(),
+        );
+        idea.source.push(Endpoint::with_proto(&[proto]).ip(src));
+        let mut target = Endpoint::with_proto(&[proto]);
+        let mut flows = 0u64;
+        for (addr, n) in dst {
+            target.add_ur_ip(ip(addr)?);
+            flows += n.as_u64().unwrap_or(0);
+        }
+        idea.target.push(target);
+        idea.flow_count = Some(flows);
+        idea.node[0].aggr_win = Some(aggr_win(self.aggr_win));
+        Ok(Some(idea))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn convert(ev: Value) -> Result<Option<Idea>, String> {
+        VportscanReporter { aggr_win: 300 }.convert(&Alert::Json(&ev))
+    }
+
+    #[test]
+    fn vertical_scan() {
+        let idea = convert(
+            json!({"src_ip": "192.0.2.7", "dst_ips": {"198.51.100.20": 50},
+            "ts_first": 1714557611.25, "ts_last": 1714557898.0, "protocol": 6}),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            idea.redacted(),
+            r#"{"Category":["Recon.Scanning"],"CeaseTime":"2024-05-01T10:04:58Z","CreateTime":"<CreateTime>","Description":"Vertical scan using TCP SYN","DetectTime":"2024-05-01T10:04:58Z","EventTime":"2024-05-01T10:00:11Z","FlowCount":50,"Format":"IDEA0","ID":"<ID>","Node":[{"AggrWin":"00:05:00","Name":"","SW":["Nemea","vportscan_detector"],"Type":["Flow","Statistical"]}],"Source":[{"IP4":["192.0.2.7"],"Proto":["tcp"]}],"Target":[{"IP4":["198.51.100.20"],"Proto":["tcp"]}]}"#
+        );
+    }
+
+    #[test]
+    fn block_scan_and_bad_events() {
+        let idea = convert(json!({"src_ip": "2001:db8::7",
+            "dst_ips": {"2001:db8::20": 50, "2001:db8::21": 100},
+            "ts_first": 1.0, "ts_last": 2.0, "protocol": 6}))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            idea.description.as_deref(),
+            Some("Block portscan using TCP SYN")
+        );
+        assert_eq!(idea.flow_count, Some(150));
+        assert_eq!(idea.target[0].ip6, vec!["2001:db8::20", "2001:db8::21"]);
+        assert!(convert(json!({"dst_ips": {}}))
+            .unwrap_err()
+            .contains("src_ip"));
+        assert!(
+            convert(json!({"src_ip": "x", "dst_ips": {}, "ts_first": 1, "ts_last": 1}))
+                .unwrap_err()
+                .contains("not an IP")
+        );
+    }
+}

@@ -1,0 +1,657 @@
+//! The reporter rule configuration: NEMEA's `reporter_config` shape, written
+//! in TOML.
+//!
+//! ```toml
+//! namespace = "com.example.nemea"
+//!
+//! [[addressgroups]]
+//! id = "privnets"
+//! list = ["10.0.0.0/8", "192.168.0.0/16"]     # or: file = "/path" (one per line)
+//!
+//! [[custom_actions]]
+//! id = "store"
+//! file = { path = "/var/log/nemea/events.idea", max_size = 100000000, keep = 5 }
+//!
+//! [[custom_actions]]
+//! id = "mark1"
+//! mark = { path = "_CESNET.Whitelisted", value = "True" }
+//!
+//! [[custom_actions]]
+//! id = "out"
+//! trap = {}                                    # needs -T
+//!
+//! [[rules]]
+//! id = 1
+//! condition = "Source.IP4 in privnets"
+//! actions = ["mark1", "store", "drop"]
+//! elseactions = ["stdout"]
+//! ```
+//!
+//! Action types: `file` (JSON lines appended; `-` or `/dev/stdout` = stdout;
+//! rotated to PATH.1 … PATH.keep when `max_size` bytes would be exceeded; an
+//! existing directory gets one file `<ID>.idea` per message),
+//! `mark` (set a dotted path to a value in this rule's copy of the message),
+//! `trap` (send on the TRAP output). `drop` (stop all further actions and
+//! rules) and `stdout` are built in. Rules run in file order; each rule's
+//! actions work on a fresh copy of the message, as in NEMEA.
+
+use crate::condition::{Cond, Net};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {detail}")]
+    Syntax { path: String, detail: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("action {id}: {path}: {source}")]
+    File {
+        id: String,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("action {id}: {detail}")]
+    Sink { id: String, detail: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    namespace: Option<String>,
+    #[serde(default)]
+    addressgroups: Vec<RawGroup>,
+    #[serde(default)]
+    custom_actions: Vec<RawAction>,
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    id: String,
+    file: Option<String>,
+    list: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAction {
+    id: String,
+    file: Option<FileParams>,
+    mark: Option<MarkParams>,
+    trap: Option<toml::Table>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct FileParams {
+    path: String,
+    max_size: Option<u64>,
+    keep: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct MarkParams {
+    path: String,
+    value: toml::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: toml::Value,
+    condition: Option<String>,
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    elseactions: Vec<String>,
+}
+
+/// Where actions that leave the process go (stdout, the TRAP output).
+pub trait Sinks {
+    fn stdout(&mut self, line: &str) -> io::Result<()>;
+    fn trap(&mut self, line: &str) -> Result<(), String>;
+}
+
+#[derive(Debug)]
+enum Action {
+    Stdout,
+    Drop,
+    Trap,
+    Mark { path: Vec<String>, value: Value },
+    File(FileSink),
+}
+
+#[derive(Debug)]
+struct FileSink {
+    path: PathBuf,
+    max_size: Option<u64>,
+    keep: u32,
+    file: Option<File>,
+    size: u64,
+}
+
+impl FileSink {
+    /// A directory (as in NEMEA): one file `<ID>.idea` per message, written
+    /// under a temporary name and renamed.
+    fn write_dir(&self, msg: &Value, line: &str) -> io::Result<()> {
+        let id = msg.get("ID").and_then(Value::as_str).unwrap_or("unknown");
+        let id: String = id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let tmp = self.path.join(format!(".{id}.tmp"));
+        fs::write(&tmp, format!("{line}\n"))?;
+        fs::rename(&tmp, self.path.join(format!("{id}.idea")))
+    }
+
+    fn write(&mut self, line: &str) -> io::Result<()> {
+        let n = line.len() as u64 + 1;
+        if let Some(max) = self.max_size {
+            if self.file.is_some() && self.size > 0 && self.size + n > max {
+                self.rotate()?;
+            }
+        }
+        if self.file.is_none() {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)?;
+            }
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            self.size = f.metadata()?.len();
+            self.file = Some(f);
+        }
+        if let Some(f) = &mut self.file {
+            let mut buf = Vec::with_capacity(line.len() + 1);
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            f.write_all(&buf)?;
+            self.size += n;
+        }
+        Ok(())
+    }
+
+    /// PATH → PATH.1 → PATH.2 … (the oldest beyond `keep` is removed).
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file = None;
+        let name = |i: u32| -> PathBuf {
+            let mut s = self.path.clone().into_os_string();
+            s.push(format!(".{i}"));
+            PathBuf::from(s)
+        };
+        let _ = fs::remove_file(name(self.keep));
+        for i in (1..self.keep).rev() {
+            let from = name(i);
+            if from.exists() {
+                fs::rename(&from, name(i + 1))?;
+            }
+        }
+        if self.keep > 0 {
+            fs::rename(&self.path, name(1))?;
+        } else {
+            fs::remove_file(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Rule {
+    id: String,
+    cond: Cond,
+    actions: Vec<usize>,
+    elseactions: Vec<usize>,
+}
+
+/// A loaded rule set.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub namespace: Option<String>,
+    actions: Vec<(String, Action)>,
+    rules: Vec<Rule>,
+    uses_trap: bool,
+}
+
+fn toml_to_json(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => Value::from(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
+fn rule_id(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl RuleSet {
+    /// The rules used without `-c`: everything to stdout (and to the TRAP
+    /// output with `-T`).
+    pub fn default_rules(trap: bool) -> RuleSet {
+        let mut actions = vec![("stdout".to_string(), Action::Stdout)];
+        if trap {
+            actions.push(("trap".to_string(), Action::Trap));
+        }
+        let all = (0..actions.len()).collect();
+        RuleSet {
+            namespace: None,
+            actions,
+            rules: vec![Rule {
+                id: "default".into(),
+                cond: Cond::Const(true),
+                actions: all,
+                elseactions: Vec::new(),
+            }],
+            uses_trap: trap,
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<RuleSet, ConfigError> {
+        let p = path.display().to_string();
+        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: p.clone(),
+            detail: e.message().to_string()
+                + &e.span()
+                    .map(|s| {
+                        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                        format!(" (line {line})")
+                    })
+                    .unwrap_or_default(),
+        })?;
+        Self::from_raw(raw, &p)
+    }
+
+    pub fn parse(text: &str) -> Result<RuleSet, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: "<config>".into(),
+            detail: e.message().to_string(),
+        })?;
+        Self::from_raw(raw, "<config>")
+    }
+
+    fn from_raw(raw: RawConfig, path: &str) -> Result<RuleSet, ConfigError> {
+        let inv = |m: String| ConfigError::Invalid(format!("{path}: {m}"));
+        let mut groups: HashMap<String, Vec<Net>> = HashMap::new();
+        for g in &raw.addressgroups {
+            let entries: Vec<(String, String)> = match (&g.file, &g.list) {
+                (Some(f), None) => fs::read_to_string(f)
+                    .map_err(|e| inv(format!("address group {}: {f}: {e}", g.id)))?
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| (format!("{f}:{}", i + 1), l.trim().to_string()))
+                    .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+                    .collect(),
+                (None, Some(l)) => l
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (format!("entry {}", i + 1), x.clone()))
+                    .collect(),
+                _ => {
+                    return Err(inv(format!(
+                        "address group {} needs exactly one of file, list",
+                        g.id
+                    )))
+                }
+            };
+            let mut nets = Vec::new();
+            for (where_, e) in entries {
+                match Net::parse(&e) {
+                    Some(n) => nets.push(n),
+                    None => libtrap::log::warn(&format!(
+                        "address group {}: {where_}: `{e}` is not an address or prefix, skipped",
+                        g.id
+                    )),
+                }
+            }
+            groups.insert(g.id.clone(), nets);
+        }
+        let mut actions: Vec<(String, Action)> = vec![
+            ("drop".into(), Action::Drop),
+            ("stdout".into(), Action::Stdout),
+        ];
+        let mut uses_trap = false;
+        for a in raw.custom_actions {
+            if actions.iter().any(|(id, _)| *id == a.id) {
+                return Err(inv(format!(
+                    "action id {} is defined twice (or built in)",
+                    a.id
+                )));
+            }
+            let n = usize::from(a.file.is_some())
+                + usize::from(a.mark.is_some())
+                + usize::from(a.trap.is_some());
+            if n != 1 {
+                return Err(inv(format!(
+                    "action {} needs exactly one of file, mark, trap",
+                    a.id
+                )));
+            }
+            let act = if let Some(f) = a.file {
+                if f.path == "-" || f.path == "/dev/stdout" {
+                    Action::Stdout
+                } else {
+                    Action::File(FileSink {
+                        path: PathBuf::from(f.path),
+                        max_size: f.max_size,
+                        keep: f.keep.unwrap_or(5),
+                        file: None,
+                        size: 0,
+                    })
+                }
+            } else if let Some(m) = a.mark {
+                Action::Mark {
+                    path: m.path.split('.').map(str::to_string).collect(),
+                    value: toml_to_json(&m.value),
+                }
+            } else {
+                uses_trap = true;
+                Action::Trap
+            };
+            actions.push((a.id, act));
+        }
+        if raw.rules.is_empty() {
+            return Err(inv("at least one rule is needed".into()));
+        }
+        let find = |rule: &str, ids: &[String]| -> Result<Vec<usize>, ConfigError> {
+            ids.iter()
+                .map(|id| {
+                    actions
+                        .iter()
+                        .position(|(a, _)| a == id)
+                        .ok_or_else(|| inv(format!("rule {rule}: unknown action {id}")))
+                })
+                .collect()
+        };
+        let mut rules = Vec::new();
+        for r in &raw.rules {
+            let id = rule_id(&r.id);
+            let cond = Cond::parse(r.condition.as_deref().unwrap_or(""), &groups)
+                .map_err(|e| inv(format!("rule {id}: condition: {e}")))?;
+            rules.push(Rule {
+                actions: find(&id, &r.actions)?,
+                elseactions: find(&id, &r.elseactions)?,
+                id,
+                cond,
+            });
+        }
+        Ok(RuleSet {
+            namespace: raw.namespace,
+            actions,
+            rules,
+            uses_trap,
+        })
+    }
+
+    /// True when an action sends to the TRAP output (so `-T` is needed).
+    pub fn uses_trap(&self) -> bool {
+        self.uses_trap
+    }
+
+    /// Runs the rules on one message.
+    pub fn apply(&mut self, msg: &Value, sinks: &mut dyn Sinks) -> Result<(), ActionError> {
+        for r in 0..self.rules.len() {
+            let rule = &self.rules[r];
+            let list = if rule.cond.eval(msg) {
+                rule.actions.clone()
+            } else {
+                rule.elseactions.clone()
+            };
+            let mut copy = msg.clone();
+            for a in list {
+                let (id, action) = &mut self.actions[a];
+                match action {
+                    Action::Drop => return Ok(()),
+                    Action::Stdout => {
+                        sinks
+                            .stdout(&copy.to_string())
+                            .map_err(|e| ActionError::Sink {
+                                id: id.clone(),
+                                detail: e.to_string(),
+                            })?
+                    }
+                    Action::Trap => {
+                        sinks
+                            .trap(&copy.to_string())
+                            .map_err(|detail| ActionError::Sink {
+                                id: id.clone(),
+                                detail,
+                            })?
+                    }
+                    Action::Mark { path, value } => set_path(&mut copy, path, value.clone()),
+                    Action::File(f) if f.path.is_dir() => f
+                        .write_dir(&copy, &copy.to_string())
+                        .map_err(|source| ActionError::File {
+                            id: id.clone(),
+                            path: f.path.display().to_string(),
+                            source,
+                        })?,
+                    Action::File(f) => {
+                        f.write(&copy.to_string())
+                            .map_err(|source| ActionError::File {
+                                id: id.clone(),
+                                path: f.path.display().to_string(),
+                                source,
+                            })?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A short description of the rules (for `--dry`).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "namespace: {}\n",
+            self.namespace.as_deref().unwrap_or("(none)")
+        );
+        for r in &self.rules {
+            let names = |l: &[usize]| {
+                l.iter()
+                    .map(|&i| self.actions[i].0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            s += &format!(
+                "rule {}: {:?}\n  actions: [{}]\n  elseactions: [{}]\n",
+                r.id,
+                r.cond,
+                names(&r.actions),
+                names(&r.elseactions)
+            );
+        }
+        s
+    }
+}
+
+/// Sets `path` to `value`, creating objects on the way; an array on the way
+/// is entered at its first element.
+fn set_path(v: &mut Value, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *v = value;
+        return;
+    };
+    if let Value::Array(a) = v {
+        if a.is_empty() {
+            a.push(Value::Object(Default::default()));
+        }
+        return set_path(&mut a[0], path, value);
+    }
+    if !v.is_object() {
+        *v = Value::Object(Default::default());
+    }
+    if let Value::Object(o) = v {
+        let e = o.entry(first.clone()).or_insert(Value::Null);
+        set_path(e, rest, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Default)]
+    struct Capture {
+        out: Vec<String>,
+        trap: Vec<String>,
+    }
+    impl Sinks for Capture {
+        fn stdout(&mut self, line: &str) -> io::Result<()> {
+            self.out.push(line.to_string());
+            Ok(())
+        }
+        fn trap(&mut self, line: &str) -> Result<(), String> {
+            self.trap.push(line.to_string());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn rules_mark_drop_and_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/events.idea");
+        let cfg = format!(
+            r#"
+namespace = "org.example"
+[[addressgroups]]
+id = "priv"
+list = ["10.0.0.0/8", "not-an-ip"]
+[[custom_actions]]
+id = "store"
+file = {{ path = "{}" }}
+[[custom_actions]]
+id = "m"
+mark = {{ path = "_CESNET.Whitelisted", value = "True" }}
+[[custom_actions]]
+id = "out"
+trap = {{}}
+[[rules]]
+id = 1
+condition = "Source.IP4 in priv"
+actions = ["m", "store", "drop"]
+elseactions = ["stdout"]
+[[rules]]
+id = 2
+condition = ""
+actions = ["out"]
+"#,
+            file.display()
+        );
+        let mut rs = RuleSet::parse(&cfg).unwrap();
+        assert!(rs.uses_trap());
+        assert_eq!(rs.namespace.as_deref(), Some("org.example"));
+        let mut c = Capture::default();
+        let private = json!({"Source": [{"IP4": ["10.0.0.1"]}]});
+        let public = json!({"Source": [{"IP4": ["192.0.2.1"]}]});
+        rs.apply(&private, &mut c).unwrap();
+        rs.apply(&public, &mut c).unwrap();
+        assert_eq!(c.out, vec![public.to_string()]);
+        assert_eq!(c.trap, vec![public.to_string()]);
+        let stored = fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            stored,
+            "{\"Source\":[{\"IP4\":[\"10.0.0.1\"]}],\"_CESNET\":{\"Whitelisted\":\"True\"}}\n"
+        );
+    }
+
+    #[test]
+    fn file_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("e.idea");
+        let cfg = format!(
+            "[[custom_actions]]\nid = \"f\"\nfile = {{ path = \"{}\", max_size = 20, keep = 2 }}\n[[rules]]\nid = 1\nactions = [\"f\"]\n",
+            file.display()
+        );
+        let mut rs = RuleSet::parse(&cfg).unwrap();
+        let mut c = Capture::default();
+        for i in 0..4 {
+            rs.apply(&json!({"n": format!("{i:08}")}), &mut c).unwrap();
+        }
+        // Each line is 15 bytes: one per file.
+        assert_eq!(fs::read_to_string(&file).unwrap(), "{\"n\":\"00000003\"}\n");
+        let r1 = dir.path().join("e.idea.1");
+        let r2 = dir.path().join("e.idea.2");
+        assert_eq!(fs::read_to_string(r1).unwrap(), "{\"n\":\"00000002\"}\n");
+        assert_eq!(fs::read_to_string(r2).unwrap(), "{\"n\":\"00000001\"}\n");
+        assert!(!dir.path().join("e.idea.3").exists());
+    }
+
+    #[test]
+    fn directory_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "[[custom_actions]]\nid = \"d\"\nfile = {{ path = \"{}\" }}\n[[rules]]\nid = 1\nactions = [\"d\"]\n",
+            dir.path().display()
+        );
+        let mut rs = RuleSet::parse(&cfg).unwrap();
+        rs.apply(&json!({"ID": "abc-1", "x": 1}), &mut Capture::default())
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("abc-1.idea")).unwrap(),
+            "{\"ID\":\"abc-1\",\"x\":1}\n"
+        );
+    }
+
+    #[test]
+    fn config_errors() {
+        for (cfg, want) in [
+            ("rules = []", "at least one rule"),
+            (
+                "[[rules]]\nid = 1\nactions = [\"nope\"]",
+                "unknown action nope",
+            ),
+            (
+                "[[rules]]\nid = 1\ncondition = \"x >\"",
+                "rule 1: condition",
+            ),
+            (
+                "[[custom_actions]]\nid = \"drop\"\ntrap = {}\n[[rules]]\nid = 1",
+                "built in",
+            ),
+            (
+                "[[custom_actions]]\nid = \"a\"\n[[rules]]\nid = 1",
+                "exactly one of",
+            ),
+            ("bogus = 1\n[[rules]]\nid = 1", "unknown field"),
+        ] {
+            let e = RuleSet::parse(cfg).unwrap_err().to_string();
+            assert!(e.contains(want), "{cfg}: {e}");
+        }
+    }
+}

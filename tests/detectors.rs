@@ -1,0 +1,760 @@
+//! Detection chains end to end with real processes: the test writes a pcap,
+//! `flow_meter -r` turns it into flows, the detector finds the attack, the
+//! reporter prints IDEA lines that must name attacker and victim.
+
+use nemea_rs::{ok_stdout, wait_output, Sandbox};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+/// A classic pcap (Ethernet, µs timestamps) built packet by packet.
+struct Pcap {
+    buf: Vec<u8>,
+}
+
+const T0: u64 = 1_700_000_000_000_000; // µs
+
+impl Pcap {
+    fn new() -> Pcap {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        buf.extend_from_slice(&2u16.to_le_bytes());
+        buf.extend_from_slice(&4u16.to_le_bytes());
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend_from_slice(&65535u32.to_le_bytes());
+        buf.extend_from_slice(&1u32.to_le_bytes());
+        Pcap { buf }
+    }
+
+    fn packet(&mut self, us: u64, src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) {
+        let ip_len = 20 + l4.len();
+        let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(l4);
+        let t = T0 + us;
+        self.buf
+            .extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
+        self.buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&f);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp(
+        &mut self,
+        us: u64,
+        src: [u8; 4],
+        sp: u16,
+        dst: [u8; 4],
+        dp: u16,
+        flags: u8,
+        payload: usize,
+    ) {
+        let mut l4 = vec![0u8; 20 + payload];
+        l4[0..2].copy_from_slice(&sp.to_be_bytes());
+        l4[2..4].copy_from_slice(&dp.to_be_bytes());
+        l4[12] = 5 << 4;
+        l4[13] = flags;
+        self.packet(us, src, dst, 6, &l4);
+    }
+
+    fn udp(&mut self, us: u64, src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, payload: usize) {
+        let mut l4 = vec![0u8; 8 + payload];
+        l4[0..2].copy_from_slice(&sp.to_be_bytes());
+        l4[2..4].copy_from_slice(&dp.to_be_bytes());
+        l4[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        self.packet(us, src, dst, 17, &l4);
+    }
+
+    fn write(&self, path: &Path) {
+        let mut f = std::fs::File::create(path).expect("create pcap");
+        f.write_all(&self.buf).expect("write pcap");
+    }
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH: u8 = 0x08;
+const FIN: u8 = 0x01;
+
+/// The flows of `pcap`. The flow cache is small (2^10) so that its sweep
+/// exports idle flows soon, as on a busy link, instead of all at the end.
+fn flows(sb: &Sandbox, pcap: &Pcap, name: &str) -> String {
+    flows_with(sb, pcap, name, &[])
+}
+
+fn flows_with(sb: &Sandbox, pcap: &Pcap, name: &str, extra: &[&str]) -> String {
+    let p = sb.path(&format!("{name}.pcap"));
+    pcap.write(&p);
+    let out = format!("f:{name}.flows");
+    let mut args = vec!["-r", p.to_str().unwrap(), "-s", "10", "-i", &out];
+    args.extend(extra);
+    let o = sb.run("flow_meter", &args);
+    ok_stdout(&o, "flow_meter");
+    format!("{name}.flows")
+}
+
+fn idea_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn vertical_port_scan_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (scanner, victim) = ([192, 0, 2, 7], [198, 51, 100, 20]);
+    for port in 1..=1100u16 {
+        p.tcp(u64::from(port) * 1000, scanner, 40000, victim, port, SYN, 0);
+    }
+    // Some ordinary traffic that must not count.
+    for i in 0..200u64 {
+        let c = [10, 0, 0, (i % 200) as u8 + 1];
+        p.tcp(i * 500, c, 50000 + i as u16, victim, 443, SYN, 0);
+        p.tcp(i * 500 + 10, victim, 443, c, 50000 + i as u16, SYN | ACK, 0);
+        p.tcp(
+            i * 500 + 20,
+            c,
+            50000 + i as u16,
+            victim,
+            443,
+            ACK | PSH,
+            300,
+        );
+    }
+    let f = flows(&sb, &p, "scan");
+    let o = sb.run(
+        "vportscan_detector",
+        &["-i", &format!("f:{f},f:alerts.trapcap")],
+    );
+    ok_stdout(&o, "vportscan_detector");
+    let o = sb.run(
+        "vportscan_aggregator",
+        &["-i", "f:alerts.trapcap,f:agg.trapcap"],
+    );
+    ok_stdout(&o, "vportscan_aggregator");
+    let o = sb.run(
+        "vportscan2idea",
+        &["-D", "-n", "test.vportscan", "-i", "f:agg.trapcap"],
+    );
+    let ideas = idea_lines(&ok_stdout(&o, "vportscan2idea"));
+    assert_eq!(ideas.len(), 1, "{ideas:?}");
+    let i = &ideas[0];
+    assert_eq!(i["Category"][0], "Recon.Scanning");
+    assert_eq!(i["Source"][0]["IP4"][0], "192.0.2.7");
+    assert_eq!(i["Target"][0]["IP4"][0], "198.51.100.20");
+    assert_eq!(i["FlowCount"], 1100);
+    assert_eq!(i["Node"][0]["Name"], "test.vportscan");
+    assert_eq!(i["Description"], "Vertical scan using TCP SYN");
+    // -T: the same message on a TRAP output (JSON "IDEA"), then end of stream.
+    let o = sb.run(
+        "vportscan2idea",
+        &["-D", "-T", "-i", "f:agg.trapcap,f:ideas.trapcap"],
+    );
+    assert_eq!(idea_lines(&ok_stdout(&o, "vportscan2idea")).len(), 1);
+    let spec = format!("f:{}", sb.path("ideas.trapcap").display());
+    let mut trap = libtrap::Trap::init(&spec, Some(1), Some(0)).unwrap();
+    let input = &mut trap.inputs()[0];
+    input.set_required(libtrap::Required::Json(Some("IDEA".into())));
+    let msg = input.recv().unwrap();
+    let v: Value = serde_json::from_slice(msg.data).unwrap();
+    assert_eq!(v["Source"][0]["IP4"][0], "192.0.2.7");
+    assert!(input.recv().unwrap().is_eos());
+    // Without -D the (old) capture's alerts are dropped with a warning.
+    let o = sb.run("vportscan2idea", &["-i", "f:agg.trapcap"]);
+    assert_eq!(ok_stdout(&o, "vportscan2idea"), "");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Invalid timestamps"));
+}
+
+#[test]
+fn horizontal_scan_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    for i in 0..120u64 {
+        let dst = [10, 20, (i / 200) as u8, (i % 200) as u8 + 1];
+        p.tcp(
+            i * 10_000,
+            [192, 0, 2, 45],
+            40000 + i as u16,
+            dst,
+            445,
+            SYN,
+            0,
+        );
+    }
+    let f = flows(&sb, &p, "hscan");
+    ok_stdout(
+        &sb.run(
+            "haddrscan_detector",
+            &["-i", &format!("f:{f},f:alerts.trapcap")],
+        ),
+        "haddrscan_detector",
+    );
+    ok_stdout(
+        &sb.run(
+            "haddrscan_aggregator",
+            &["-i", "f:alerts.trapcap,f:agg.trapcap"],
+        ),
+        "haddrscan_aggregator",
+    );
+    let o = sb.run("haddrscan2idea", &["-D", "-i", "f:agg.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "haddrscan2idea"));
+    assert_eq!(ideas.len(), 1, "{ideas:?}");
+    let i = &ideas[0];
+    assert_eq!(i["Description"], "Horizontal scan using TCP SYN");
+    assert_eq!(i["Source"][0]["IP4"][0], "192.0.2.45");
+    assert_eq!(i["Target"][0]["Port"][0], 445);
+    assert_eq!(i["FlowCount"], 120);
+    let targets = i["Target"][0]["IP4"].as_array().unwrap();
+    assert_eq!(targets.len(), 12);
+    assert!(targets
+        .iter()
+        .all(|t| t.as_str().unwrap().starts_with("10.20.0.")));
+}
+
+#[test]
+fn vertical_scan_over_unix_sockets() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    for port in 1..=120u16 {
+        p.tcp(
+            u64::from(port) * 1000,
+            [192, 0, 2, 9],
+            40001,
+            [198, 51, 100, 30],
+            port,
+            SYN,
+            0,
+        );
+    }
+    let f = flows(&sb, &p, "scan");
+    let rep = sb.spawn("vportscan2idea", &["-D", "-i", "u:agg"]);
+    let agg = sb.spawn(
+        "vportscan_aggregator",
+        &["-t", "10", "-i", "u:alerts,u:agg"],
+    );
+    sb.wait_socket("agg");
+    let det = sb.spawn("vportscan_detector", &["-i", "u:flows,u:alerts"]);
+    sb.wait_socket("alerts");
+    // The repeater's WAIT output holds the data until the detector connects.
+    let o = sb.run("traffic_repeater", &["-i", &format!("f:{f},u:flows")]);
+    ok_stdout(&o, "traffic_repeater");
+    for (c, n) in [(det, "vportscan_detector"), (agg, "vportscan_aggregator")] {
+        ok_stdout(&wait_output(c, Duration::from_secs(30), n), n);
+    }
+    let out = wait_output(rep, Duration::from_secs(30), "vportscan2idea");
+    let ideas = idea_lines(&ok_stdout(&out, "vportscan2idea"));
+    assert_eq!(ideas.len(), 1);
+    assert_eq!(ideas[0]["Source"][0]["IP4"][0], "192.0.2.9");
+    assert_eq!(ideas[0]["FlowCount"], 100);
+}
+
+#[test]
+fn ssh_brute_force_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (attacker, victim) = ([203, 0, 113, 66], [10, 0, 0, 22]);
+    // 40 short SSH sessions: handshake, a few login exchanges, FIN.
+    for c in 0..40u64 {
+        let t = c * 1_000_000;
+        let sp = 40000 + c as u16;
+        p.tcp(t, attacker, sp, victim, 22, SYN, 0);
+        p.tcp(t + 100, victim, 22, attacker, sp, SYN | ACK, 0);
+        p.tcp(t + 200, attacker, sp, victim, 22, ACK, 0);
+        for k in 0..12u64 {
+            p.tcp(t + 300 + k * 1000, attacker, sp, victim, 22, ACK | PSH, 60);
+            p.tcp(t + 800 + k * 1000, victim, 22, attacker, sp, ACK | PSH, 80);
+        }
+        p.tcp(t + 20_000, attacker, sp, victim, 22, FIN | ACK, 0);
+        p.tcp(t + 20_100, victim, 22, attacker, sp, FIN | ACK, 0);
+    }
+    // A legitimate long session from another client.
+    for k in 0..300u64 {
+        p.tcp(k * 1000, [10, 0, 0, 5], 50000, victim, 22, ACK | PSH, 1000);
+    }
+    let f = flows(&sb, &p, "ssh");
+    let o = sb.run(
+        "bruteforce_detector",
+        &["-S", "-i", &format!("f:{f},f:alerts.trapcap")],
+    );
+    ok_stdout(&o, "bruteforce_detector");
+    let o = sb.run("bruteforce2idea", &["-D", "-i", "f:alerts.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "bruteforce2idea"));
+    assert!(!ideas.is_empty());
+    for i in &ideas {
+        assert_eq!(i["Category"][0], "Attempt.Login");
+        assert_eq!(i["Source"][0]["IP4"], serde_json::json!(["203.0.113.66"]));
+        assert_eq!(i["Target"][0]["IP4"], serde_json::json!(["10.0.0.22"]));
+        assert_eq!(i["Target"][0]["Port"][0], 22);
+        assert_eq!(
+            i["Description"],
+            "Multiple unsuccessful login attempts on SSH"
+        );
+    }
+    assert_eq!(ideas[0]["FlowCount"], 30);
+    assert_eq!(ideas[0]["Node"][0]["Name"], "com.example.bruteforce");
+}
+
+#[test]
+fn syn_flood_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let victim = [198, 51, 100, 80];
+    let min = 60_000_000u64; // µs
+    for m in 0..10u64 {
+        // Background: two clients, ten 500-byte segments a minute each.
+        for c in 0..2u8 {
+            for k in 0..10u64 {
+                let sp = 30000 + (m * 10) as u16 + u16::from(c);
+                p.tcp(
+                    m * min + k * 1_000_000,
+                    [10, c, 0, 1],
+                    sp,
+                    victim,
+                    80,
+                    ACK | PSH,
+                    460,
+                );
+            }
+        }
+        // Minutes 3-5: SYNs from 40 networks.
+        if (3..6).contains(&m) {
+            for s in 0..40u8 {
+                for k in 0..50u64 {
+                    let sp = 1024 + (m as u16) * 100 + k as u16;
+                    p.tcp(
+                        m * min + 2_000_000 + k * 700_000 + u64::from(s) * 1000,
+                        [172, 16, s, 9],
+                        sp,
+                        victim,
+                        80,
+                        SYN,
+                        0,
+                    );
+                }
+            }
+        }
+    }
+    let f = flows(&sb, &p, "flood");
+    let o = sb.run(
+        "ddos_detector",
+        &[
+            "-m",
+            "1",
+            "-b",
+            "0",
+            "-p",
+            "0",
+            "-i",
+            &format!("f:{f},f:alerts.trapcap"),
+        ],
+    );
+    ok_stdout(&o, "ddos_detector");
+    let o = sb.run("ddos_detector2idea", &["-D", "-i", "f:alerts.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "ddos_detector2idea"));
+    assert_eq!(ideas.len(), 1, "{ideas:?}");
+    let i = &ideas[0];
+    assert_eq!(i["Category"][0], "Availability.DoS");
+    assert_eq!(i["Target"][0]["IP4"][0], "198.51.100.80");
+    // 3 minutes of 2000 SYNs of 40 bytes above the background.
+    assert_eq!(i["ByteCount"], 3 * 2000 * 40);
+    assert_eq!(i["EventTime"], "2023-11-14T22:16:00Z");
+}
+
+#[test]
+fn dns_amplification_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (victim, amplifier) = ([203, 0, 113, 10], [192, 0, 2, 53]);
+    // 4 exchanges a second for 100 s: 3 queries of 60 bytes answered by 3
+    // responses of 800 bytes, each exchange from its own source port.
+    for i in 0..400u64 {
+        let t = i * 250_000;
+        let sp = 10_000 + i as u16;
+        for k in 0..3 {
+            p.udp(t + k * 1000, victim, sp, amplifier, 53, 32);
+        }
+        for k in 0..3 {
+            p.udp(t + 5000 + k * 1000, amplifier, 53, victim, sp, 772);
+        }
+        // Ordinary DNS of another client: small answers.
+        p.udp(t + 100_000, [10, 0, 0, 7], 5353, [192, 0, 2, 1], 53, 32);
+        p.udp(t + 101_000, [192, 0, 2, 1], 53, [10, 0, 0, 7], 5353, 90);
+    }
+    let f = flows_with(&sb, &p, "amp", &["--split-biflow"]);
+    let o = sb.run(
+        "dns_amplification",
+        &[
+            "-w",
+            "60",
+            "-s",
+            "30",
+            "-t",
+            "100",
+            "-i",
+            &format!("f:{f},f:alerts.trapcap"),
+        ],
+    );
+    ok_stdout(&o, "dns_amplification");
+    let o = sb.run("amplification2idea", &["-D", "-i", "f:alerts.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "amplification2idea"));
+    assert!(!ideas.is_empty());
+    for i in &ideas {
+        assert_eq!(i["Category"][0], "Availability.DDoS");
+        assert_eq!(i["Description"], "DNS amplification");
+        assert_eq!(i["Source"][0]["IP4"][0], "192.0.2.53");
+        assert_eq!(i["Target"][0]["IP4"][0], "203.0.113.10");
+    }
+    let flows: u64 = ideas.iter().map(|i| i["FlowCount"].as_u64().unwrap()).sum();
+    assert_eq!(flows, 400);
+}
+
+#[test]
+fn miner_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (miner, pool, other) = ([10, 0, 0, 50], [192, 0, 2, 10], [192, 0, 2, 11]);
+    // Stratum traffic: job notifications and shares every 5 s for 2 minutes
+    // (the connection was opened before the capture started).
+    for k in 0..24u64 {
+        let t = k * 5_000_000;
+        p.tcp(t, pool, 3333, miner, 40000, ACK | PSH, 200);
+        p.tcp(t + 50_000, miner, 40000, pool, 3333, ACK | PSH, 120);
+        // same pool address, other port: not listed
+        p.tcp(t + 70_000, miner, 40001, pool, 8080, ACK | PSH, 120);
+        p.tcp(t + 90_000, miner, 40002, other, 3333, ACK | PSH, 120);
+    }
+    let f = flows(&sb, &p, "miner");
+    std::fs::write(sb.path("pools.txt"), "# pools\n192.0.2.10:3333\n").unwrap();
+    ok_stdout(
+        &sb.run(
+            "miner_detector",
+            &["-b", "pools.txt", "-i", &format!("f:{f},f:alerts.trapcap")],
+        ),
+        "miner_detector",
+    );
+    let o = sb.run("minerdetector2idea", &["-D", "-i", "f:alerts.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "minerdetector2idea"));
+    assert_eq!(ideas.len(), 1, "{ideas:?}");
+    let i = &ideas[0];
+    assert_eq!(i["Category"][0], "Suspicious.Miner");
+    assert_eq!(i["Source"][0]["IP4"][0], "10.0.0.50");
+    assert_eq!(i["Target"][0]["IP4"][0], "192.0.2.10");
+    assert_eq!(i["Target"][0]["Port"][0], 3333);
+    // One biflow: the pool spoke first, so the miner's packets are the
+    // reverse direction; the pool side was found by the lower-port rule.
+    assert_eq!(i["FlowCount"], 24);
+    assert!(i["Note"].as_str().unwrap().contains("lower port"), "{i}");
+}
+
+/// A one-thread HTTP server answering every GET with the current `body`.
+fn http_server(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            // Read the request head before answering.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let b = body.lock().unwrap().clone();
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn blacklist_download_filter_reload_and_idea() {
+    let sb = Sandbox::new();
+    let body = std::sync::Arc::new(std::sync::Mutex::new(
+        "# botnet C&C\n198.51.100.0/24\n".to_string(),
+    ));
+    let port = http_server(body.clone());
+    let cfg = sb.path("bl.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ipv4_file = \"{}\"\nipv6_file = \"{}\"\n[[blacklist]]\nid = 2\nname = \"TestBotnet\"\n\
+             category = \"Intrusion.Botnet\"\nsource = \"http://127.0.0.1:{port}/list.txt\"\n",
+            sb.path("ip4.blist").display(),
+            sb.path("ip6.blist").display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", &cfg, "--once"]),
+        "bl_downloader",
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path("ip4.blist")).unwrap(),
+        "198.51.100.0/24,2\n"
+    );
+    std::fs::write(
+        sb.path("flows.csv"),
+        "ipaddr SRC_IP,ipaddr DST_IP,uint16 SRC_PORT,uint16 DST_PORT,uint8 PROTOCOL,uint32 PACKETS,uint64 BYTES,time TIME_FIRST,time TIME_LAST\n\
+         10.0.0.1,198.51.100.7,50000,443,6,10,1000,2024-01-01T00:00:00,2024-01-01T00:00:01\n\
+         10.0.0.2,203.0.113.5,50001,80,6,5,500,2024-01-01T00:00:00,2024-01-01T00:00:01\n\
+         10.0.0.3,192.0.2.1,50002,80,6,5,500,2024-01-01T00:00:00,2024-01-01T00:00:01\n",
+    )
+    .unwrap();
+    let filter = sb.spawn(
+        "ipblacklistfilter",
+        &["-4", "ip4.blist", "-i", "u:flows,f:marked.trapcap"],
+    );
+    ok_stdout(
+        &sb.run(
+            "logreplay",
+            &["-d", "-n", "-f", "flows.csv", "-i", "u:flows"],
+        ),
+        "logreplay",
+    );
+    // The list changes; the running filter picks it up.
+    *body.lock().unwrap() = "198.51.100.0/24\n203.0.113.5\n".into();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", &cfg, "--once"]),
+        "bl_downloader",
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    ok_stdout(
+        &sb.run("logreplay", &["-d", "-f", "flows.csv", "-i", "u:flows"]),
+        "logreplay",
+    );
+    ok_stdout(
+        &wait_output(filter, Duration::from_secs(30), "ipblacklistfilter"),
+        "ipblacklistfilter",
+    );
+    let marked = ok_stdout(&sb.run("logger", &["-i", "f:marked.trapcap"]), "logger");
+    let dsts: Vec<&str> = marked
+        .lines()
+        .map(|l| l.split(',').next().unwrap()) // UniRec order: DST_IP first
+        .collect();
+    assert_eq!(
+        dsts,
+        ["198.51.100.7", "198.51.100.7", "203.0.113.5"],
+        "{marked}"
+    );
+    let o = sb.run(
+        "blacklist2idea",
+        &["-D", "--blacklist-config", &cfg, "-i", "f:marked.trapcap"],
+    );
+    let ideas = idea_lines(&ok_stdout(&o, "blacklist2idea"));
+    assert_eq!(ideas.len(), 3);
+    assert_eq!(ideas[2]["Category"][0], "Intrusion.Botnet");
+    assert_eq!(ideas[2]["Source"][0]["IP4"][0], "203.0.113.5");
+    assert_eq!(ideas[2]["Target"][0]["IP4"][0], "10.0.0.2");
+    assert_eq!(
+        ideas[2]["Description"],
+        "Suspicious communication with IP listed on TestBotnet blacklist"
+    );
+    // A malformed line of a detector file is reported with its number and skipped.
+    std::fs::write(
+        sb.path("bad.blist"),
+        "198.51.100.0/24,2\n300.1.1.1,1\n203.0.113.5,2\n",
+    )
+    .unwrap();
+    ok_stdout(
+        &sb.run(
+            "logreplay",
+            &["-d", "-f", "flows.csv", "-i", "f:flows.trapcap"],
+        ),
+        "logreplay",
+    );
+    let o = sb.run(
+        "ipblacklistfilter",
+        &["-4", "bad.blist", "-i", "f:flows.trapcap,f:marked2.trapcap"],
+    );
+    ok_stdout(&o, "ipblacklistfilter");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.blist:2: `300.1.1.1` is not an IP address"),
+        "{err}"
+    );
+    let marked = ok_stdout(&sb.run("logger", &["-i", "f:marked2.trapcap"]), "logger");
+    assert_eq!(marked.lines().count(), 2);
+}
+
+#[test]
+fn hoststats_ssh_brute_force_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (attacker, victim) = ([203, 0, 113, 77], [10, 0, 0, 23]);
+    for c in 0..100u64 {
+        let t = c * 1_000_000;
+        let sp = 41000 + c as u16;
+        p.tcp(t, attacker, sp, victim, 22, SYN, 0);
+        p.tcp(t + 100, victim, 22, attacker, sp, SYN | ACK, 0);
+        p.tcp(t + 200, attacker, sp, victim, 22, ACK, 0);
+        for k in 0..12u64 {
+            p.tcp(t + 300 + k * 1000, attacker, sp, victim, 22, ACK | PSH, 60);
+            p.tcp(t + 800 + k * 1000, victim, 22, attacker, sp, ACK | PSH, 80);
+        }
+        p.tcp(t + 20_000, attacker, sp, victim, 22, FIN | ACK, 0);
+        p.tcp(t + 20_100, victim, 22, attacker, sp, FIN | ACK, 0);
+    }
+    let f = flows_with(&sb, &p, "ssh", &["--split-biflow"]);
+    ok_stdout(
+        &sb.run("hoststats", &["-i", &format!("f:{f},f:events.trapcap")]),
+        "hoststats",
+    );
+    let o = sb.run("hoststats2idea", &["-D", "-i", "f:events.trapcap"]);
+    let ideas = idea_lines(&ok_stdout(&o, "hoststats2idea"));
+    assert_eq!(ideas.len(), 2, "{ideas:?}");
+    assert!(ideas.iter().all(|i| i["Category"][0] == "Attempt.Login"));
+    let victim_msg = ideas
+        .iter()
+        .find(|i| i["Target"][0]["IP4"][0] == "10.0.0.23");
+    let attacker_msg = ideas
+        .iter()
+        .find(|i| i["Source"][0]["IP4"][0] == "203.0.113.77");
+    assert!(victim_msg.is_some() && attacker_msg.is_some(), "{ideas:?}");
+    assert_eq!(victim_msg.unwrap()["ConnCount"], 100);
+}
+
+#[test]
+fn reporter_rules_file() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    for port in 1..=60u16 {
+        p.tcp(
+            u64::from(port) * 1000,
+            [10, 1, 2, 3],
+            40000,
+            [198, 51, 100, 20],
+            port,
+            SYN,
+            0,
+        );
+        p.tcp(
+            u64::from(port) * 1000,
+            [192, 0, 2, 3],
+            40000,
+            [198, 51, 100, 20],
+            port,
+            SYN,
+            0,
+        );
+    }
+    let f = flows(&sb, &p, "scan");
+    ok_stdout(
+        &sb.run(
+            "vportscan_detector",
+            &["-i", &format!("f:{f},f:alerts.trapcap")],
+        ),
+        "vportscan_detector",
+    );
+    ok_stdout(
+        &sb.run(
+            "vportscan_aggregator",
+            &["-i", "f:alerts.trapcap,f:agg.trapcap"],
+        ),
+        "vportscan_aggregator",
+    );
+    std::fs::write(
+        sb.path("rules.toml"),
+        r#"
+namespace = "org.example.nemea"
+[[addressgroups]]
+id = "internal"
+list = ["10.0.0.0/8"]
+[[custom_actions]]
+id = "store"
+file = { path = "out/internal.idea" }
+[[custom_actions]]
+id = "mark"
+mark = { path = "Note", value = "internal scanner" }
+[[rules]]
+id = 1
+condition = "Source.IP4 in internal"
+actions = ["mark", "store", "drop"]
+[[rules]]
+id = 2
+condition = "FlowCount >= 50"
+actions = ["stdout"]
+"#,
+    )
+    .unwrap();
+    let o = sb.run(
+        "vportscan2idea",
+        &["-D", "-c", "rules.toml", "-i", "f:agg.trapcap"],
+    );
+    let ideas = idea_lines(&ok_stdout(&o, "vportscan2idea"));
+    assert_eq!(ideas.len(), 1);
+    assert_eq!(ideas[0]["Source"][0]["IP4"][0], "192.0.2.3");
+    assert_eq!(ideas[0]["Node"][0]["Name"], "org.example.nemea.vportscan");
+    let stored = idea_lines(&std::fs::read_to_string(sb.path("out/internal.idea")).unwrap());
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["Source"][0]["IP4"][0], "10.1.2.3");
+    assert_eq!(stored[0]["Note"], "internal scanner");
+    // A broken rules file is one line naming the problem.
+    std::fs::write(
+        sb.path("bad.toml"),
+        "[[rules]]\nid = 1\ncondition = \"FlowCount >\"\n",
+    )
+    .unwrap();
+    let o = sb.run("vportscan2idea", &["-c", "bad.toml", "-i", "f:agg.trapcap"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("vportscan2idea: error: bad.toml: rule 1: condition"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_field_is_named_at_start_up() {
+    let sb = Sandbox::new();
+    // Flows without TCP_FLAGS: logreplay-style records from a CSV.
+    std::fs::write(
+        sb.path("flows.csv"),
+        "ipaddr SRC_IP,ipaddr DST_IP,uint16 SRC_PORT,uint16 DST_PORT,uint8 PROTOCOL,uint32 PACKETS,time TIME_FIRST,time TIME_LAST\n\
+         10.0.0.1,10.0.0.2,1,2,6,1,2024-01-01T00:00:00,2024-01-01T00:00:01\n",
+    )
+    .unwrap();
+    let o = sb.run("logreplay", &["-f", "flows.csv", "-i", "f:flows.trapcap"]);
+    ok_stdout(&o, "logreplay");
+    for (det, extra, missing) in [
+        ("vportscan_detector", None, "TCP_FLAGS"),
+        ("bruteforce_detector", Some("-S"), "uint64 BYTES"),
+        ("ddos_detector", None, "uint64 BYTES"),
+        ("dns_amplification", None, "uint64 BYTES"),
+        ("haddrscan_detector", None, "uint8 TCP_FLAGS"),
+        ("miner_detector", None, "uint8 TCP_FLAGS"),
+        ("hoststats", None, "uint8 TCP_FLAGS"),
+    ] {
+        let mut args: Vec<&str> = extra.into_iter().collect();
+        args.extend(["-i", "f:flows.trapcap,f:alerts.trapcap"]);
+        let o = sb.run(det, &args);
+        assert!(
+            !o.status.success(),
+            "{det} accepted flows without {missing}"
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains(": error: ")).collect();
+        assert_eq!(errors.len(), 1, "{det}: {err}");
+        assert!(
+            errors[0].starts_with(&format!("{det}: error: ")) && errors[0].contains(missing),
+            "{det}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
