@@ -149,6 +149,54 @@ impl Hasher for FxHasher {
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 pub type FastSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
+/// Time as the flows tell it (the largest TIME_LAST seen, in seconds), with a
+/// periodic task such as forgetting idle state: due one period after the
+/// first flow, then every period.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowClock {
+    now: u32,
+    next: u32,
+    every: u32,
+}
+
+impl FlowClock {
+    pub fn new(every: u32) -> FlowClock {
+        FlowClock {
+            now: 0,
+            next: 0,
+            every,
+        }
+    }
+
+    /// The current time (seconds).
+    pub fn now(&self) -> u32 {
+        self.now
+    }
+
+    /// Moves the time forward to `t` (never back); true when the periodic
+    /// task is due.
+    pub fn advance(&mut self, t: u32) -> bool {
+        if t <= self.now {
+            return false;
+        }
+        self.now = t;
+        if self.next == 0 {
+            self.next = t.saturating_add(self.every);
+            false
+        } else if t >= self.next {
+            self.next = t.saturating_add(self.every);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Jumps to the end of time (end of input: everything is idle).
+    pub fn end(&mut self) {
+        self.now = u32::MAX;
+    }
+}
+
 /// A detector's state machine.
 pub trait FlowDetector {
     type Alert;
@@ -277,6 +325,20 @@ pub fn field(t: &Template, name: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_runs_the_periodic_task_each_period() {
+        let mut c = FlowClock::new(60);
+        assert!(!c.advance(100));
+        assert!(!c.advance(159));
+        assert!(!c.advance(120), "time never goes back");
+        assert_eq!(c.now(), 159);
+        assert!(c.advance(160));
+        assert!(!c.advance(219));
+        assert!(c.advance(220));
+        c.end();
+        assert_eq!(c.now(), u32::MAX);
+    }
 
     #[test]
     fn reader_reads_the_fields_it_finds() {

@@ -14,7 +14,7 @@
 //! restores them); IPv6 is handled.
 #![forbid(unsafe_code)]
 
-use detector_common::{field, tcp, FastMap, FastSet, Flow, FlowDetector};
+use detector_common::{field, tcp, FastMap, FastSet, Flow, FlowClock, FlowDetector};
 use unirec::{RecordBuilder, RecordError, UrIp, UrTime};
 
 /// The fields read from each flow.
@@ -95,8 +95,7 @@ impl Entry {
 pub struct Detector {
     cfg: Config,
     table: FastMap<(UrIp, u16), Entry>,
-    now: u32,
-    next_prune: u32,
+    clock: FlowClock,
 }
 
 impl Detector {
@@ -104,8 +103,7 @@ impl Detector {
         Detector {
             cfg,
             table: FastMap::default(),
-            now: 0,
-            next_prune: 0,
+            clock: FlowClock::new(cfg.prune_interval),
         }
     }
 
@@ -114,7 +112,7 @@ impl Detector {
     }
 
     fn prune(&mut self, out: &mut Vec<Alert>) {
-        let (now, cfg) = (self.now, self.cfg);
+        let (now, cfg) = (self.clock.now(), self.cfg);
         let mut keys: Vec<(UrIp, u16)> = self
             .table
             .iter()
@@ -144,21 +142,14 @@ impl FlowDetector for Detector {
     }
 
     fn flow(&mut self, f: &Flow, out: &mut Vec<Alert>) {
-        let t = f.time_last.secs();
-        if t > self.now {
-            self.now = t;
-            if self.next_prune == 0 {
-                self.next_prune = t + self.cfg.prune_interval;
-            } else if t >= self.next_prune {
-                self.prune(out);
-                self.next_prune = t + self.cfg.prune_interval;
-            }
+        if self.clock.advance(f.time_last.secs()) {
+            self.prune(out);
         }
         if f.packets != 1 || f.protocol != 6 || f.tcp_flags != tcp::SYN {
             return;
         }
         let key = (f.src_ip, f.dst_port);
-        let now = self.now;
+        let now = self.clock.now();
         let e = self.table.entry(key).or_default();
         e.modified = now;
         if e.seen.is_empty() {
@@ -180,7 +171,7 @@ impl FlowDetector for Detector {
 
     /// End of input: trailing alerts of the entries that alerted.
     fn finish(&mut self, out: &mut Vec<Alert>) {
-        self.now = u32::MAX;
+        self.clock.end();
         self.cfg.idle = 0;
         self.prune(out);
     }

@@ -14,7 +14,7 @@
 //! key and mixes IPv6 up).
 #![forbid(unsafe_code)]
 
-use detector_common::{field, tcp, FastMap, Flow, FlowDetector};
+use detector_common::{field, tcp, FastMap, Flow, FlowClock, FlowDetector};
 use unirec::{RecordBuilder, RecordError, UrIp, UrTime};
 
 /// The fields read from each flow.
@@ -74,8 +74,7 @@ struct Entry {
 pub struct Detector {
     cfg: Config,
     table: FastMap<(UrIp, UrIp), Entry>,
-    now: u32,
-    next_prune: u32,
+    clock: FlowClock,
 }
 
 impl Detector {
@@ -83,8 +82,7 @@ impl Detector {
         Detector {
             cfg,
             table: FastMap::default(),
-            now: 0,
-            next_prune: 0,
+            clock: FlowClock::new(cfg.prune_interval),
         }
     }
 
@@ -94,7 +92,7 @@ impl Detector {
     }
 
     fn prune(&mut self) {
-        let (now, idle) = (self.now, self.cfg.idle);
+        let (now, idle) = (self.clock.now(), self.cfg.idle);
         self.table
             .retain(|_, e| now.saturating_sub(e.modified) <= idle);
     }
@@ -112,20 +110,13 @@ impl FlowDetector for Detector {
     }
 
     fn flow(&mut self, f: &Flow, out: &mut Vec<Alert>) {
-        let t = f.time_last.secs();
-        if t > self.now {
-            self.now = t;
-            if self.next_prune == 0 {
-                self.next_prune = t + self.cfg.prune_interval;
-            } else if t >= self.next_prune {
-                self.prune();
-                self.next_prune = t + self.cfg.prune_interval;
-            }
+        if self.clock.advance(f.time_last.secs()) {
+            self.prune();
         }
         if f.packets > self.cfg.max_packets || f.protocol != 6 || f.tcp_flags != tcp::SYN {
             return;
         }
-        let now = self.now;
+        let now = self.clock.now();
         let e = self
             .table
             .entry((f.dst_ip, f.src_ip))
