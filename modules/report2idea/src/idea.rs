@@ -212,6 +212,13 @@ impl Idea {
     /// A message with a fresh UUID4, `Format` IDEA0, CreateTime = now and
     /// one Node (`SW ["Nemea", sw]`, the given Type); the runner fills in
     /// Node.Name.
+    /// NEMEA's alert window: EventTime = first, CeaseTime = last (DetectTime
+    /// is set by [`Idea::new`], usually to the same last time).
+    pub fn set_window(&mut self, first: IdeaTime, last: IdeaTime) {
+        self.event_time = Some(first);
+        self.cease_time = Some(last);
+    }
+
     pub fn new(detect_time: IdeaTime, category: &str, sw: &str, node_type: &[&str]) -> Idea {
         Idea {
             format: "IDEA0",

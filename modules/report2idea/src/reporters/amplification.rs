@@ -25,8 +25,7 @@ uint32 EVENT_ID,uint32 REQ_FLOWS,uint32 REQ_PACKETS,uint32 RSP_FLOWS,uint32 RSP_
             "amplification_detection",
             &["Flow", "Statistical"],
         );
-        idea.event_time = Some(IdeaTime::from_ur(a.time("TIME_FIRST")));
-        idea.cease_time = Some(last);
+        idea.set_window(IdeaTime::from_ur(a.time("TIME_FIRST")), last);
         let (rf, rp, rb) = (
             u64::from(a.u32("RSP_FLOWS")),
             u64::from(a.u32("RSP_PACKETS")),

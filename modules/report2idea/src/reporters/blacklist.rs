@@ -65,8 +65,7 @@ uint32 PACKETS,uint64 BYTES,time TIME_FIRST,time TIME_LAST,uint64 SRC_BLACKLIST,
                 };
                 let last = IdeaTime::from_ur(a.time("TIME_LAST"));
                 let mut idea = Idea::new(last, category, "blacklistfilter", &["Flow", "Blacklist"]);
-                idea.event_time = Some(IdeaTime::from_ur(a.time("TIME_FIRST")));
-                idea.cease_time = Some(last);
+                idea.set_window(IdeaTime::from_ur(a.time("TIME_FIRST")), last);
                 idea.description = Some(format!(
                     "Suspicious communication with IP listed on {} blacklist",
                     l.name

@@ -25,8 +25,7 @@ impl Reporter for DdosReporter {
             &["Flow", "Statistical"],
         );
         idea.alt_names.push(a.u64("EVENT_ID").to_string());
-        idea.event_time = Some(IdeaTime::from_ur(a.time("TIME_FIRST")));
-        idea.cease_time = Some(last);
+        idea.set_window(IdeaTime::from_ur(a.time("TIME_FIRST")), last);
         idea.byte_count = Some(a.u64("BYTES"));
         idea.description = Some("Volume of traffic and number of its sources increased.".into());
         idea.target.push(Endpoint::default().ip(a.ip("DST_IP")));

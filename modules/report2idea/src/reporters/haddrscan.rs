@@ -30,8 +30,7 @@ uint8 EVENT_TYPE,uint8 PROTOCOL,ipaddr DST_IP0,ipaddr DST_IP1,ipaddr DST_IP2,ipa
             "haddrscan_detector",
             &["Flow", "Statistical"],
         );
-        idea.event_time = Some(IdeaTime::from_ur(a.time("TIME_FIRST")));
-        idea.cease_time = Some(last);
+        idea.set_window(IdeaTime::from_ur(a.time("TIME_FIRST")), last);
         idea.description = Some("Horizontal scan using TCP SYN".into());
         idea.flow_count = Some(u64::from(a.u32("ADDR_CNT")));
         idea.source

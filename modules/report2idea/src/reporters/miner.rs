@@ -35,8 +35,7 @@ impl Reporter for MinerReporter {
             "minerdetector",
             &["Flow", "Blacklist"],
         );
-        idea.event_time = Some(IdeaTime::from_ur(a.time("TIME_FIRST")));
-        idea.cease_time = Some(last);
+        idea.set_window(IdeaTime::from_ur(a.time("TIME_FIRST")), last);
         let (src, dst, port) = (a.ip("SRC_IP"), a.ip("DST_IP"), a.u16("DST_PORT"));
         let scale = u64::from(a.u32("EVENT_SCALE"));
         idea.flow_count = Some(scale);

@@ -54,8 +54,7 @@ impl Reporter for VportscanReporter {
             "vportscan_detector",
             &["Flow", "Statistical"],
         );
-        idea.event_time = Some(first);
-        idea.cease_time = Some(last);
+        idea.set_window(first, last);
         idea.description = Some(
             if dst.len() > 1 {
                 "Block portscan using TCP SYN"
