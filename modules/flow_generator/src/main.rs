@@ -1,7 +1,7 @@
 //! flow_generator — synthetic flow records for benchmarks and tests.
 
 use clap::Parser;
-use flow_generator::{FlowGen, SPEC};
+use flow_generator::{FlowGen, SPEC, SPEC_TCP_FLAGS};
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Trap, TrapError};
 use std::process::ExitCode;
@@ -9,13 +9,14 @@ use unirec::Template;
 
 /// Sends N synthetic flow records (ipaddr SRC_IP, ipaddr DST_IP, uint16
 /// SRC_PORT, uint16 DST_PORT, uint8 PROTOCOL, uint32 PACKETS, uint64 BYTES,
-/// time TIME_FIRST, time TIME_LAST) as fast as the output takes them, then
-/// end-of-stream. The same seed gives the same records.
+/// time TIME_FIRST, time TIME_LAST; with --tcp-flags also uint8 TCP_FLAGS)
+/// as fast as the output takes them, then end-of-stream. The same seed gives
+/// the same records.
 #[derive(Parser, Debug)]
 #[command(
     name = "flow_generator",
     version,
-    after_help = "Interfaces: 1 output. Example: flow_generator -n 1000000 -i f:flows.trapcap"
+    after_help = "Interfaces: 1 output. Example: flow_generator -n 1000000 --tcp-flags -i f:flows.trapcap"
 )]
 struct Args {
     #[command(flatten)]
@@ -26,10 +27,15 @@ struct Args {
     /// Seed of the pseudo-random values.
     #[arg(short = 's', long = "seed", default_value_t = 1)]
     seed: u64,
+    /// Add uint8 TCP_FLAGS (the input of the TCP detectors); the other
+    /// fields are the same as without it.
+    #[arg(long = "tcp-flags")]
+    tcp_flags: bool,
 }
 
 fn run(args: &Args) -> Result<(), TrapError> {
-    let t = Template::parse(SPEC).map_err(|e| TrapError::BadSpec(e.to_string()))?;
+    let spec = if args.tcp_flags { SPEC_TCP_FLAGS } else { SPEC };
+    let t = Template::parse(spec).map_err(|e| TrapError::BadSpec(e.to_string()))?;
     let mut gen = FlowGen::new(&t, args.seed).map_err(|e| TrapError::BadSpec(e.to_string()))?;
     let mut trap = Trap::init(&args.trap.ifc, Some(0), Some(1))?;
     let out = &mut trap.outputs()[0];
