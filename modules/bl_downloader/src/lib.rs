@@ -1,11 +1,12 @@
-//! bl_downloader — fetches IP blacklists (HTTP or files) on an interval and
+//! bl_downloader — fetches IP blacklists (HTTP(S) or files) on an interval and
 //! writes the detector files of `ipblacklistfilter`.
 //!
 //! Configuration (TOML; NEMEA uses XML with the same items):
 //!
 //! ```toml
 //! interval = 600                          # default seconds between downloads
-//! timeout = 5                             # socket timeout, seconds
+//! timeout = 5                             # seconds for each download
+//! ca_file = "/etc/ssl/certs/local-ca.pem" # optional: trust these CAs for https
 //! ipv4_file = "/tmp/blacklistfilter/ip4.blist"
 //! ipv6_file = "/tmp/blacklistfilter/ip6.blist"
 //!
@@ -13,7 +14,7 @@
 //! id = 1                                  # 1..64: bit id-1 of the bitmaps
 //! name = "Feodo Tracker"
 //! category = "Intrusion.Botnet"           # IDEA category (for blacklist2idea)
-//! source = "http://example.org/ips.txt"   # http://, file:// or a path
+//! source = "https://example.org/ips.txt"  # https://, http://, file:// or a path
 //! format = "plaintext"                    # or "csv" with csv_col (1-based)
 //! interval = 300                          # optional, overrides the default
 //! ```
@@ -27,9 +28,9 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream, ToSocketAddrs};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,9 @@ pub struct Config {
     pub ipv4_file: PathBuf,
     #[serde(default = "default_v6")]
     pub ipv6_file: PathBuf,
+    /// PEM CA certificates that https servers are verified against instead
+    /// of the built-in Mozilla roots (for internal list servers).
+    pub ca_file: Option<PathBuf>,
     #[serde(default)]
     pub blacklist: Vec<ListConfig>,
 }
@@ -267,60 +271,83 @@ pub fn replace_file(path: &Path, text: &str) -> Result<bool, Error> {
     Ok(true)
 }
 
-/// Downloads `source`: `http://HOST[:PORT]/PATH`, `file://PATH` or a path.
-pub fn fetch(source: &str, timeout: Duration) -> Result<String, Error> {
-    let fail = |detail: String| Error::Fetch {
-        url: source.to_string(),
-        detail,
-    };
-    if let Some(rest) = source.strip_prefix("http://") {
-        let (hostport, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let addr_text = if hostport.contains(':') {
-            hostport.to_string()
-        } else {
-            format!("{hostport}:80")
-        };
-        let addr = addr_text
-            .to_socket_addrs()
-            .map_err(|e| fail(e.to_string()))?
-            .next()
-            .ok_or_else(|| fail("no address".into()))?;
-        let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| fail(e.to_string()))?;
-        s.set_read_timeout(Some(timeout))
-            .map_err(|e| fail(e.to_string()))?;
-        s.set_write_timeout(Some(timeout))
-            .map_err(|e| fail(e.to_string()))?;
-        let host = hostport.split(':').next().unwrap_or(hostport);
-        let req = format!(
-            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: nemea-rs-bl_downloader\r\nConnection: close\r\n\r\n"
-        );
-        s.write_all(req.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-        let mut buf = Vec::new();
-        s.take(256 << 20)
-            .read_to_end(&mut buf)
-            .map_err(|e| fail(e.to_string()))?;
-        let text = String::from_utf8_lossy(&buf);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| fail("malformed HTTP response".into()))?;
-        let status = head.lines().next().unwrap_or("");
-        let code = status.split_whitespace().nth(1).unwrap_or("");
-        if code != "200" {
-            return Err(fail(format!("HTTP status `{status}`")));
+/// Downloads lists: `http://` and `https://` URLs (through one HTTP client
+/// that keeps its connections), `file://PATH` or a plain path.
+pub struct Fetcher {
+    agent: ureq::Agent,
+}
+
+/// The largest list body read (bigger ones are an error, not truncated).
+const MAX_BODY: u64 = 256 << 20;
+
+impl Fetcher {
+    /// A fetcher with `timeout` for the whole of each download. HTTPS
+    /// servers are verified against the certificates of `ca_file` (PEM) when
+    /// given, else against the Mozilla roots built into the binary.
+    pub fn new(timeout: Duration, ca_file: Option<&Path>) -> Result<Fetcher, Error> {
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(path) = ca_file {
+            tls = tls.root_certs(ureq::tls::RootCerts::Specific(Arc::new(read_ca_file(
+                path,
+            )?)));
         }
-        return Ok(body.to_string());
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .user_agent("nemea-rs-bl_downloader")
+            .tls_config(tls.build())
+            .build()
+            .into();
+        Ok(Fetcher { agent })
     }
-    if source.starts_with("https://") {
-        return Err(fail(
-            "https is not supported by this build; mirror the list to a file (e.g. with curl) and use file://".into(),
-        ));
+
+    /// The text of `source`.
+    pub fn fetch(&self, source: &str) -> Result<String, Error> {
+        let fail = |detail: String| Error::Fetch {
+            url: source.to_string(),
+            detail,
+        };
+        if source.starts_with("http://") || source.starts_with("https://") {
+            let mut resp = self
+                .agent
+                .get(source)
+                .call()
+                .map_err(|e| fail(http_error(e)))?;
+            let body = resp
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_vec()
+                .map_err(|e| fail(http_error(e)))?;
+            return Ok(String::from_utf8_lossy(&body).into_owned());
+        }
+        let path = source.strip_prefix("file://").unwrap_or(source);
+        std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))
     }
-    let path = source.strip_prefix("file://").unwrap_or(source);
-    std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))
+}
+
+/// The CA certificates of a PEM file (at least one).
+fn read_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
+    let bad = |detail: String| Error::Config(format!("ca_file {}: {detail}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// ureq's errors in a few words (the status line for HTTP errors).
+fn http_error(e: ureq::Error) -> String {
+    match e {
+        ureq::Error::StatusCode(code) => format!("HTTP status {code}"),
+        ureq::Error::BodyExceedsLimit(n) => format!("list larger than {n} bytes"),
+        e => e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -390,14 +417,29 @@ mod tests {
         let p = d.path().join("sub/ip4.blist");
         assert!(replace_file(&p, "1.2.3.4,1\n").unwrap());
         assert!(!replace_file(&p, "1.2.3.4,1\n").unwrap());
+        let f = Fetcher::new(Duration::from_secs(1), None).unwrap();
         assert_eq!(
-            fetch(&format!("file://{}", p.display()), Duration::from_secs(1)).unwrap(),
+            f.fetch(&format!("file://{}", p.display())).unwrap(),
             "1.2.3.4,1\n"
         );
-        assert!(fetch("/nonexistent/x", Duration::from_secs(1)).is_err());
-        assert!(fetch("https://example.org/x", Duration::from_secs(1))
-            .unwrap_err()
-            .to_string()
-            .contains("https is not supported"));
+        assert_eq!(f.fetch(&p.display().to_string()).unwrap(), "1.2.3.4,1\n");
+        assert!(f.fetch("/nonexistent/x").is_err());
+    }
+
+    #[test]
+    fn bad_ca_file_is_a_config_error() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ca.pem");
+        std::fs::write(&p, "not a certificate\n").unwrap();
+        let e = Fetcher::new(Duration::from_secs(1), Some(&p))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = Fetcher::new(Duration::from_secs(1), Some(&d.path().join("missing")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("ca_file "), "{e}");
     }
 }

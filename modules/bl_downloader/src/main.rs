@@ -2,14 +2,14 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
-use bl_downloader::{detector_files, extract, fetch, replace_file, Config, Entity};
+use bl_downloader::{detector_files, extract, replace_file, Config, Entity, Fetcher};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Downloads the IP blacklists of the configuration (HTTP or files) every
+/// Downloads the IP blacklists of the configuration (HTTP(S) or files) every
 /// `interval` seconds and writes the IPv4 and IPv6 detector files of
 /// ipblacklistfilter, which re-reads them when they change. A list that
 /// fails keeps its last good content; files are replaced atomically and only
@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 #[command(
     name = "bl_downloader",
     version,
-    after_help = "Configuration: TOML with interval, timeout, ipv4_file, ipv6_file and [[blacklist]] \
-tables (id 1-64, name, category, source = http://, file:// or a path, format = plaintext|csv, \
-csv_col, interval). https sources are not supported by this build.\n\
+    after_help = "Configuration: TOML with interval, timeout, ipv4_file, ipv6_file, ca_file and \
+[[blacklist]] tables (id 1-64, name, category, source = https://, http://, file:// or a path, \
+format = plaintext|csv, csv_col, interval). https servers are verified against the Mozilla \
+roots built in, or against the PEM certificates of ca_file; HTTP(S) proxies come from \
+http_proxy/https_proxy/ALL_PROXY.\n\
 Example: bl_downloader -c /etc/nemea/bl_downloader.toml"
 )]
 struct Args {
@@ -40,7 +42,10 @@ fn run(args: &Args) -> Result<()> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("cannot read {}", args.config.display()))?;
     let cfg = Config::parse(&text, &args.config.display().to_string())?;
-    let timeout = Duration::from_secs(cfg.timeout.max(1));
+    let fetcher = Fetcher::new(
+        Duration::from_secs(cfg.timeout.max(1)),
+        cfg.ca_file.as_deref(),
+    )?;
     let mut content: BTreeMap<u8, Vec<Entity>> = BTreeMap::new();
     let mut due: Vec<Instant> = vec![Instant::now(); cfg.blacklist.len()];
     loop {
@@ -52,7 +57,7 @@ fn run(args: &Args) -> Result<()> {
             }
             due[i] =
                 Instant::now() + Duration::from_secs(l.interval.unwrap_or(cfg.interval).max(1));
-            match fetch(&l.source, timeout) {
+            match fetcher.fetch(&l.source) {
                 Ok(body) => {
                     let ents = extract(&body, l);
                     libtrap::log::info(0, &format!("{}: {} entities", l.name, ents.len()));
