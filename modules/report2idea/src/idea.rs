@@ -286,21 +286,6 @@ pub fn proto_name(p: u8) -> Option<&'static str> {
     })
 }
 
-impl Idea {
-    /// The JSON with `ID` and `CreateTime` replaced by placeholders, for
-    /// golden tests.
-    pub fn redacted(&self) -> String {
-        let mut v = self.to_json();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("ID".into(), "<ID>".into());
-            if o.contains_key("CreateTime") {
-                o.insert("CreateTime".into(), "<CreateTime>".into());
-            }
-        }
-        v.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The conversions of the individual reporters (their binaries are in
-//! `src/bin/`), unit-tested with golden IDEA JSON (ID and CreateTime
-//! redacted).
+//! `src/bin/`), unit-tested with insta snapshots of the IDEA JSON in
+//! `snapshots/` (ID and CreateTime redacted; `cargo insta review` after a
+//! deliberate change).
 
 pub mod amplification;
 pub mod blacklist;
