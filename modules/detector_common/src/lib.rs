@@ -1,15 +1,17 @@
 //! detector_common — what the nemea-rs detectors share: the flow fields they
-//! read, a fast hasher for their tables, and the record loop of their
-//! binaries (one UniRec input with required fields, one UniRec alert output).
+//! read, a fast hasher for their tables, the record loop of their binaries
+//! (one UniRec input with required fields, one UniRec alert output) and the
+//! windowed loop of the alert aggregators.
 //!
 //! The detector logic itself lives in each detector's library as a pure state
 //! machine implementing [`FlowDetector`]: flows (with their own times) in,
 //! alerts out. No sockets and no wall clock there.
 #![forbid(unsafe_code)]
 
-use libtrap::{DataFormat, Required, Trap, TrapError};
+use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::time::{Duration, Instant};
 use unirec::{RecordBuilder, RecordError, RecordRef, Template, TemplateError, UrIp, UrTime};
 
 /// The flow fields the detectors read. Fields a detector does not require
@@ -314,6 +316,101 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
     Ok(stats)
 }
 
+/// An alert aggregator: alerts of a detector in, merged messages out at the
+/// end of each time window (wall clock, as NEMEA's Python aggregators).
+pub trait WindowAggregator {
+    /// The required input fields (`type NAME,...`).
+    fn input_spec(&self) -> &'static str;
+    /// The format of the output messages.
+    fn output_format(&self) -> Result<DataFormat, DetectError>;
+    /// One input record.
+    fn add_record(&mut self, rec: &RecordRef<'_>);
+    /// The messages of the window that ends, appended to `out`; the state
+    /// starts empty afterwards.
+    fn end_window(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), DetectError>;
+}
+
+/// An aggregation window given in minutes (`-t`), which must be positive.
+pub fn window_minutes(minutes: f64) -> Result<Duration, DetectError> {
+    if !(minutes.is_finite() && minutes > 0.0) {
+        return Err(DetectError::Input(
+            "-t must be a positive number of minutes".into(),
+        ));
+    }
+    Ok(Duration::from_secs_f64(minutes * 60.0))
+}
+
+/// The loop of an aggregator binary: `ifc` has one UniRec input and one
+/// output. Flushes every `window` and at the end of the input or on a
+/// signal, then forwards the end of stream.
+pub fn run_windowed<A: WindowAggregator>(
+    ifc: &str,
+    agg: &mut A,
+    window: Duration,
+) -> Result<(), DetectError> {
+    Template::parse(agg.input_spec())?;
+    let mut trap = Trap::init(ifc, Some(1), Some(1))?;
+    let (inputs, outputs) = trap.split_mut();
+    let input = &mut inputs[0];
+    let output = &mut outputs[0];
+    input.set_required(Required::UniRec(agg.input_spec().to_string()));
+    // Wake up now and then so a window also ends while no alerts come.
+    input.set_timeout(Timeout::Micros(500_000));
+    output.set_format(agg.output_format()?)?;
+    let mut messages = Vec::new();
+    let mut send = |agg: &mut A, output: &mut libtrap::Output| -> Result<(), DetectError> {
+        agg.end_window(&mut messages)?;
+        for m in messages.drain(..) {
+            libtrap::ok_if_terminated(output.send(&m))?;
+        }
+        Ok(())
+    };
+    let mut tmpl: Option<Template> = None;
+    let mut deadline = Instant::now() + window;
+    let result: Result<(), DetectError> = loop {
+        if Instant::now() >= deadline {
+            if let Err(e) = send(agg, output) {
+                break Err(e);
+            }
+            deadline = Instant::now() + window;
+        }
+        let msg = match input.recv() {
+            Ok(m) => m,
+            Err(TrapError::Terminated) => break Ok(()),
+            Err(TrapError::Timeout) => continue,
+            Err(e) => break Err(e.into()),
+        };
+        if msg.is_eos() {
+            break Ok(());
+        }
+        if msg.format_changed || tmpl.is_none() {
+            let Some(DataFormat::UniRec(spec)) = msg.format else {
+                break Err(DetectError::Input(format!(
+                    "{}: the input is not UniRec",
+                    input.name()
+                )));
+            };
+            match Template::parse(spec) {
+                Ok(t) => tmpl = Some(t),
+                Err(e) => break Err(e.into()),
+            }
+        }
+        let Some(t) = &tmpl else { continue };
+        match RecordRef::new_checked(t, msg.data) {
+            Ok(rec) => agg.add_record(&rec),
+            Err(e) => {
+                libtrap::log::warn(&format!("{}: malformed record skipped: {e}", input.name()))
+            }
+        }
+    };
+    let sent = send(agg, output);
+    let ended = trap.end(true);
+    result?;
+    sent?;
+    ended?;
+    Ok(())
+}
+
 /// Index of `name` in `t`, or an index no template has (setters then fail
 /// with [`RecordError::NoField`]): for encoding into the detector's own
 /// alert template, where a missing field is a programming error caught by
@@ -360,6 +457,14 @@ mod tests {
         assert_eq!(f.tcp_flags, tcp::SYN);
         assert_eq!(f.time_last.secs(), 5);
         assert_eq!(f.packets, 0);
+    }
+
+    #[test]
+    fn window_must_be_positive() {
+        assert_eq!(window_minutes(0.5).unwrap(), Duration::from_secs(30));
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(window_minutes(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

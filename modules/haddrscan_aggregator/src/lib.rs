@@ -7,7 +7,8 @@
 //! TIME_FIRST/TIME_LAST widen.
 #![forbid(unsafe_code)]
 
-use detector_common::field;
+use detector_common::{field, DetectError, WindowAggregator};
+use libtrap::DataFormat;
 use std::collections::HashMap;
 use unirec::{RecordBuilder, RecordError, RecordRef, Template, UrIp, UrTime};
 
@@ -130,6 +131,33 @@ impl Aggregator {
 /// The output template.
 pub fn output_template() -> Result<Template, unirec::TemplateError> {
     Template::parse(OUTPUT_SPEC)
+}
+
+impl WindowAggregator for Aggregator {
+    fn input_spec(&self) -> &'static str {
+        INPUT_SPEC
+    }
+    fn output_format(&self) -> Result<DataFormat, DetectError> {
+        Ok(DataFormat::UniRec(output_template()?.spec().to_string()))
+    }
+    fn add_record(&mut self, rec: &RecordRef<'_>) {
+        self.add(Scan::from_record(rec));
+    }
+    fn end_window(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), DetectError> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let t = output_template()?;
+        let mut b = RecordBuilder::new(&t);
+        for s in self.flush() {
+            b.clear();
+            s.encode(&mut b)?;
+            let mut rec = Vec::with_capacity(b.size());
+            b.finish(&mut rec)?;
+            out.push(rec);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@
 //! (destinations sorted) so that one message stays below TRAP's 64 KiB.
 #![forbid(unsafe_code)]
 
+use detector_common::{DetectError, WindowAggregator};
+use libtrap::DataFormat;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use unirec::{UrIp, UrTime};
+use unirec::{RecordRef, UrIp, UrTime};
 
 /// The detector's alert fields this module reads.
 pub const INPUT_SPEC: &str = "ipaddr DST_IP,ipaddr SRC_IP,uint32 PORT_CNT,time TIME_FIRST,\
@@ -32,6 +34,22 @@ pub struct ScanAlert {
     pub time_first: UrTime,
     pub time_last: UrTime,
     pub protocol: u8,
+}
+
+impl ScanAlert {
+    /// The alert in a record of the detector (missing fields read as 0).
+    pub fn from_record(rec: &RecordRef<'_>) -> ScanAlert {
+        let t = rec.template();
+        let i = |name| t.find(name).unwrap_or(usize::MAX);
+        ScanAlert {
+            src_ip: rec.get_ip(i("SRC_IP")).unwrap_or_default(),
+            dst_ip: rec.get_ip(i("DST_IP")).unwrap_or_default(),
+            port_cnt: rec.get_u32(i("PORT_CNT")).unwrap_or(0),
+            time_first: rec.get_time(i("TIME_FIRST")).unwrap_or_default(),
+            time_last: rec.get_time(i("TIME_LAST")).unwrap_or_default(),
+            protocol: rec.get_u8(i("PROTOCOL")).unwrap_or(0),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -114,6 +132,22 @@ impl Aggregator {
             }
         }
         out
+    }
+}
+
+impl WindowAggregator for Aggregator {
+    fn input_spec(&self) -> &'static str {
+        INPUT_SPEC
+    }
+    fn output_format(&self) -> Result<DataFormat, DetectError> {
+        Ok(DataFormat::Json(OUTPUT_FORMAT.to_string()))
+    }
+    fn add_record(&mut self, rec: &RecordRef<'_>) {
+        self.add(&ScanAlert::from_record(rec));
+    }
+    fn end_window(&mut self, out: &mut Vec<Vec<u8>>) -> Result<(), DetectError> {
+        out.extend(self.flush().iter().map(|ev| ev.to_string().into_bytes()));
+        Ok(())
     }
 }
 

@@ -1,14 +1,11 @@
 //! vportscan_aggregator — vportscan_detector alerts to per-scanner JSON events.
 #![forbid(unsafe_code)]
 
-use anyhow::{bail, Context, Result};
 use clap::Parser;
+use detector_common::{run_windowed, window_minutes, DetectError};
 use libtrap::module::{self, TrapArgs};
-use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
-use unirec::{RecordRef, Template};
-use vportscan_aggregator::{Aggregator, ScanAlert, INPUT_SPEC, OUTPUT_FORMAT};
+use vportscan_aggregator::Aggregator;
 
 /// Aggregates the alerts of vportscan_detector per scanner (SRC_IP,
 /// PROTOCOL) for a time window and sends one JSON event (format
@@ -37,85 +34,18 @@ struct Args {
     noblockscans: bool,
 }
 
-fn run(args: &Args) -> Result<()> {
-    if !(args.time.is_finite() && args.time > 0.0) {
-        bail!("-t must be a positive number of minutes");
-    }
-    let window = Duration::from_secs_f64(args.time * 60.0);
-    let mut trap = Trap::init(&args.trap.ifc, Some(1), Some(1))?;
-    let (inputs, outputs) = trap.split_mut();
-    let input = &mut inputs[0];
-    let output = &mut outputs[0];
-    input.set_required(Required::UniRec(INPUT_SPEC.to_string()));
-    input.set_timeout(Timeout::Micros(500_000));
-    output.set_format(DataFormat::Json(OUTPUT_FORMAT.to_string()))?;
-    let mut agg = Aggregator::new(!args.noblockscans);
-    let mut tmpl: Option<(Template, [usize; 6])> = None;
-    let mut deadline = Instant::now() + window;
-    let send = |agg: &mut Aggregator, output: &mut libtrap::Output| -> Result<()> {
-        for ev in agg.flush() {
-            libtrap::ok_if_terminated(output.send(ev.to_string().as_bytes()))?;
-        }
-        Ok(())
-    };
-    let result = loop {
-        if Instant::now() >= deadline {
-            send(&mut agg, output)?;
-            deadline = Instant::now() + window;
-        }
-        let msg = match input.recv() {
-            Ok(m) => m,
-            Err(TrapError::Terminated) => break Ok(()),
-            Err(TrapError::Timeout) => continue,
-            Err(e) => break Err(anyhow::Error::from(e)),
-        };
-        if msg.is_eos() {
-            break Ok(());
-        }
-        if msg.format_changed || tmpl.is_none() {
-            let Some(DataFormat::UniRec(spec)) = msg.format else {
-                bail!("{}: the input is not UniRec", input.name());
-            };
-            let t = Template::parse(spec).context("bad template from the sender")?;
-            let idx = [
-                "SRC_IP",
-                "DST_IP",
-                "PORT_CNT",
-                "TIME_FIRST",
-                "TIME_LAST",
-                "PROTOCOL",
-            ]
-            .map(|n| t.find(n).unwrap_or(usize::MAX));
-            tmpl = Some((t, idx));
-        }
-        let Some((t, i)) = &tmpl else { continue };
-        let rec = match RecordRef::new_checked(t, msg.data) {
-            Ok(r) => r,
-            Err(e) => {
-                libtrap::log::warn(&format!("malformed record skipped: {e}"));
-                continue;
-            }
-        };
-        agg.add(&ScanAlert {
-            src_ip: rec.get_ip(i[0]).unwrap_or_default(),
-            dst_ip: rec.get_ip(i[1]).unwrap_or_default(),
-            port_cnt: rec.get_u32(i[2]).unwrap_or(0),
-            time_first: rec.get_time(i[3]).unwrap_or_default(),
-            time_last: rec.get_time(i[4]).unwrap_or_default(),
-            protocol: rec.get_u8(i[5]).unwrap_or(0),
-        });
-    };
-    let sent = send(&mut agg, output);
-    let ended = trap.end(true);
-    result?;
-    sent?;
-    ended?;
-    Ok(())
+fn run(args: &Args) -> Result<(), DetectError> {
+    let window = window_minutes(args.time)?;
+    run_windowed(
+        &args.trap.ifc,
+        &mut Aggregator::new(!args.noblockscans),
+        window,
+    )
 }
 
 fn main() -> ExitCode {
     module::handle_trap_help();
     let args = Args::parse();
     module::start("vportscan_aggregator", &args.trap);
-    module::exit_status(run(&args).map_err(|e| format!("{e:#}")))
+    module::exit_status(run(&args))
 }
