@@ -251,7 +251,7 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
     let mut buf = Vec::with_capacity(256);
     let mut alerts = Vec::new();
     let mut stats = RunStats::default();
-    let mut tmpl: Option<(Template, FlowReader)> = None;
+    let mut tmpl: Option<Template> = None;
     let mut send = |alerts: &mut Vec<D::Alert>,
                     det: &D,
                     stats: &mut RunStats,
@@ -267,38 +267,19 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
         }
         Ok(())
     };
+    let name = input.name().to_string();
+    let mut reader: Option<FlowReader> = None;
     let result: Result<(), DetectError> = loop {
-        let msg = match input.recv() {
-            Ok(m) => m,
-            Err(TrapError::Terminated) => break Ok(()),
-            Err(TrapError::Timeout) => continue,
-            Err(e) => break Err(e.into()),
+        let (rec, new_template) = match next_record(input, &name, &mut tmpl) {
+            Ok(Next::Record(rec, new_template)) => (rec, new_template),
+            Ok(Next::Nothing) => continue,
+            Ok(Next::End) => break Ok(()),
+            Err(e) => break Err(e),
         };
-        if msg.is_eos() {
-            break Ok(());
+        if new_template || reader.is_none() {
+            reader = Some(FlowReader::new(rec.template()));
         }
-        if msg.format_changed || tmpl.is_none() {
-            let Some(DataFormat::UniRec(spec)) = msg.format else {
-                break Err(DetectError::Input(format!(
-                    "{}: the input is not UniRec",
-                    input.name()
-                )));
-            };
-            let t = match Template::parse(spec) {
-                Ok(t) => t,
-                Err(e) => break Err(e.into()),
-            };
-            let r = FlowReader::new(&t);
-            tmpl = Some((t, r));
-        }
-        let Some((t, reader)) = &tmpl else { continue };
-        let rec = match RecordRef::new_checked(t, msg.data) {
-            Ok(r) => r,
-            Err(e) => {
-                libtrap::log::warn(&format!("{}: malformed record skipped: {e}", input.name()));
-                continue;
-            }
-        };
+        let Some(reader) = &reader else { continue };
         stats.flows += 1;
         det.flow(&reader.read(&rec), &mut alerts);
         if !alerts.is_empty() {
@@ -314,6 +295,54 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
     sent?;
     ended?;
     Ok(stats)
+}
+
+/// What the next message of an input is.
+enum Next<'a> {
+    /// A valid record; true when it is the first of a new sender template.
+    Record(RecordRef<'a>, bool),
+    /// A receive timeout, or a malformed record (logged and skipped).
+    Nothing,
+    /// End of stream, or a signal.
+    End,
+}
+
+/// Receives the next message of `input` (called `name`) and checks it
+/// against the sender's template, kept in `tmpl`.
+fn next_record<'a>(
+    input: &'a mut libtrap::Input,
+    name: &str,
+    tmpl: &'a mut Option<Template>,
+) -> Result<Next<'a>, DetectError> {
+    let msg = match input.recv() {
+        Ok(m) => m,
+        Err(TrapError::Terminated) => return Ok(Next::End),
+        Err(TrapError::Timeout) => return Ok(Next::Nothing),
+        Err(e) => return Err(e.into()),
+    };
+    if msg.is_eos() {
+        return Ok(Next::End);
+    }
+    let new_template = msg.format_changed || tmpl.is_none();
+    if new_template {
+        let Some(DataFormat::UniRec(spec)) = msg.format else {
+            return Err(DetectError::Input(format!(
+                "{name}: the input is not UniRec"
+            )));
+        };
+        *tmpl = Some(Template::parse(spec)?);
+    }
+    let tmpl: &'a Option<Template> = tmpl;
+    let Some(t) = tmpl else {
+        return Ok(Next::Nothing);
+    };
+    match RecordRef::new_checked(t, msg.data) {
+        Ok(rec) => Ok(Next::Record(rec, new_template)),
+        Err(e) => {
+            libtrap::log::warn(&format!("{name}: malformed record skipped: {e}"));
+            Ok(Next::Nothing)
+        }
+    }
 }
 
 /// An alert aggregator: alerts of a detector in, merged messages out at the
@@ -365,6 +394,7 @@ pub fn run_windowed<A: WindowAggregator>(
         }
         Ok(())
     };
+    let name = input.name().to_string();
     let mut tmpl: Option<Template> = None;
     let mut deadline = Instant::now() + window;
     let result: Result<(), DetectError> = loop {
@@ -374,33 +404,11 @@ pub fn run_windowed<A: WindowAggregator>(
             }
             deadline = Instant::now() + window;
         }
-        let msg = match input.recv() {
-            Ok(m) => m,
-            Err(TrapError::Terminated) => break Ok(()),
-            Err(TrapError::Timeout) => continue,
-            Err(e) => break Err(e.into()),
-        };
-        if msg.is_eos() {
-            break Ok(());
-        }
-        if msg.format_changed || tmpl.is_none() {
-            let Some(DataFormat::UniRec(spec)) = msg.format else {
-                break Err(DetectError::Input(format!(
-                    "{}: the input is not UniRec",
-                    input.name()
-                )));
-            };
-            match Template::parse(spec) {
-                Ok(t) => tmpl = Some(t),
-                Err(e) => break Err(e.into()),
-            }
-        }
-        let Some(t) = &tmpl else { continue };
-        match RecordRef::new_checked(t, msg.data) {
-            Ok(rec) => agg.add_record(&rec),
-            Err(e) => {
-                libtrap::log::warn(&format!("{}: malformed record skipped: {e}", input.name()))
-            }
+        match next_record(input, &name, &mut tmpl) {
+            Ok(Next::Record(rec, _)) => agg.add_record(&rec),
+            Ok(Next::Nothing) => {}
+            Ok(Next::End) => break Ok(()),
+            Err(e) => break Err(e),
         }
     };
     let sent = send(agg, output);
