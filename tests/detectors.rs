@@ -101,6 +101,23 @@ fn flows_with(sb: &Sandbox, pcap: &Pcap, name: &str, extra: &[&str]) -> String {
     format!("{name}.flows")
 }
 
+/// Runs `detector ARGS -i f:FLOWS,f:alerts.trapcap`, then `reporter -D` on
+/// the alerts; the IDEA messages it prints.
+fn detect_and_report(
+    sb: &Sandbox,
+    detector: &str,
+    args: &[&str],
+    flows: &str,
+    reporter: &str,
+) -> Vec<Value> {
+    let ifc = format!("f:{flows},f:alerts.trapcap");
+    let mut all = args.to_vec();
+    all.extend(["-i", &ifc]);
+    ok_stdout(&sb.run(detector, &all), detector);
+    let o = sb.run(reporter, &["-D", "-i", "f:alerts.trapcap"]);
+    idea_lines(&ok_stdout(&o, reporter))
+}
+
 fn idea_lines(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -281,13 +298,7 @@ fn ssh_brute_force_to_idea() {
         p.tcp(k * 1000, [10, 0, 0, 5], 50000, victim, 22, ACK | PSH, 1000);
     }
     let f = flows(&sb, &p, "ssh");
-    let o = sb.run(
-        "bruteforce_detector",
-        &["-S", "-i", &format!("f:{f},f:alerts.trapcap")],
-    );
-    ok_stdout(&o, "bruteforce_detector");
-    let o = sb.run("bruteforce2idea", &["-D", "-i", "f:alerts.trapcap"]);
-    let ideas = idea_lines(&ok_stdout(&o, "bruteforce2idea"));
+    let ideas = detect_and_report(&sb, "bruteforce_detector", &["-S"], &f, "bruteforce2idea");
     assert!(!ideas.is_empty());
     for i in &ideas {
         assert_eq!(i["Category"][0], "Attempt.Login");
@@ -344,22 +355,13 @@ fn syn_flood_to_idea() {
         }
     }
     let f = flows(&sb, &p, "flood");
-    let o = sb.run(
+    let ideas = detect_and_report(
+        &sb,
         "ddos_detector",
-        &[
-            "-m",
-            "1",
-            "-b",
-            "0",
-            "-p",
-            "0",
-            "-i",
-            &format!("f:{f},f:alerts.trapcap"),
-        ],
+        &["-m", "1", "-b", "0", "-p", "0"],
+        &f,
+        "ddos_detector2idea",
     );
-    ok_stdout(&o, "ddos_detector");
-    let o = sb.run("ddos_detector2idea", &["-D", "-i", "f:alerts.trapcap"]);
-    let ideas = idea_lines(&ok_stdout(&o, "ddos_detector2idea"));
     assert_eq!(ideas.len(), 1, "{ideas:?}");
     let i = &ideas[0];
     assert_eq!(i["Category"][0], "Availability.DoS");
@@ -390,22 +392,13 @@ fn dns_amplification_to_idea() {
         p.udp(t + 101_000, [192, 0, 2, 1], 53, [10, 0, 0, 7], 5353, 90);
     }
     let f = flows_with(&sb, &p, "amp", &["--split-biflow"]);
-    let o = sb.run(
+    let ideas = detect_and_report(
+        &sb,
         "dns_amplification",
-        &[
-            "-w",
-            "60",
-            "-s",
-            "30",
-            "-t",
-            "100",
-            "-i",
-            &format!("f:{f},f:alerts.trapcap"),
-        ],
+        &["-w", "60", "-s", "30", "-t", "100"],
+        &f,
+        "amplification2idea",
     );
-    ok_stdout(&o, "dns_amplification");
-    let o = sb.run("amplification2idea", &["-D", "-i", "f:alerts.trapcap"]);
-    let ideas = idea_lines(&ok_stdout(&o, "amplification2idea"));
     assert!(!ideas.is_empty());
     for i in &ideas {
         assert_eq!(i["Category"][0], "Availability.DDoS");
@@ -434,15 +427,13 @@ fn miner_to_idea() {
     }
     let f = flows(&sb, &p, "miner");
     std::fs::write(sb.path("pools.txt"), "# pools\n192.0.2.10:3333\n").unwrap();
-    ok_stdout(
-        &sb.run(
-            "miner_detector",
-            &["-b", "pools.txt", "-i", &format!("f:{f},f:alerts.trapcap")],
-        ),
+    let ideas = detect_and_report(
+        &sb,
         "miner_detector",
+        &["-b", "pools.txt"],
+        &f,
+        "minerdetector2idea",
     );
-    let o = sb.run("minerdetector2idea", &["-D", "-i", "f:alerts.trapcap"]);
-    let ideas = idea_lines(&ok_stdout(&o, "minerdetector2idea"));
     assert_eq!(ideas.len(), 1, "{ideas:?}");
     let i = &ideas[0];
     assert_eq!(i["Category"][0], "Suspicious.Miner");
@@ -612,12 +603,7 @@ fn hoststats_ssh_brute_force_to_idea() {
         p.tcp(t + 20_100, victim, 22, attacker, sp, FIN | ACK, 0);
     }
     let f = flows_with(&sb, &p, "ssh", &["--split-biflow"]);
-    ok_stdout(
-        &sb.run("hoststats", &["-i", &format!("f:{f},f:events.trapcap")]),
-        "hoststats",
-    );
-    let o = sb.run("hoststats2idea", &["-D", "-i", "f:events.trapcap"]);
-    let ideas = idea_lines(&ok_stdout(&o, "hoststats2idea"));
+    let ideas = detect_and_report(&sb, "hoststats", &[], &f, "hoststats2idea");
     assert_eq!(ideas.len(), 2, "{ideas:?}");
     assert!(ideas.iter().all(|i| i["Category"][0] == "Attempt.Login"));
     let victim_msg = ideas
