@@ -1,10 +1,9 @@
 //! Records/s of the miner state machine on 1M synthetic flows against 10 000
 //! listed pools (1 flow in 16 goes to a pool). Prints, asserts nothing.
 
-use detector_common::{Flow, FlowDetector};
+use detector_common::{bench, Flow};
 use miner_detector::{Config, Detector, PoolList};
 use std::fmt::Write;
-use std::time::Instant;
 use unirec::{UrIp, UrTime};
 
 fn main() {
@@ -14,44 +13,28 @@ fn main() {
     }
     let pools = PoolList::parse(&text, "bench").unwrap_or_default();
     let n = 1_000_000u32;
-    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-    let flows: Vec<Flow> = (0..n)
-        .map(|i| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let pool = rng & 15 == 0;
-            let t = UrTime::from_secs_millis(1_700_000_000 + i / 1000, 0);
-            Flow {
-                src_ip: UrIp::from_v4([10, (rng >> 8) as u8, (rng >> 16) as u8 & 15, 1].into()),
-                dst_ip: if pool {
-                    UrIp::from_v4(std::net::Ipv4Addr::from(
-                        0xc000_0000 | ((rng >> 24) as u32 % 10_000),
-                    ))
-                } else {
-                    UrIp::from_v4(std::net::Ipv4Addr::from((rng >> 32) as u32))
-                },
-                src_port: 40000,
-                dst_port: if pool { 3333 } else { 443 },
-                protocol: 6,
-                tcp_flags: 0x18,
-                packets: 10,
-                bytes: 900,
-                time_first: t,
-                time_last: t,
-            }
-        })
-        .collect();
+    let flows = bench::flows(n, |i, rng| {
+        let pool = rng & 15 == 0;
+        let t = UrTime::from_secs_millis(1_700_000_000 + i / 1000, 0);
+        Flow {
+            src_ip: UrIp::from_v4([10, (rng >> 8) as u8, (rng >> 16) as u8 & 15, 1].into()),
+            dst_ip: if pool {
+                UrIp::from_v4(std::net::Ipv4Addr::from(
+                    0xc000_0000 | ((rng >> 24) as u32 % 10_000),
+                ))
+            } else {
+                UrIp::from_v4(std::net::Ipv4Addr::from((rng >> 32) as u32))
+            },
+            src_port: 40000,
+            dst_port: if pool { 3333 } else { 443 },
+            protocol: 6,
+            tcp_flags: 0x18,
+            packets: 10,
+            bytes: 900,
+            time_first: t,
+            time_last: t,
+        }
+    });
     let mut d = Detector::new(Config::default(), pools, PoolList::default());
-    let mut out = Vec::new();
-    let start = Instant::now();
-    for f in &flows {
-        d.flow(f, &mut out);
-    }
-    let s = start.elapsed().as_secs_f64();
-    println!(
-        "miner_detector: {n} flows in {s:.3} s = {:.2} M records/s ({} alerts)",
-        f64::from(n) / s / 1e6,
-        out.len()
-    );
+    bench::measure("miner_detector", &mut d, &flows);
 }
