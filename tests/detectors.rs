@@ -274,15 +274,12 @@ fn vertical_scan_over_unix_sockets() {
     assert_eq!(ideas[0]["FlowCount"], 100);
 }
 
-#[test]
-fn ssh_brute_force_to_idea() {
-    let sb = Sandbox::new();
-    let mut p = Pcap::new();
-    let (attacker, victim) = ([203, 0, 113, 66], [10, 0, 0, 22]);
-    // 40 short SSH sessions: handshake, a few login exchanges, FIN.
-    for c in 0..40u64 {
+/// `n` short SSH sessions of a password guesser, one a second from source
+/// port `first_port` on: handshake, 12 login exchanges, FIN.
+fn ssh_logins(p: &mut Pcap, attacker: [u8; 4], victim: [u8; 4], n: u64, first_port: u16) {
+    for c in 0..n {
         let t = c * 1_000_000;
-        let sp = 40000 + c as u16;
+        let sp = first_port + c as u16;
         p.tcp(t, attacker, sp, victim, 22, SYN, 0);
         p.tcp(t + 100, victim, 22, attacker, sp, SYN | ACK, 0);
         p.tcp(t + 200, attacker, sp, victim, 22, ACK, 0);
@@ -293,6 +290,15 @@ fn ssh_brute_force_to_idea() {
         p.tcp(t + 20_000, attacker, sp, victim, 22, FIN | ACK, 0);
         p.tcp(t + 20_100, victim, 22, attacker, sp, FIN | ACK, 0);
     }
+}
+
+#[test]
+fn ssh_brute_force_to_idea() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (attacker, victim) = ([203, 0, 113, 66], [10, 0, 0, 22]);
+    // 40 short SSH sessions: handshake, a few login exchanges, FIN.
+    ssh_logins(&mut p, attacker, victim, 40, 40000);
     // A legitimate long session from another client.
     for k in 0..300u64 {
         p.tcp(k * 1000, [10, 0, 0, 5], 50000, victim, 22, ACK | PSH, 1000);
@@ -589,19 +595,7 @@ fn hoststats_ssh_brute_force_to_idea() {
     let sb = Sandbox::new();
     let mut p = Pcap::new();
     let (attacker, victim) = ([203, 0, 113, 77], [10, 0, 0, 23]);
-    for c in 0..100u64 {
-        let t = c * 1_000_000;
-        let sp = 41000 + c as u16;
-        p.tcp(t, attacker, sp, victim, 22, SYN, 0);
-        p.tcp(t + 100, victim, 22, attacker, sp, SYN | ACK, 0);
-        p.tcp(t + 200, attacker, sp, victim, 22, ACK, 0);
-        for k in 0..12u64 {
-            p.tcp(t + 300 + k * 1000, attacker, sp, victim, 22, ACK | PSH, 60);
-            p.tcp(t + 800 + k * 1000, victim, 22, attacker, sp, ACK | PSH, 80);
-        }
-        p.tcp(t + 20_000, attacker, sp, victim, 22, FIN | ACK, 0);
-        p.tcp(t + 20_100, victim, 22, attacker, sp, FIN | ACK, 0);
-    }
+    ssh_logins(&mut p, attacker, victim, 100, 41000);
     let f = flows_with(&sb, &p, "ssh", &["--split-biflow"]);
     let ideas = detect_and_report(&sb, "hoststats", &[], &f, "hoststats2idea");
     assert_eq!(ideas.len(), 2, "{ideas:?}");
