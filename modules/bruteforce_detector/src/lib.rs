@@ -509,50 +509,33 @@ mod tests {
         Detector::new(Config::default(), [true; 3], Whitelist::default())
     }
 
-    fn feed(d: &mut Detector, flows: impl IntoIterator<Item = Flow>) -> Vec<Alert> {
-        let mut out = Vec::new();
-        for f in flows {
-            d.flow(&f, &mut out);
-        }
-        out
-    }
-
     #[test]
     fn below_threshold_is_silent() {
         let mut d = det();
-        let out = feed(
-            &mut d,
-            (0..29).map(|i| ssh_login("192.0.2.66", "10.0.0.1", 1000 + i)),
-        );
+        let out = d.feed((0..29).map(|i| ssh_login("192.0.2.66", "10.0.0.1", 1000 + i)));
         assert!(out.is_empty());
         let mut d = det();
         d.finish(&mut Vec::new());
         // Non-matching (long, successful) sessions never alert.
-        let out = feed(
-            &mut d,
-            (0..200).map(|i| {
-                let mut f = ssh_login("192.0.2.66", "10.0.0.1", 1000 + i);
-                f.packets = 400;
-                f.bytes = 90_000;
-                f
-            }),
-        );
+        let out = d.feed((0..200).map(|i| {
+            let mut f = ssh_login("192.0.2.66", "10.0.0.1", 1000 + i);
+            f.packets = 400;
+            f.bytes = 90_000;
+            f
+        }));
         assert!(out.is_empty());
     }
 
     #[test]
     fn thirty_failed_logins_alert_with_the_expected_fields() {
         let mut d = det();
-        let out = feed(
-            &mut d,
-            (0..30).map(|i| {
-                ssh_login(
-                    "192.0.2.66",
-                    if i % 2 == 0 { "10.0.0.2" } else { "10.0.0.1" },
-                    1000 + i,
-                )
-            }),
-        );
+        let out = d.feed((0..30).map(|i| {
+            ssh_login(
+                "192.0.2.66",
+                if i % 2 == 0 { "10.0.0.2" } else { "10.0.0.1" },
+                1000 + i,
+            )
+        }));
         assert_eq!(
             out,
             vec![Alert {
@@ -579,12 +562,12 @@ mod tests {
             })
             .collect();
         flows.extend((0..5).map(|i| ssh_login("192.0.2.66", "10.0.0.1", 1010 + i)));
-        let out = feed(&mut d, flows.clone());
+        let out = d.feed(flows.clone());
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].event_scale, 5);
         cfg.ignore_first_send = true;
         let mut d = Detector::new(cfg, [true; 3], Whitelist::default());
-        assert!(feed(&mut d, flows).is_empty());
+        assert!(d.feed(flows).is_empty());
     }
 
     #[test]
@@ -595,7 +578,7 @@ mod tests {
             .map(|i| ssh_login("192.0.2.66", "10.0.0.1", 1000 + i))
             .collect();
         flows.extend((0..45).map(|i| ssh_login("192.0.2.66", "10.0.0.1", 1040 + i * 10)));
-        let out = feed(&mut d, flows);
+        let out = d.feed(flows);
         // First at 1031; a continuing report once REPORT_TIMEOUT (300 s) has
         // passed, with the 30 matched flows since the first.
         assert_eq!(out.len(), 2, "{out:?}");
@@ -614,7 +597,7 @@ mod tests {
             .map(|i| ssh_login("192.0.2.66", "10.0.0.1", 1000 + i))
             .collect();
         flows.push(ssh_login("198.51.100.9", "10.0.0.1", 1700));
-        let out = feed(&mut d, flows);
+        let out = d.feed(flows);
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[1].event_scale, 10);
         let mut out = Vec::new();
@@ -643,7 +626,7 @@ mod tests {
             f.dst_port = 23;
             f
         }));
-        assert!(feed(&mut d, flows).is_empty());
+        assert!(d.feed(flows).is_empty());
         // Scans are not even stored; the telnet flows were not for us.
         assert_eq!(d.hosts(), 1);
     }
@@ -652,28 +635,22 @@ mod tests {
     fn outgoing_direction_and_rdp() {
         let mut d = det();
         // Server answers (victim → attacker) within the outgoing SSH range.
-        let out = feed(
-            &mut d,
-            (0..30).map(|i| {
-                let mut f = ssh_login("10.0.0.1", "192.0.2.66", 1000 + i);
-                f.src_port = 22;
-                f.dst_port = 50000;
-                f
-            }),
-        );
+        let out = d.feed((0..30).map(|i| {
+            let mut f = ssh_login("10.0.0.1", "192.0.2.66", 1000 + i);
+            f.src_port = 22;
+            f.dst_port = 50000;
+            f
+        }));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].src_ip.to_string(), "192.0.2.66");
         assert_eq!(out[0].note, "I:O:10.0.0.1,");
-        let out = feed(
-            &mut d,
-            (0..30).map(|i| {
-                let mut f = ssh_login("192.0.2.70", "10.0.0.5", 1000 + i);
-                f.dst_port = 3389;
-                f.packets = 3;
-                f.bytes = 150;
-                f
-            }),
-        );
+        let out = d.feed((0..30).map(|i| {
+            let mut f = ssh_login("192.0.2.70", "10.0.0.5", 1000 + i);
+            f.dst_port = 3389;
+            f.packets = 3;
+            f.bytes = 150;
+            f
+        }));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].dst_port, 3389);
     }
@@ -692,7 +669,7 @@ mod tests {
         // 15 profile flows, then 30 short ones that fit the profile maxima.
         let mut flows: Vec<Flow> = (0..15).map(|i| server_flow(i, 10, 800)).collect();
         flows.extend((0..30).map(|i| server_flow(20 + i, 8, 700)));
-        let out = feed(&mut d, flows);
+        let out = d.feed(flows);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].dst_port, 23);
         assert_eq!(out[0].src_ip.to_string(), "192.0.2.80");

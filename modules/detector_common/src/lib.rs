@@ -212,6 +212,18 @@ pub trait FlowDetector {
     fn finish(&mut self, out: &mut Vec<Self::Alert>);
     /// Writes one alert into a builder of the output template.
     fn encode(&self, a: &Self::Alert, b: &mut RecordBuilder<'_>) -> Result<(), RecordError>;
+    /// The alerts that `flows` cause, one after another (without
+    /// [`finish`](FlowDetector::finish)): for tests.
+    fn feed(&mut self, flows: impl IntoIterator<Item = Flow>) -> Vec<Self::Alert>
+    where
+        Self: Sized,
+    {
+        let mut out = Vec::new();
+        for f in flows {
+            self.flow(&f, &mut out);
+        }
+        out
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -215,14 +215,6 @@ mod tests {
         }
     }
 
-    fn feed(d: &mut Detector, flows: impl IntoIterator<Item = Flow>) -> Vec<Alert> {
-        let mut out = Vec::new();
-        for f in flows {
-            d.flow(&f, &mut out);
-        }
-        out
-    }
-
     #[test]
     fn below_threshold_is_silent() {
         let mut d = Detector::new(Config::default());
@@ -236,7 +228,7 @@ mod tests {
             f.packets = 2;
             f
         }));
-        assert!(feed(&mut d, flows).is_empty());
+        assert!(d.feed(flows).is_empty());
         let mut out = Vec::new();
         d.finish(&mut out);
         assert!(out.is_empty());
@@ -245,10 +237,7 @@ mod tests {
     #[test]
     fn fifty_addresses_alert_with_the_expected_fields() {
         let mut d = Detector::new(Config::default());
-        let out = feed(
-            &mut d,
-            (0..60).map(|i| syn("192.0.2.7", format!("10.0.0.{i}"), 445, 1000 + i)),
-        );
+        let out = d.feed((0..60).map(|i| syn("192.0.2.7", format!("10.0.0.{i}"), 445, 1000 + i)));
         assert_eq!(out.len(), 1);
         let ip = |s: &str| UrIp::parse(s).unwrap();
         assert_eq!(
@@ -283,21 +272,18 @@ mod tests {
             ..Config::default()
         };
         let mut d = Detector::new(cfg);
-        let out = feed(
-            &mut d,
-            (0..300u32).map(|i| {
-                syn(
-                    "192.0.2.7",
-                    format!("10.0.{}.{}", i / 256, i % 256),
-                    22,
-                    1000,
-                )
-            }),
-        );
+        let out = d.feed((0..300u32).map(|i| {
+            syn(
+                "192.0.2.7",
+                format!("10.0.{}.{}", i / 256, i % 256),
+                22,
+                1000,
+            )
+        }));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].addr_cnt, 300);
         // Idle for > 300 s: dropped; no empty trailing alert by default.
-        let out = feed(&mut d, [syn("192.0.2.8", "10.9.9.9".into(), 1, 1400)]);
+        let out = d.feed([syn("192.0.2.8", "10.9.9.9".into(), 1, 1400)]);
         assert!(out.is_empty());
         assert_eq!(d.tracked(), 1);
     }

@@ -189,21 +189,10 @@ mod tests {
         }
     }
 
-    fn feed(d: &mut Detector, flows: impl IntoIterator<Item = Flow>) -> Vec<Alert> {
-        let mut out = Vec::new();
-        for f in flows {
-            d.flow(&f, &mut out);
-        }
-        out
-    }
-
     #[test]
     fn below_threshold_is_silent() {
         let mut d = Detector::new(Config::default());
-        let out = feed(
-            &mut d,
-            (0..49).map(|p| syn("192.0.2.7", "198.51.100.20", 1000 + p, 1000)),
-        );
+        let out = d.feed((0..49).map(|p| syn("192.0.2.7", "198.51.100.20", 1000 + p, 1000)));
         assert!(out.is_empty());
         assert_eq!(d.tracked(), 1);
     }
@@ -211,8 +200,7 @@ mod tests {
     #[test]
     fn fifty_ports_alert_once_with_the_expected_fields() {
         let mut d = Detector::new(Config::default());
-        let out = feed(
-            &mut d,
+        let out = d.feed(
             (0..120).map(|p| syn("192.0.2.7", "198.51.100.20", 1000 + p, 1000 + u32::from(p))),
         );
         // 120 ports: alerts after the 50th and the 100th.
@@ -251,33 +239,24 @@ mod tests {
             udp.protocol = 17;
             flows.push(udp);
         }
-        assert!(feed(&mut d, flows).is_empty());
+        assert!(d.feed(flows).is_empty());
     }
 
     #[test]
     fn idle_pairs_expire_on_flow_time() {
         let mut d = Detector::new(Config::default());
-        feed(
-            &mut d,
-            (0..40).map(|p| syn("192.0.2.7", "198.51.100.20", 1000 + p, 1000)),
-        );
+        d.feed((0..40).map(|p| syn("192.0.2.7", "198.51.100.20", 1000 + p, 1000)));
         // 400 s later (another pair's flows move the clock): the first pair is gone.
-        feed(&mut d, [syn("192.0.2.1", "198.51.100.1", 1, 1400)]);
+        d.feed([syn("192.0.2.1", "198.51.100.1", 1, 1400)]);
         assert_eq!(d.tracked(), 1);
-        let out = feed(
-            &mut d,
-            (0..40).map(|p| syn("192.0.2.7", "198.51.100.20", 2000 + p, 1401)),
-        );
+        let out = d.feed((0..40).map(|p| syn("192.0.2.7", "198.51.100.20", 2000 + p, 1401)));
         assert!(out.is_empty());
     }
 
     #[test]
     fn ipv6_pairs() {
         let mut d = Detector::new(Config::default());
-        let out = feed(
-            &mut d,
-            (0..50).map(|p| syn("2001:db8::7", "2001:db8::20", 1000 + p, 1000)),
-        );
+        let out = d.feed((0..50).map(|p| syn("2001:db8::7", "2001:db8::20", 1000 + p, 1000)));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].src_ip.to_string(), "2001:db8::7");
     }
