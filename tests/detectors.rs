@@ -649,6 +649,7 @@ fn reporter_rules_file() {
         ),
         "vportscan_aggregator",
     );
+    // The same rules in TOML and in NEMEA's YAML.
     std::fs::write(
         sb.path("rules.toml"),
         r#"
@@ -658,7 +659,7 @@ id = "internal"
 list = ["10.0.0.0/8"]
 [[custom_actions]]
 id = "store"
-file = { path = "out/internal.idea" }
+file = { path = "out/internal.toml.idea" }
 [[custom_actions]]
 id = "mark"
 mark = { path = "Note", value = "internal scanner" }
@@ -673,18 +674,45 @@ actions = ["stdout"]
 "#,
     )
     .unwrap();
-    let o = sb.run(
-        "vportscan2idea",
-        &["-D", "-c", "rules.toml", "-i", "f:agg.trapcap"],
-    );
-    let ideas = idea_lines(&ok_stdout(&o, "vportscan2idea"));
-    assert_eq!(ideas.len(), 1);
-    assert_eq!(ideas[0]["Source"][0]["IP4"][0], "192.0.2.3");
-    assert_eq!(ideas[0]["Node"][0]["Name"], "org.example.nemea.vportscan");
-    let stored = idea_lines(&std::fs::read_to_string(sb.path("out/internal.idea")).unwrap());
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0]["Source"][0]["IP4"][0], "10.1.2.3");
-    assert_eq!(stored[0]["Note"], "internal scanner");
+    std::fs::write(
+        sb.path("rules.yaml"),
+        r#"namespace: org.example.nemea
+addressgroups:
+  - id: internal
+    list: [10.0.0.0/8]
+custom_actions:
+  - id: store
+    file: {path: out/internal.yaml.idea}
+  - id: mark
+    mark: {path: Note, value: internal scanner}
+  - id: mail
+    email: {to: soc@example.org, subject: '{{ category }}'}
+rules:
+  - id: 1
+    condition: Source.IP4 in internal
+    actions: [mark, store, drop]
+  - id: 2
+    condition: FlowCount >= 50
+    actions: [stdout]
+"#,
+    )
+    .unwrap();
+    for ext in ["toml", "yaml"] {
+        let rules = format!("rules.{ext}");
+        let o = sb.run(
+            "vportscan2idea",
+            &["-D", "-c", &rules, "-i", "f:agg.trapcap"],
+        );
+        let ideas = idea_lines(&ok_stdout(&o, "vportscan2idea"));
+        assert_eq!(ideas.len(), 1, "{rules}");
+        assert_eq!(ideas[0]["Source"][0]["IP4"][0], "192.0.2.3");
+        assert_eq!(ideas[0]["Node"][0]["Name"], "org.example.nemea.vportscan");
+        let stored = sb.path(&format!("out/internal.{ext}.idea"));
+        let stored = idea_lines(&std::fs::read_to_string(stored).unwrap());
+        assert_eq!(stored.len(), 1, "{rules}");
+        assert_eq!(stored[0]["Source"][0]["IP4"][0], "10.1.2.3");
+        assert_eq!(stored[0]["Note"], "internal scanner");
+    }
     // A broken rules file is one line naming the problem.
     std::fs::write(
         sb.path("bad.toml"),

@@ -23,15 +23,22 @@ use unirec::{RecordRef, Template, UrIp, UrTime};
 /// The options every reporter has.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
-    #[command(flatten)]
-    pub trap: TrapArgs,
+    /// Interfaces: the input, then with -T the output, separated by `,`
+    /// (u:NAME, f:FILE, t:[HOST:]PORT, b:). Run with `-h trap` for the full
+    /// syntax. Not needed with -d.
+    #[arg(short = 'i', value_name = "IFC_SPEC", required_unless_present = "dry")]
+    pub ifc: Option<String>,
+    /// More messages on stderr (-v, -vv, -vvv).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Open a TRAP output (JSON, format "IDEA") as the second interface of -i.
     /// Without -c every message is then sent there as well as to stdout.
     #[arg(short = 'T', long = "trap")]
     pub trap_output: bool,
-    /// Rule configuration (TOML, the shape of NEMEA's reporter YAML). Without
-    /// it every message is written to stdout as one JSON line. SIGUSR1
-    /// re-reads it (a broken file keeps the old rules).
+    /// Rule configuration: NEMEA's reporter YAML (a name ending in .yaml or
+    /// .yml) or the same in TOML. Without it every message is written to
+    /// stdout as one JSON line. SIGUSR1 re-reads it (a broken file keeps the
+    /// old rules).
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Node.Name (default: <namespace of the config>.<module>, or
@@ -202,7 +209,11 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
         ));
     }
     let name = node_name(args, &rules, R::MODULE_NAME);
-    let mut trap = Trap::init(&args.trap.ifc, Some(1), Some(usize::from(args.trap_output)))?;
+    let ifc = args
+        .ifc
+        .as_deref()
+        .ok_or_else(|| RunError::Usage("-i is required".into()))?;
+    let mut trap = Trap::init(ifc, Some(1), Some(usize::from(args.trap_output)))?;
     let (inputs, outputs) = trap.split_mut();
     let input = &mut inputs[0];
     input.set_required(match reporter.input() {
@@ -358,6 +369,10 @@ pub fn main_with<R: Reporter>(
     args: &CommonArgs,
     reporter: R,
 ) -> std::process::ExitCode {
-    libtrap::module::start(program, &args.trap);
+    let trap_args = TrapArgs {
+        ifc: args.ifc.clone().unwrap_or_default(),
+        verbose: args.verbose,
+    };
+    libtrap::module::start(program, &trap_args);
     libtrap::module::exit_status(run(args, reporter).map(|_| ()))
 }

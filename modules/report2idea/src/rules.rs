@@ -1,5 +1,5 @@
-//! The reporter rule configuration: NEMEA's `reporter_config` shape, written
-//! in TOML.
+//! The reporter rule configuration: NEMEA's `reporter_config`, read from
+//! NEMEA's YAML files (`.yaml`/`.yml`) as they are, or written in TOML:
 //!
 //! ```toml
 //! namespace = "com.example.nemea"
@@ -34,8 +34,13 @@
 //! `trap` (send on the TRAP output). `drop` (stop all further actions and
 //! rules) and `stdout` are built in. Rules run in file order; each rule's
 //! actions work on a fresh copy of the message, as in NEMEA.
+//!
+//! NEMEA's other action types (`email`, `mongo`, `warden`, `syslog`) and its
+//! `smtp_connections` are accepted in a file, so NEMEA configurations load,
+//! but a rule that uses such an action is refused with a message naming it.
 
 use crate::condition::{Cond, Net};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -74,6 +79,9 @@ pub enum ActionError {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     namespace: Option<String>,
+    /// Only for NEMEA's email actions, which are not supported.
+    #[serde(default, rename = "smtp_connections")]
+    _smtp_connections: Option<IgnoredAny>,
     #[serde(default)]
     addressgroups: Vec<RawGroup>,
     #[serde(default)]
@@ -95,13 +103,20 @@ struct RawAction {
     id: String,
     file: Option<FileParams>,
     mark: Option<MarkParams>,
-    trap: Option<toml::Table>,
+    trap: Option<IgnoredAny>,
+    email: Option<IgnoredAny>,
+    mongo: Option<IgnoredAny>,
+    warden: Option<IgnoredAny>,
+    syslog: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct FileParams {
     path: String,
+    /// NEMEA: where directory output is written before the rename into
+    /// `path` (on the same file system, so the rename is atomic).
+    temp_path: Option<String>,
     max_size: Option<u64>,
     keep: Option<u32>,
 }
@@ -110,14 +125,15 @@ struct FileParams {
 #[serde(deny_unknown_fields)]
 struct MarkParams {
     path: String,
-    value: toml::Value,
+    value: Value,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    id: toml::Value,
-    condition: Option<String>,
+    id: Value,
+    /// A text; YAML may also give `true`, `false` or null.
+    condition: Option<Value>,
     #[serde(default)]
     actions: Vec<String>,
     #[serde(default)]
@@ -132,16 +148,22 @@ pub trait Sinks {
 
 #[derive(Debug)]
 enum Action {
+    /// A NEMEA action type we do not have (its name); refused when used.
+    Unsupported(&'static str),
     Stdout,
     Drop,
     Trap,
-    Mark { path: Vec<String>, value: Value },
+    Mark {
+        path: Vec<String>,
+        value: Value,
+    },
     File(FileSink),
 }
 
 #[derive(Debug)]
 struct FileSink {
     path: PathBuf,
+    temp_path: Option<PathBuf>,
     max_size: Option<u64>,
     keep: u32,
     file: Option<File>,
@@ -150,14 +172,17 @@ struct FileSink {
 
 impl FileSink {
     /// A directory (as in NEMEA): one file `<ID>.idea` per message, written
-    /// under a temporary name and renamed.
+    /// under a temporary name (in `temp_path` when given) and renamed.
     fn write_dir(&self, msg: &Value, line: &str) -> io::Result<()> {
         let id = msg.get("ID").and_then(Value::as_str).unwrap_or("unknown");
         let id: String = id
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
             .collect();
-        let tmp = self.path.join(format!(".{id}.tmp"));
+        let tmp = match &self.temp_path {
+            Some(dir) => dir.join(format!("{id}.idea")),
+            None => self.path.join(format!(".{id}.tmp")),
+        };
         fs::write(&tmp, format!("{line}\n"))?;
         fs::rename(&tmp, self.path.join(format!("{id}.idea")))
     }
@@ -232,26 +257,38 @@ pub struct RuleSet {
     uses_trap: bool,
 }
 
-fn toml_to_json(v: &toml::Value) -> Value {
+/// A value read from TOML or YAML as JSON; TOML datetimes (which serde
+/// hands over as a one-key table) become their text.
+fn plain_json(v: Value) -> Value {
     match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => Value::from(*f),
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
+        Value::Object(o) => {
+            if o.len() == 1 {
+                if let Some(Value::String(d)) = o.get("$__toml_private_datetime") {
+                    return Value::String(d.clone());
+                }
+            }
+            Value::Object(o.into_iter().map(|(k, v)| (k, plain_json(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(plain_json).collect()),
+        v => v,
     }
 }
 
-fn rule_id(v: &toml::Value) -> String {
+fn rule_id(v: &Value) -> String {
     match v {
-        toml::Value::String(s) => s.clone(),
+        Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// The condition text of a rule: YAML's `true`/`false`/null as NEMEA reads
+/// them (null = always).
+fn condition_text(v: Option<&Value>) -> Result<String, String> {
+    match v {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Bool(b)) => Ok(b.to_string()),
+        Some(other) => Err(format!("condition must be a text, not {other}")),
     }
 }
 
@@ -277,14 +314,37 @@ impl RuleSet {
         }
     }
 
+    /// Loads a rules file: YAML (NEMEA's format) when the name ends in
+    /// `.yaml` or `.yml`, TOML otherwise.
     pub fn load(path: &Path) -> Result<RuleSet, ConfigError> {
         let p = path.display().to_string();
         let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: p.clone(),
             source,
         })?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-            path: p.clone(),
+        let yaml = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+        if yaml {
+            Self::parse_yaml_named(&text, &p)
+        } else {
+            Self::parse_toml_named(&text, &p)
+        }
+    }
+
+    /// A TOML rule set.
+    pub fn parse(text: &str) -> Result<RuleSet, ConfigError> {
+        Self::parse_toml_named(text, "<config>")
+    }
+
+    /// A YAML rule set (NEMEA's reporter configuration).
+    pub fn parse_yaml(text: &str) -> Result<RuleSet, ConfigError> {
+        Self::parse_yaml_named(text, "<config>")
+    }
+
+    fn parse_toml_named(text: &str, path: &str) -> Result<RuleSet, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_string(),
             detail: e.message().to_string()
                 + &e.span()
                     .map(|s| {
@@ -293,15 +353,21 @@ impl RuleSet {
                     })
                     .unwrap_or_default(),
         })?;
-        Self::from_raw(raw, &p)
+        Self::from_raw(raw, path)
     }
 
-    pub fn parse(text: &str) -> Result<RuleSet, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: "<config>".into(),
-            detail: e.message().to_string(),
+    fn parse_yaml_named(text: &str, path: &str) -> Result<RuleSet, ConfigError> {
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_string(),
+            // The first line says where and what; the rest is a source
+            // snippet.
+            detail: {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("").trim();
+                first.strip_prefix("error: ").unwrap_or(first).to_string()
+            },
         })?;
-        Self::from_raw(raw, "<config>")
+        Self::from_raw(raw, path)
     }
 
     fn from_raw(raw: RawConfig, path: &str) -> Result<RuleSet, ConfigError> {
@@ -352,21 +418,31 @@ impl RuleSet {
                     a.id
                 )));
             }
+            let unsupported = [
+                ("email", a.email.is_some()),
+                ("mongo", a.mongo.is_some()),
+                ("warden", a.warden.is_some()),
+                ("syslog", a.syslog.is_some()),
+            ];
             let n = usize::from(a.file.is_some())
                 + usize::from(a.mark.is_some())
-                + usize::from(a.trap.is_some());
+                + usize::from(a.trap.is_some())
+                + unsupported.iter().filter(|(_, set)| *set).count();
             if n != 1 {
                 return Err(inv(format!(
-                    "action {} needs exactly one of file, mark, trap",
+                    "action {} needs exactly one type (file, mark, trap)",
                     a.id
                 )));
             }
-            let act = if let Some(f) = a.file {
+            let act = if let Some((kind, _)) = unsupported.iter().find(|(_, set)| *set) {
+                Action::Unsupported(kind)
+            } else if let Some(f) = a.file {
                 if f.path == "-" || f.path == "/dev/stdout" {
                     Action::Stdout
                 } else {
                     Action::File(FileSink {
                         path: PathBuf::from(f.path),
+                        temp_path: f.temp_path.map(PathBuf::from),
                         max_size: f.max_size,
                         keep: f.keep.unwrap_or(5),
                         file: None,
@@ -376,7 +452,7 @@ impl RuleSet {
             } else if let Some(m) = a.mark {
                 Action::Mark {
                     path: m.path.split('.').map(str::to_string).collect(),
-                    value: toml_to_json(&m.value),
+                    value: plain_json(m.value),
                 }
             } else {
                 uses_trap = true;
@@ -390,17 +466,25 @@ impl RuleSet {
         let find = |rule: &str, ids: &[String]| -> Result<Vec<usize>, ConfigError> {
             ids.iter()
                 .map(|id| {
-                    actions
+                    let i = actions
                         .iter()
                         .position(|(a, _)| a == id)
-                        .ok_or_else(|| inv(format!("rule {rule}: unknown action {id}")))
+                        .ok_or_else(|| inv(format!("rule {rule}: unknown action {id}")))?;
+                    if let Action::Unsupported(kind) = actions[i].1 {
+                        return Err(inv(format!(
+                            "rule {rule}: action {id} is of type {kind}, which nemea-rs does \
+                             not support (file, mark, trap, drop and stdout are)"
+                        )));
+                    }
+                    Ok(i)
                 })
                 .collect()
         };
         let mut rules = Vec::new();
         for r in &raw.rules {
             let id = rule_id(&r.id);
-            let cond = Cond::parse(r.condition.as_deref().unwrap_or(""), &groups)
+            let cond = condition_text(r.condition.as_ref())
+                .and_then(|text| Cond::parse(&text, &groups))
                 .map_err(|e| inv(format!("rule {id}: condition: {e}")))?;
             rules.push(Rule {
                 actions: find(&id, &r.actions)?,
@@ -435,6 +519,8 @@ impl RuleSet {
             for a in list {
                 let (id, action) = &mut self.actions[a];
                 match action {
+                    // Refused at load time when a rule names it.
+                    Action::Unsupported(_) => {}
                     Action::Drop => return Ok(()),
                     Action::Stdout => {
                         sinks
@@ -646,12 +732,127 @@ actions = ["out"]
             ),
             (
                 "[[custom_actions]]\nid = \"a\"\n[[rules]]\nid = 1",
-                "exactly one of",
+                "exactly one type",
             ),
             ("bogus = 1\n[[rules]]\nid = 1", "unknown field"),
         ] {
             let e = RuleSet::parse(cfg).unwrap_err().to_string();
             assert!(e.contains(want), "{cfg}: {e}");
+        }
+    }
+
+    /// NEMEA's configuration shape, in YAML, with every section NEMEA has.
+    fn nemea_yaml(dir: &Path, rules: &str) -> String {
+        format!(
+            r#"namespace: com.example.nemea
+smtp_connections:
+  - id: localserver
+    server: 127.0.0.1
+    port: 25
+    force_ssl: False
+addressgroups:
+  - id: privnets
+    list: [10.0.0.0/8, 192.168.0.0/16, 1.2.3.4]
+custom_actions:
+  - id: store
+    file: {{path: {}}}
+  - id: spool
+    file: {{path: {}, temp_path: {}}}
+  - id: m1
+    mongo: {{host: localhost, port: 27017, db: nemeadb}}
+  - id: mark1
+    mark: {{path: _CESNET.Whitelisted, value: 'True'}}
+  - id: mail
+    email: {{to: 'a@x, b@y', subject: '{{{{ category }}}}', smtp_connection: localserver}}
+  - id: w
+    warden: {{}}
+  - id: out
+    trap: {{}}
+  - id: log
+    syslog: {{identifier: nemea, priority: LOG_ALERT}}
+rules:
+{rules}"#,
+            dir.join("events.idea").display(),
+            dir.join("spool").display(),
+            dir.join("tmp").display(),
+        )
+    }
+
+    #[test]
+    fn nemea_yaml_config() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("spool")).unwrap();
+        fs::create_dir(dir.path().join("tmp")).unwrap();
+        let rules = "  - id: 1
+    condition: Source.IP4 in privnets or Target.IP4 in privnets
+    actions: [mark1, store, drop]
+    elseactions: [spool, out]
+  - id: 2
+    condition: true
+    actions: [stdout]
+  - id: 3
+    condition: false
+    elseactions: [stdout]
+  - id: 4
+    condition:
+";
+        let path = dir.path().join("config.yaml");
+        fs::write(&path, nemea_yaml(dir.path(), rules)).unwrap();
+        let mut rs = RuleSet::load(&path).unwrap();
+        assert_eq!(rs.namespace.as_deref(), Some("com.example.nemea"));
+        assert!(rs.uses_trap());
+        let mut c = Capture::default();
+        let private = json!({"ID": "p-1", "Target": [{"IP4": ["192.168.1.1"]}]});
+        let public = json!({"ID": "q-2", "Source": [{"IP4": ["192.0.2.1"]}]});
+        rs.apply(&private, &mut c).unwrap();
+        rs.apply(&public, &mut c).unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("events.idea")).unwrap(),
+            "{\"ID\":\"p-1\",\"Target\":[{\"IP4\":[\"192.168.1.1\"]}],\"_CESNET\":{\"Whitelisted\":\"True\"}}\n"
+        );
+        // The public message: spooled through temp_path, sent, then printed
+        // by rules 2 (true) and 3 (else of false); rule 4 has no actions.
+        assert_eq!(
+            fs::read_to_string(dir.path().join("spool/q-2.idea")).unwrap(),
+            format!("{public}\n")
+        );
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(c.trap, vec![public.to_string()]);
+        assert_eq!(c.out, vec![public.to_string(), public.to_string()]);
+    }
+
+    #[test]
+    fn nemea_yaml_unsupported_action_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for (action, kind) in [
+            ("m1", "mongo"),
+            ("mail", "email"),
+            ("w", "warden"),
+            ("log", "syslog"),
+        ] {
+            let rules = format!("  - id: 7\n    condition: null\n    actions: [store, {action}]\n");
+            let e = RuleSet::parse_yaml(&nemea_yaml(dir.path(), &rules))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!(
+                    "rule 7: action {action} is of type {kind}, which nemea-rs does not support"
+                )),
+                "{e}"
+            );
+        }
+        for (bad, want) in [
+            ("rules: []\n", "at least one rule"),
+            (
+                "rules:\n  - id: 1\n    condition: 5\n",
+                "condition must be a text",
+            ),
+            ("rules: [\n", "<config>: "),
+            ("namespace: x\nrule: []\n", "unknown field"),
+        ] {
+            let e = RuleSet::parse_yaml(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
         }
     }
 }
