@@ -550,17 +550,38 @@ fn blacklist_download_filter_reload_and_idea() {
         ["198.51.100.7", "198.51.100.7", "203.0.113.5"],
         "{marked}"
     );
+    // One event per listed address (and protocol and list) for the window.
+    ok_stdout(
+        &sb.run(
+            "blacklist_aggregator",
+            &["-i", "f:marked.trapcap,f:events.trapcap"],
+        ),
+        "blacklist_aggregator",
+    );
     let o = sb.run(
         "blacklist2idea",
-        &["-D", "--blacklist-config", &cfg, "-i", "f:marked.trapcap"],
+        &["-D", "--blacklist-config", &cfg, "-i", "f:events.trapcap"],
     );
     let ideas = idea_lines(&ok_stdout(&o, "blacklist2idea"));
-    assert_eq!(ideas.len(), 3);
-    assert_eq!(ideas[2]["Category"][0], "Intrusion.Botnet");
-    assert_eq!(ideas[2]["Source"][0]["IP4"][0], "203.0.113.5");
-    assert_eq!(ideas[2]["Target"][0]["IP4"][0], "10.0.0.2");
+    assert_eq!(ideas.len(), 2, "{ideas:?}");
+    assert_eq!(ideas[0]["Source"][0]["IP4"][0], "198.51.100.7");
+    assert_eq!(ideas[0]["Source"][0]["Port"], serde_json::json!([443]));
     assert_eq!(
-        ideas[2]["Description"],
+        ideas[0]["Source"][1]["IP4"],
+        serde_json::json!(["10.0.0.1"])
+    );
+    assert_eq!(ideas[0]["FlowCount"], 2);
+    assert_eq!(ideas[0]["ByteCount"], 2000);
+    assert_eq!(ideas[1]["Category"][0], "Intrusion.Botnet");
+    assert_eq!(ideas[1]["Source"][0]["IP4"][0], "203.0.113.5");
+    assert_eq!(
+        ideas[1]["Source"][0]["Type"],
+        serde_json::json!(["CC", "Botnet"])
+    );
+    assert_eq!(ideas[1]["Source"][1]["IP4"][0], "10.0.0.2");
+    assert_eq!(ideas[1]["Node"][0]["AggrWin"], "00:05:00");
+    assert_eq!(
+        ideas[1]["Description"],
         "Suspicious communication with IP listed on TestBotnet blacklist"
     );
     // A malformed line of a detector file is reported with its number and skipped.

@@ -1,4 +1,4 @@
-//! blacklist2idea — flows marked by ipblacklistfilter to IDEA.
+//! blacklist2idea — blacklist_aggregator's events to IDEA.
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
@@ -8,18 +8,20 @@ use report2idea::CommonArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Reads the flows of ipblacklistfilter (UniRec with SRC_BLACKLIST and
-/// DST_BLACKLIST) and writes one IDEA message per blacklisted side and list
-/// (category, name and source URL from the bl_downloader configuration):
-/// to stdout as one JSON line by default, or as the rules of -c say. Unlike
-/// NEMEA there is no blacklist_aggregator stage: each marked flow is
-/// reported.
+/// Reads the events of blacklist_aggregator (JSON "aggregated_blacklist",
+/// also from NEMEA's blacklist_aggregator.py) and writes one IDEA message per
+/// event (category, name and source URL of the list from the bl_downloader
+/// configuration): to stdout as one JSON line by default, or as the rules of
+/// -c say. The listed address is Source[0]; its peers are Source[1] when
+/// they sent data to it, else Target[0] ("tried to communicate ... with no
+/// response"). URL/DNS events are skipped with a warning.
 #[derive(Parser, Debug)]
 #[command(
     name = "blacklist2idea",
     version,
-    after_help = "Interfaces: 1 input (UniRec), plus 1 output (JSON \"IDEA\") with -T.\n\
-Example: blacklist2idea --blacklist-config /etc/nemea/bl_downloader.toml -i u:blacklisted"
+    after_help = "Interfaces: 1 input (JSON \"aggregated_blacklist\"), plus 1 output (JSON \"IDEA\") \
+with -T.\n\
+Example: blacklist2idea --blacklist-config /etc/nemea/bl_downloader.toml -i u:blacklist_events"
 )]
 struct Args {
     #[command(flatten)]

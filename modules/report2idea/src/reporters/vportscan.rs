@@ -1,27 +1,12 @@
 //! vportscan2idea: `aggregated_portscan` JSON events to IDEA.
 
-use crate::{aggr_win, Alert, Endpoint, Idea, IdeaTime, InputKind, Reporter};
+use super::json::{field, ip, time};
+use crate::{aggr_win, Alert, Endpoint, Idea, InputKind, Reporter};
 use serde_json::Value;
-use unirec::UrIp;
 
 pub struct VportscanReporter {
     /// The aggregation window (s), for Node.AggrWin.
     pub aggr_win: u64,
-}
-
-fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, String> {
-    v.get(key).ok_or_else(|| format!("no `{key}` in the event"))
-}
-
-fn ip(text: &str) -> Result<UrIp, String> {
-    UrIp::parse(text).ok_or_else(|| format!("`{text}` is not an IP address"))
-}
-
-fn time(v: &Value, key: &str) -> Result<IdeaTime, String> {
-    field(v, key)?
-        .as_f64()
-        .map(IdeaTime::from_f64)
-        .ok_or_else(|| format!("`{key}` is not a number"))
 }
 
 impl Reporter for VportscanReporter {
