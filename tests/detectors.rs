@@ -401,7 +401,7 @@ fn dns_amplification_to_idea() {
     let ideas = detect_and_report(
         &sb,
         "dns_amplification",
-        &["-w", "60", "-s", "30", "-t", "100"],
+        &["-w", "60", "-s", "30", "-t", "100", "-d", "amp-logs/"],
         &f,
         "amplification2idea",
     );
@@ -414,6 +414,18 @@ fn dns_amplification_to_idea() {
     }
     let flows: u64 = ideas.iter().map(|i| i["FlowCount"].as_u64().unwrap()).sum();
     assert_eq!(flows, 400);
+    // -d: one log entry per alert, in NEMEA's file and line format.
+    let log = std::fs::read_to_string(sb.path("amp-logs/192.0.2.53-203.0.113.10.log")).unwrap();
+    let headers = log
+        .lines()
+        .filter(|l| l.starts_with("Abused server IP: "))
+        .count();
+    assert_eq!(headers, ideas.len());
+    let line = log.lines().nth(1).unwrap();
+    let cols: Vec<&str> = line.split('\t').collect();
+    assert_eq!(cols.len(), 4, "{line}");
+    assert_eq!(cols[0].len(), "YYYY-mm-dd HH:MM:SS.mmm".len(), "{line}");
+    assert!(cols[1] == "Q" || cols[1] == "R", "{line}");
 }
 
 #[test]

@@ -213,6 +213,68 @@ fn avg(h: &Hist) -> u64 {
 }
 
 /// The detector state.
+/// One stored flow of a pair, as the per-pair log lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// TIME_FIRST of the flow.
+    pub time: UrTime,
+    pub query: bool,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// What C NEMEA's `-d DIR/` writes for a pair judged an attack: the pair
+/// and its stored flows in time order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairLog {
+    /// Judged by the "BIG" rule (logged under `BIG/`).
+    pub big: bool,
+    pub server: UrIp,
+    pub client: UrIp,
+    pub lines: Vec<LogLine>,
+}
+
+impl PairLog {
+    /// The file under the log directory: `[BIG/]<server>-<client>.log`.
+    pub fn file_name(&self) -> String {
+        let dir = if self.big { "BIG/" } else { "" };
+        format!("{dir}{}-{}.log", self.server, self.client)
+    }
+
+    /// The text appended to the file: a header line, then one line per
+    /// flow, `YYYY-mm-dd HH:MM:SS.mmm<TAB>Q|R<TAB>packets<TAB>bytes` (UTC).
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "Abused server IP: {}   Target IP: {}\n",
+            self.server, self.client
+        );
+        let mut stamp = Vec::with_capacity(26);
+        for l in &self.lines {
+            stamp.clear();
+            l.time.write_text(&mut stamp);
+            stamp.truncate(23); // milliseconds
+            stamp[10] = b' ';
+            out.push_str(&String::from_utf8_lossy(&stamp));
+            out.push_str(&format!(
+                "\t{}\t{}\t{}\n",
+                if l.query { 'Q' } else { 'R' },
+                l.packets,
+                l.bytes
+            ));
+        }
+        out
+    }
+}
+
+/// Receives the per-pair logs (the binary writes them to files).
+pub struct LogSink(pub Box<dyn FnMut(&PairLog)>);
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogSink")
+    }
+}
+
 #[derive(Debug)]
 pub struct Detector {
     cfg: Config,
@@ -220,6 +282,7 @@ pub struct Detector {
     now: u32,
     next_sweep: u32,
     next_id: u32,
+    log: Option<LogSink>,
 }
 
 enum Verdict {
@@ -236,7 +299,14 @@ impl Detector {
             now: 0,
             next_sweep: 0,
             next_id: 0,
+            log: None,
         }
+    }
+
+    /// Hands the flows of every pair judged an attack (alerted or, in C
+    /// mode, a "BIG" pair) to `sink`, as C's `-d` log directory does.
+    pub fn set_log_sink(&mut self, sink: LogSink) {
+        self.log = Some(sink);
     }
 
     /// Pairs currently tracked.
@@ -299,11 +369,15 @@ impl Detector {
         let Some(p) = self.pairs.get(&key) else {
             return true;
         };
-        let alert = match self.judge(p) {
+        let verdict = self.judge(p);
+        let alert = match verdict {
             Verdict::Complex => true,
             Verdict::Big => !self.cfg.c_compat,
             Verdict::None => false,
         };
+        if let (Some(sink), Verdict::Big | Verdict::Complex) = (&mut self.log, &verdict) {
+            (sink.0)(&pair_log(key, p, matches!(verdict, Verdict::Big)));
+        }
         let keep = u64::from(self.cfg.timeout.saturating_sub(self.cfg.period));
         let mut next_id = self.next_id;
         let Some(p) = self.pairs.get_mut(&key) else {
@@ -336,6 +410,28 @@ impl Detector {
         p.recompute();
         p.rep = p.tot;
         false
+    }
+}
+
+/// The log of a pair: its queries and responses merged by time (queries
+/// first at equal times).
+fn pair_log(key: (UrIp, UrIp), p: &Pair, big: bool) -> PairLog {
+    let line = |query: bool| {
+        move |i: &Item| LogLine {
+            time: i.t,
+            query,
+            packets: i.packets,
+            bytes: i.bytes,
+        }
+    };
+    let mut lines: Vec<LogLine> = p.q.iter().map(line(true)).collect();
+    lines.extend(p.r.iter().map(line(false)));
+    lines.sort_by_key(|l| (l.time, !l.query));
+    PairLog {
+        big,
+        server: key.0,
+        client: key.1,
+        lines,
     }
 }
 
@@ -539,5 +635,52 @@ mod tests {
             ..cfg
         };
         assert_eq!(run(cfg, &attack(400, 100, 2400)).len(), 1);
+    }
+
+    #[test]
+    fn attack_pairs_are_logged_like_c() {
+        use std::sync::{Arc, Mutex};
+        let cfg = Config {
+            timeout: 60,
+            period: 30,
+            min_flows: 100,
+            ..Config::default()
+        };
+        let logs: Arc<Mutex<Vec<PairLog>>> = Arc::default();
+        let mut d = Detector::new(cfg);
+        let sink = Arc::clone(&logs);
+        d.set_log_sink(LogSink(Box::new(move |l| {
+            sink.lock().unwrap().push(l.clone())
+        })));
+        let mut out = Vec::new();
+        for f in attack(400, 100, 2400) {
+            d.flow(&f, &mut out);
+        }
+        d.finish(&mut out);
+        let logs = logs.lock().unwrap();
+        // One log per alert; normal traffic (other tests) logs nothing.
+        assert_eq!(logs.len(), out.len());
+        let first = &logs[0];
+        assert!(!first.big);
+        assert_eq!(first.file_name(), "192.0.2.53-203.0.113.10.log");
+        assert_eq!(first.lines.len(), 245 + 244);
+        let text = first.text();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("Abused server IP: 192.0.2.53   Target IP: 203.0.113.10")
+        );
+        // T0 = 2023-11-14 22:13:20 UTC: its four queries, then their answers.
+        let body: Vec<&str> = lines.collect();
+        assert_eq!(body[0], "2023-11-14 22:13:20.000\tQ\t3\t180");
+        assert_eq!(body[3], body[0]);
+        assert_eq!(body[4], "2023-11-14 22:13:20.000\tR\t3\t2400");
+        assert_eq!(body.iter().filter(|l| l.contains("\tR\t")).count(), 244);
+        assert_eq!(body.last(), Some(&"2023-11-14 22:14:21.000\tQ\t3\t180"));
+        let big = PairLog {
+            big: true,
+            ..first.clone()
+        };
+        assert_eq!(big.file_name(), "BIG/192.0.2.53-203.0.113.10.log");
     }
 }

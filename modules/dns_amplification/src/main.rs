@@ -2,9 +2,30 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use dns_amplification::{Config, Detector};
+use dns_amplification::{Config, Detector, LogSink, PairLog};
 use libtrap::module::{self, TrapArgs};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// Appends one pair's log under `dir`; a failure is reported and the
+/// detection goes on (as in C).
+fn append_log(dir: &Path, log: &PairLog) {
+    let path = dir.join(log.file_name());
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        })
+        .and_then(|mut f| f.write_all(log.text().as_bytes()));
+    if let Err(e) = written {
+        libtrap::log::warn(&format!("cannot write log file {}: {e}", path.display()));
+    }
+}
 
 /// Detects amplification attacks on a UDP service (DNS by default): a server
 /// (SRC_IP of the alert) answering one client (DST_IP, the victim) with many
@@ -17,7 +38,9 @@ use std::process::ExitCode;
 /// with huge flows ("BIG") are alerted (C only logs them), pairs still held
 /// at the end of the input are evaluated, the inactivity sweep runs on flow
 /// time, and -I sets the minimal top-N share (C's -i collides with the
-/// interface option). Per-pair log files (-d) are not written.
+/// interface option). The per-pair logs of -d list every stored flow once,
+/// merged by time (C's merge can repeat or skip some), and missing
+/// directories are created.
 #[derive(Parser, Debug)]
 #[command(
     name = "dns_amplification",
@@ -30,6 +53,11 @@ Example: dns_amplification -i u:flow_data_source,t:12001"
 struct Args {
     #[command(flatten)]
     trap: TrapArgs,
+    /// Directory for per-pair logs: every pair judged an attack appends its
+    /// stored flows to DIR/<server>-<client>.log (DIR/BIG/… for the "BIG"
+    /// rule). No logs without it.
+    #[arg(short = 'd', long = "log_dir", value_name = "DIR")]
+    log_dir: Option<PathBuf>,
     /// Service port.
     #[arg(short = 'p', long = "port", default_value_t = 53)]
     port: u16,
@@ -97,6 +125,9 @@ fn main() -> ExitCode {
         c_compat: args.c_compat,
         ..Config::default()
     });
+    if let Some(dir) = args.log_dir.clone() {
+        det.set_log_sink(LogSink(Box::new(move |log| append_log(&dir, log))));
+    }
     let r = detector_common::run(&args.trap.ifc, &mut det, !args.no_eos).map(|s| {
         libtrap::log::info(0, &format!("{} flows, {} alerts", s.flows, s.alerts));
     });
