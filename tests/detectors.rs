@@ -630,8 +630,30 @@ fn hoststats_ssh_brute_force_to_idea() {
     let (attacker, victim) = ([203, 0, 113, 77], [10, 0, 0, 23]);
     ssh_logins(&mut p, attacker, victim, 100, 41000);
     let f = flows_with(&sb, &p, "ssh", &["--split-biflow"]);
-    let ideas = detect_and_report(&sb, "hoststats", &[], &f, "hoststats2idea");
+    std::fs::write(
+        sb.path("hs.conf"),
+        "rules-generic = 1\nrules-ssh = 1\nrules-dns = 1\ndetection-log = hs-log/\n",
+    )
+    .unwrap();
+    let ideas = detect_and_report(&sb, "hoststats", &["-c", "hs.conf"], &f, "hoststats2idea");
     assert_eq!(ideas.len(), 2, "{ideas:?}");
+    // detection-log: both events in NEMEA's daily log, named by their day.
+    let logs: Vec<_> = std::fs::read_dir(sb.path("hs-log"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let name = logs[0].file_name().into_string().unwrap();
+    assert!(name.len() == 12 && name.ends_with(".log"), "{name}");
+    let log = std::fs::read_to_string(logs[0].path()).unwrap();
+    let lines: Vec<Vec<&str>> = log.lines().map(|l| l.split(';').collect()).collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    for l in &lines {
+        assert_eq!(l.len(), 10, "{log}");
+        assert_eq!((l[2], l[3], l[7]), ("bruteforce", "6", "22"), "{log}");
+    }
+    assert!(log.contains(";203.0.113.77;;;22;"), "{log}");
+    assert!(log.contains(";;10.0.0.23;;22;"), "{log}");
     assert!(ideas.iter().all(|i| i["Category"][0] == "Attempt.Login"));
     let victim_msg = ideas
         .iter()

@@ -226,6 +226,36 @@ pub trait FlowDetector {
     }
 }
 
+/// A detector whose alerts are also handed to `tap` (to log them, say),
+/// in the order they are sent.
+pub struct Tap<D: FlowDetector, F: FnMut(&D::Alert)> {
+    pub inner: D,
+    pub tap: F,
+}
+
+impl<D: FlowDetector, F: FnMut(&D::Alert)> FlowDetector for Tap<D, F> {
+    type Alert = D::Alert;
+    fn input_spec(&self) -> &'static str {
+        self.inner.input_spec()
+    }
+    fn output_spec(&self) -> &'static str {
+        self.inner.output_spec()
+    }
+    fn flow(&mut self, f: &Flow, out: &mut Vec<Self::Alert>) {
+        let before = out.len();
+        self.inner.flow(f, out);
+        out[before..].iter().for_each(&mut self.tap);
+    }
+    fn finish(&mut self, out: &mut Vec<Self::Alert>) {
+        let before = out.len();
+        self.inner.finish(out);
+        out[before..].iter().for_each(&mut self.tap);
+    }
+    fn encode(&self, a: &Self::Alert, b: &mut RecordBuilder<'_>) -> Result<(), RecordError> {
+        self.inner.encode(a, b)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     #[error(transparent)]
@@ -516,6 +546,48 @@ mod tests {
         assert_eq!(f.tcp_flags, tcp::SYN);
         assert_eq!(f.time_last.secs(), 5);
         assert_eq!(f.packets, 0);
+    }
+
+    /// Alerts on every second flow (its number) and once at the end (0).
+    struct Echo(u32);
+    impl FlowDetector for Echo {
+        type Alert = u32;
+        fn input_spec(&self) -> &'static str {
+            "uint8 TCP_FLAGS"
+        }
+        fn output_spec(&self) -> &'static str {
+            "uint32 N"
+        }
+        fn flow(&mut self, _: &Flow, out: &mut Vec<u32>) {
+            self.0 += 1;
+            if self.0.is_multiple_of(2) {
+                out.push(self.0);
+            }
+        }
+        fn finish(&mut self, out: &mut Vec<u32>) {
+            out.push(0);
+        }
+        fn encode(&self, _: &u32, _: &mut RecordBuilder<'_>) -> Result<(), RecordError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tap_sees_each_alert_once_in_order() {
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        {
+            let mut d = Tap {
+                inner: Echo(0),
+                tap: |a: &u32| seen.push(*a),
+            };
+            for _ in 0..5 {
+                d.flow(&Flow::default(), &mut out);
+            }
+            d.finish(&mut out);
+        }
+        assert_eq!(out, [2, 4, 0]);
+        assert_eq!(seen, out);
     }
 
     #[test]

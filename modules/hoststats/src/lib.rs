@@ -40,6 +40,8 @@ pub const EVENT_BRUTEFORCE: u8 = 30;
 /// Thresholds (the keys of hoststats.conf).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// detection-log: the directory of the daily event log.
+    pub detection_log: Option<String>,
     pub rules_generic: bool,
     pub rules_ssh: bool,
     pub rules_dns: bool,
@@ -80,6 +82,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            detection_log: None,
             rules_generic: true,
             rules_ssh: true,
             rules_dns: true,
@@ -200,8 +203,8 @@ impl Config {
                 "port-flowdir" if v != "1" => {
                     return Err(err("only port-flowdir = 1 is supported".into()))
                 }
+                "detection-log" => c.detection_log = Some(v.to_string()).filter(|d| !d.is_empty()),
                 "port-flowdir"
-                | "detection-log"
                 | "log-upto-level"
                 | "table-size"
                 | "dos-min-rsp-ratio"
@@ -339,6 +342,67 @@ pub struct Alert {
     pub protocol: u8,
     pub event_scale: u32,
     pub note: String,
+}
+
+/// NEMEA's name of an event type in the daily log.
+fn type_name(t: u8) -> String {
+    match t {
+        1 => "portscan".into(),
+        2 => "portscan_h".into(),
+        3 => "portscan_v".into(),
+        10 => "dos".into(),
+        11 => "synflood".into(),
+        15 => "dnsamp".into(),
+        30 => "bruteforce".into(),
+        t => format!("type_{t}"),
+    }
+}
+
+/// `YYYYmmddHHMM` (UTC) of a time.
+fn minute_stamp(t: UrTime) -> String {
+    let mut text = Vec::with_capacity(26);
+    t.write_text(&mut text); // YYYY-MM-DDTHH:MM:SS...
+    let digits: String = text[..16]
+        .iter()
+        .filter(|c| c.is_ascii_digit())
+        .map(|&c| char::from(c))
+        .collect();
+    digits
+}
+
+impl Alert {
+    /// The event as a line of NEMEA's daily detection log and the name of
+    /// that log (`YYYYMMDD.log` of TIME_FIRST):
+    /// `first;last;type;protocols;sources;destinations;src ports;dst ports;scale;note`,
+    /// with unset addresses, ports and protocol left empty.
+    pub fn log_line(&self) -> (String, String) {
+        let first = minute_stamp(self.time_first);
+        let ip = |a: UrIp| {
+            if is_unset(a) {
+                String::new()
+            } else {
+                a.to_string()
+            }
+        };
+        let num = |n: u16| if n == 0 { String::new() } else { n.to_string() };
+        let line = format!(
+            "{first};{};{};{};{};{};{};{};{};{}\n",
+            minute_stamp(self.time_last),
+            type_name(self.event_type),
+            num(u16::from(self.protocol)),
+            ip(self.src_ip),
+            ip(self.dst_ip),
+            num(self.src_port),
+            num(self.dst_port),
+            self.event_scale,
+            self.note
+        );
+        (format!("{}.log", &first[..8]), line)
+    }
+}
+
+fn is_unset(a: UrIp) -> bool {
+    a == unset() || a == UrIp::default()
 }
 
 fn unset() -> UrIp {
@@ -909,6 +973,40 @@ mod tests {
     }
 
     #[test]
+    fn daily_log_lines() {
+        let a = Alert {
+            event_type: EVENT_BRUTEFORCE,
+            time_first: UrTime::from_secs_millis(1_714_557_600, 0),
+            time_last: UrTime::from_secs_millis(1_714_557_959, 999),
+            src_ip: unset(),
+            dst_ip: UrIp::parse("10.0.0.22").unwrap(),
+            src_port: 0,
+            dst_port: 22,
+            protocol: 6,
+            event_scale: 100,
+            note: "victim".into(),
+        };
+        assert_eq!(
+            a.log_line(),
+            (
+                "20240501.log".to_string(),
+                "202405011000;202405011005;bruteforce;6;;10.0.0.22;;22;100;victim\n".to_string()
+            )
+        );
+        let scan = Alert {
+            event_type: 7,
+            protocol: 0,
+            src_ip: UrIp::parse("2001:db8::1").unwrap(),
+            dst_port: 0,
+            ..a
+        };
+        assert_eq!(
+            scan.log_line().1,
+            "202405011000;202405011005;type_7;;2001:db8::1;10.0.0.22;;;100;victim\n"
+        );
+    }
+
+    #[test]
     fn config_file() {
         let c = Config::parse(
             "rules-generic = 1\n# x\nsyn-scan-ips = 7\ndetection-log = /tmp\n",
@@ -916,6 +1014,7 @@ mod tests {
         )
         .unwrap();
         assert!(c.rules_generic && !c.rules_ssh && !c.rules_dns);
+        assert_eq!(c.detection_log.as_deref(), Some("/tmp"));
         assert_eq!(c.syn_scan_ips, 7);
         for (bad, want) in [
             ("nope = 1", "h:1: unknown key nope"),

@@ -3,9 +3,11 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use hoststats::{Config, Detector};
+use detector_common::Tap;
+use hoststats::{Alert, Config, Detector};
 use libtrap::module::{self, TrapArgs};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Builds a traffic profile of every host (flows, packets, bytes, TCP
@@ -18,8 +20,10 @@ use std::process::ExitCode;
 /// Differs from the C module (hoststatsnemea): time is always the flows'
 /// own (C's offline mode, -F, is the default and only mode), peers are
 /// counted exactly (C: Bloom filters), without -c all rule sets are enabled
-/// with the shipped thresholds, LINK_BIT_FIELD/DIR_BIT_FIELD are not
-/// required, and no daily detection log is written.
+/// with the shipped thresholds, and LINK_BIT_FIELD/DIR_BIT_FIELD are not
+/// required. With detection-log set, every event is also appended to
+/// DIR/YYYYMMDD.log (the day of its TIME_FIRST) in NEMEA's line format; a
+/// missing directory is created.
 #[derive(Parser, Debug)]
 #[command(
     name = "hoststats",
@@ -55,8 +59,21 @@ fn run(args: &Args) -> Result<()> {
         None => Config::default(),
     };
     let _ = args.offline;
+    let log_dir = cfg.detection_log.clone().map(PathBuf::from);
+    let eos = !args.no_eos;
     let mut det = Detector::new(cfg);
-    let s = detector_common::run(&args.trap.ifc, &mut det, !args.no_eos)?;
+    let s = match log_dir {
+        Some(dir) => {
+            let mut tap = Tap {
+                inner: det,
+                tap: |a: &Alert| append_event(&dir, a),
+            };
+            let s = detector_common::run(&args.trap.ifc, &mut tap, eos)?;
+            det = tap.inner;
+            s
+        }
+        None => detector_common::run(&args.trap.ifc, &mut det, eos)?,
+    };
     libtrap::log::info(0, &format!("{} flows, {} events", s.flows, s.alerts));
     if det.dropped() > 0 {
         libtrap::log::warn(&format!(
@@ -65,6 +82,24 @@ fn run(args: &Args) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Appends an event to the daily log under `dir`; a failure is reported
+/// and the detection goes on (as in NEMEA).
+fn append_event(dir: &Path, a: &Alert) {
+    let (name, line) = a.log_line();
+    let path = dir.join(name);
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        })
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        libtrap::log::warn(&format!("cannot write log file {}: {e}", path.display()));
+    }
 }
 
 fn main() -> ExitCode {
