@@ -86,10 +86,22 @@ pub struct ListConfig {
     #[serde(default)]
     pub category: String,
     pub source: String,
+    /// plaintext, csv (with csv_col) or json (with json_address_key).
     #[serde(default = "plaintext")]
     pub format: String,
     pub csv_col: Option<usize>,
     pub interval: Option<u64>,
+    /// 4 or 6: keep only the addresses of this family.
+    pub ip_version: Option<u8>,
+    /// json: the key of an entry's address.
+    pub json_address_key: Option<String>,
+    /// json: the key of an entry's port (a port-restricted entry).
+    pub json_port_key: Option<String>,
+    /// json: the key of an entry's prefix length.
+    pub json_prefix_key: Option<String>,
+    /// json: keep only entries whose `filter_key` has the text `filter_value`.
+    pub filter_key: Option<String>,
+    pub filter_value: Option<String>,
 }
 
 fn plaintext() -> String {
@@ -97,6 +109,85 @@ fn plaintext() -> String {
 }
 
 impl Config {
+    /// Reads a configuration file: NEMEA's bl_downloader XML when it starts
+    /// with `<`, TOML otherwise.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("cannot read {file}: {e}")))?;
+        if text.trim_start().starts_with('<') {
+            Config::parse_nemea_xml(&text, &file)
+        } else {
+            Config::parse(&text, &file)
+        }
+    }
+
+    /// NEMEA's `bl_downloader_config.xml`: `general` (download_interval in
+    /// minutes, socket_timeout), `detector_files` (IP4, IP6) and the
+    /// `array type="IP"` of `blacklist_array`. URL/DNS lists are left out
+    /// (there is no URL filter); unknown elements are an error.
+    pub fn parse_nemea_xml(text: &str, file: &str) -> Result<Config, Error> {
+        let doc =
+            roxmltree::Document::parse(text).map_err(|e| Error::Config(format!("{file}: {e}")))?;
+        let line = |n: roxmltree::Node| doc.text_pos_at(n.range().start).row;
+        let bad =
+            |n: roxmltree::Node, what: String| Error::Config(format!("{file}:{}: {what}", line(n)));
+        let mut c = Config {
+            interval: default_interval(),
+            timeout: default_timeout(),
+            ipv4_file: default_v4(),
+            ipv6_file: default_v6(),
+            ca_file: None,
+            blacklist: Vec::new(),
+        };
+        let value = |n: roxmltree::Node| n.text().unwrap_or("").trim().to_string();
+        let number = |n: roxmltree::Node| -> Result<u64, Error> {
+            let v = value(n);
+            v.parse()
+                .map_err(|_| bad(n, format!("`{v}` is not a whole number")))
+        };
+        for s in child_elements(doc.root_element()) {
+            match s.attribute("name") {
+                Some("general") => {
+                    for e in child_elements(s) {
+                        match e.attribute("name") {
+                            Some("download_interval") => c.interval = number(e)? * 60,
+                            Some("socket_timeout") => c.timeout = number(e)?,
+                            other => {
+                                return Err(bad(e, format!("unknown general element {other:?}")))
+                            }
+                        }
+                    }
+                }
+                Some("detector_files") => {
+                    for e in child_elements(s) {
+                        match e.attribute("name") {
+                            Some("IP4") => c.ipv4_file = PathBuf::from(value(e)),
+                            Some("IP6") => c.ipv6_file = PathBuf::from(value(e)),
+                            Some("URL" | "DNS") => {}
+                            other => {
+                                return Err(bad(e, format!("unknown detector file {other:?}")))
+                            }
+                        }
+                    }
+                }
+                Some("blacklist_array") => {
+                    for array in child_elements(s) {
+                        if array.attribute("type") != Some("IP") {
+                            continue;
+                        }
+                        for bl in child_elements(array) {
+                            c.blacklist.push(xml_list(bl, &value, &bad)?);
+                        }
+                    }
+                }
+                other => return Err(bad(s, format!("unknown section {other:?}"))),
+            }
+        }
+        c.check(file)?;
+        Ok(c)
+    }
+
     pub fn parse(text: &str, file: &str) -> Result<Config, Error> {
         let c: Config = toml::from_str(text).map_err(|e| {
             let line = e
@@ -106,6 +197,13 @@ impl Config {
                 .unwrap_or_default();
             Error::Config(format!("{file}: {}{line}", e.message()))
         })?;
+        c.check(file)?;
+        Ok(c)
+    }
+
+    /// Ids in 1..64 and used once; each format with what it needs.
+    fn check(&self, file: &str) -> Result<(), Error> {
+        let c = self;
         let mut seen = [false; 65];
         for l in &c.blacklist {
             if !(1..=64).contains(&l.id) {
@@ -120,12 +218,25 @@ impl Config {
                     l.id
                 )));
             }
+            if l.ip_version.is_some_and(|v| v != 4 && v != 6) {
+                return Err(Error::Config(format!(
+                    "{file}: blacklist {}: ip_version must be 4 or 6",
+                    l.name
+                )));
+            }
             match (l.format.as_str(), l.csv_col) {
                 ("plaintext", _) => {}
                 ("csv", Some(c)) if c >= 1 => {}
                 ("csv", _) => {
                     return Err(Error::Config(format!(
                         "{file}: blacklist {}: csv needs csv_col >= 1",
+                        l.name
+                    )))
+                }
+                ("json", _) if l.json_address_key.is_some() => {}
+                ("json", _) => {
+                    return Err(Error::Config(format!(
+                        "{file}: blacklist {}: json needs json_address_key",
                         l.name
                     )))
                 }
@@ -137,8 +248,67 @@ impl Config {
                 }
             }
         }
-        Ok(c)
+        Ok(())
     }
+}
+
+fn child_elements<'a, 'i>(n: roxmltree::Node<'a, 'i>) -> Vec<roxmltree::Node<'a, 'i>> {
+    n.children().filter(|c| c.is_element()).collect()
+}
+
+/// One `<struct>` of NEMEA's IP blacklist array.
+fn xml_list(
+    bl: roxmltree::Node,
+    value: &dyn Fn(roxmltree::Node) -> String,
+    bad: &dyn Fn(roxmltree::Node, String) -> Error,
+) -> Result<ListConfig, Error> {
+    let mut l = ListConfig {
+        id: 0,
+        name: String::new(),
+        category: String::new(),
+        source: String::new(),
+        format: plaintext(),
+        csv_col: None,
+        interval: None,
+        ip_version: None,
+        json_address_key: None,
+        json_port_key: None,
+        json_prefix_key: None,
+        filter_key: None,
+        filter_value: None,
+    };
+    for e in bl.children().filter(|c| c.is_element()) {
+        let v = value(e);
+        let num = |what: &str| -> Result<u64, Error> {
+            v.parse()
+                .map_err(|_| bad(e, format!("{what}: `{v}` is not a whole number")))
+        };
+        match e.attribute("name").unwrap_or("") {
+            "id" => {
+                l.id = u8::try_from(num("id")?)
+                    .map_err(|_| bad(e, format!("id {v} is not in 1..64")))?
+            }
+            "name" => l.name = v,
+            "category" => l.category = v,
+            "source" => l.source = v,
+            "file_format" => l.format = v.to_ascii_lowercase(),
+            "csv_col" => l.csv_col = Some(num("csv_col")? as usize),
+            "download_interval" => l.interval = Some(num("download_interval")? * 60),
+            "ip_version" => l.ip_version = Some(u8::try_from(num("ip_version")?).unwrap_or(0)),
+            "json_address_key" => l.json_address_key = Some(v),
+            "json_port_key" => l.json_port_key = Some(v),
+            "json_prefix_key" => l.json_prefix_key = Some(v),
+            "filter_key" => l.filter_key = Some(v),
+            "filter_value" => l.filter_value = Some(v),
+            // Only web downloads exist.
+            "method" => {}
+            other => return Err(bad(e, format!("unknown blacklist element `{other}`"))),
+        }
+    }
+    if l.name.is_empty() || l.source.is_empty() {
+        return Err(bad(bl, "a blacklist needs a name and a source".into()));
+    }
+    Ok(l)
 }
 
 /// An entity of a list: a prefix, optionally restricted to a port.
@@ -193,8 +363,66 @@ fn canonical(a: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-/// The entities of a downloaded list.
+/// The entities of a downloaded list (only those of `ip_version` when set).
 pub fn extract(text: &str, l: &ListConfig) -> Vec<Entity> {
+    let mut out = if l.format == "json" {
+        extract_json(text, l)
+    } else {
+        extract_lines(text, l)
+    };
+    match l.ip_version {
+        Some(4) => out.retain(|e| e.addr.is_ipv4()),
+        Some(6) => out.retain(|e| e.addr.is_ipv6()),
+        _ => {}
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// A JSON list: an array of objects with the address (and optionally the
+/// port and the prefix length) under the configured keys. Unlike NEMEA's
+/// downloader, which then keeps nothing, a list without a filter keeps
+/// every entry.
+fn extract_json(text: &str, l: &ListConfig) -> Vec<Entity> {
+    let Ok(serde_json::Value::Array(entries)) = serde_json::from_str(text) else {
+        return Vec::new();
+    };
+    let text_of = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let key = |k: &Option<String>, e: &serde_json::Value| {
+        k.as_deref().and_then(|k| e.get(k)).map(text_of)
+    };
+    let mut out = Vec::new();
+    for e in &entries {
+        if let (Some(_), Some(want)) = (&l.filter_key, &l.filter_value) {
+            if key(&l.filter_key, e).as_deref() != Some(want.as_str()) {
+                continue;
+            }
+        }
+        let Some(addr) = key(&l.json_address_key, e) else {
+            continue;
+        };
+        let word = match key(&l.json_prefix_key, e) {
+            Some(p) if p != "32" && p != "128" => format!("{addr}/{p}"),
+            _ => addr,
+        };
+        let Some(mut ent) = parse_entity(&word) else {
+            continue;
+        };
+        if let Some(port) = key(&l.json_port_key, e).and_then(|p| p.parse().ok()) {
+            if ent.prefix == if ent.addr.is_ipv4() { 32 } else { 128 } {
+                ent.port = Some(port);
+            }
+        }
+        out.push(ent);
+    }
+    out
+}
+
+fn extract_lines(text: &str, l: &ListConfig) -> Vec<Entity> {
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -209,8 +437,6 @@ pub fn extract(text: &str, l: &ListConfig) -> Vec<Entity> {
             out.push(e);
         }
     }
-    out.sort_unstable();
-    out.dedup();
     out
 }
 
@@ -222,11 +448,21 @@ pub fn detector_files(lists: &BTreeMap<u8, Vec<Entity>>) -> (String, String) {
     // (addr, prefix) → (bitmap, id → ports)
     let mut m: BTreeMap<(IpAddr, u8), Line> = BTreeMap::new();
     for (&id, ents) in lists {
+        // Addresses a list has without a port: all their ports match, so a
+        // port-restricted entry of the same list adds nothing.
+        let whole: std::collections::BTreeSet<(IpAddr, u8)> = ents
+            .iter()
+            .filter(|e| e.port.is_none())
+            .map(|e| (e.addr, e.prefix))
+            .collect();
         for e in ents {
             let slot = m.entry((e.addr, e.prefix)).or_default();
             slot.0 |= 1u64 << (id - 1);
-            if let Some(p) = e.port {
-                slot.1.entry(id).or_default().push(p);
+            match e.port {
+                Some(p) if !whole.contains(&(e.addr, e.prefix)) => {
+                    slot.1.entry(id).or_default().push(p)
+                }
+                _ => {}
             }
         }
     }
@@ -248,6 +484,43 @@ pub fn detector_files(lists: &BTreeMap<u8, Vec<Entity>>) -> (String, String) {
         out.push('\n');
     }
     (v4, v6)
+}
+
+/// The per-list files of NEMEA's `--repo-path` copy: for each list,
+/// `ip4/<name>.blist` and `ip6/<name>.blist` (path, text), one
+/// `entity:ports` line per address or prefix (ports comma-separated, empty
+/// for the whole address).
+pub fn repo_files(
+    lists: &BTreeMap<u8, Vec<Entity>>,
+    names: &BTreeMap<u8, String>,
+) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for (id, ents) in lists {
+        let Some(name) = names.get(id) else { continue };
+        // A list name is a file name here: keep it inside the repository.
+        let name = name.replace(['/', '\\', '\0'], "_");
+        for (dir, v4) in [("ip4", true), ("ip6", false)] {
+            let mut ports: BTreeMap<(IpAddr, u8), Vec<u16>> = BTreeMap::new();
+            for e in ents.iter().filter(|e| e.addr.is_ipv4() == v4) {
+                let p = ports.entry((e.addr, e.prefix)).or_default();
+                p.extend(e.port);
+            }
+            let full = if v4 { 32 } else { 128 };
+            let mut text = String::new();
+            for ((addr, prefix), mut p) in ports {
+                p.sort_unstable();
+                p.dedup();
+                let list: Vec<String> = p.iter().map(u16::to_string).collect();
+                if prefix == full {
+                    text.push_str(&format!("{addr}:{}\n", list.join(",")));
+                } else {
+                    text.push_str(&format!("{addr}/{prefix}:{}\n", list.join(",")));
+                }
+            }
+            out.push((PathBuf::from(dir).join(format!("{name}.blist")), text));
+        }
+    }
+    out
 }
 
 /// Writes `text` to `path` atomically (a temporary file in the same
@@ -363,6 +636,12 @@ mod tests {
             format: "plaintext".into(),
             csv_col: None,
             interval: None,
+            ip_version: None,
+            json_address_key: None,
+            json_port_key: None,
+            json_prefix_key: None,
+            filter_key: None,
+            filter_value: None,
         }
     }
 
@@ -387,6 +666,137 @@ mod tests {
             "10.0.0.1,1\n10.1.0.0/16,1\n192.0.2.1,3\n198.51.100.0/24,1\n198.51.100.7,2\n203.0.113.9,1;1:8080\n"
         );
         assert_eq!(v6, "2001:db8::1,1\n2001:db8:1::/48,1\n");
+        // A whole address and a port of it on one list: every port matches.
+        let c = extract("203.0.113.9:8080\n203.0.113.9\n", &list(4));
+        let (v4, _) = detector_files(&BTreeMap::from([(4, c)]));
+        assert_eq!(v4, "203.0.113.9,8\n");
+    }
+
+    const NEMEA_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<configuration>
+    <struct name="general">
+        <element name="download_interval">10</element>
+        <element name="socket_timeout">7</element>
+    </struct>
+    <struct name="detector_files">
+        <element name="IP4">/var/bl/ip4.blist</element>
+        <element name="IP6">/var/bl/ip6.blist</element>
+        <element name="URL">/var/bl/url.blist</element>
+        <element name="DNS">/var/bl/dns.blist</element>
+    </struct>
+    <struct name="blacklist_array">
+        <array type="IP">
+            <struct>
+                <!-- a comment -->
+                <element name="id">1</element>
+                <element name="category">Intrusion.Botnet</element>
+                <element name="method">web</element>
+                <element name="name">Feodo Tracker</element>
+                <element name="file_format">plaintext</element>
+                <element name="source">https://feodotracker.abuse.ch/downloads/ipblocklist.txt</element>
+                <element name="download_interval">10</element>
+                <element name="ip_version">4</element>
+            </struct>
+            <struct>
+                <element name="id">5</element>
+                <element name="category">Intrusion.Botnet</element>
+                <element name="method">web</element>
+                <element name="name">ThreatFox</element>
+                <element name="file_format">JSON</element>
+                <element name="json_address_key">ip</element>
+                <element name="json_port_key">port</element>
+                <element name="filter_key">status</element>
+                <element name="filter_value">online</element>
+                <element name="source">https://example.org/threatfox.json</element>
+                <element name="download_interval">60</element>
+                <element name="ip_version">4</element>
+            </struct>
+        </array>
+        <array type="URL/DNS">
+            <struct>
+                <element name="id">1</element>
+                <element name="name">PhishTank</element>
+                <element name="source">http://example.org/urls</element>
+            </struct>
+        </array>
+    </struct>
+</configuration>
+"#;
+
+    #[test]
+    fn nemea_xml_config() {
+        let c = Config::parse_nemea_xml(NEMEA_XML, "bl.xml").unwrap();
+        assert_eq!((c.interval, c.timeout), (600, 7));
+        assert_eq!(c.ipv4_file, PathBuf::from("/var/bl/ip4.blist"));
+        assert_eq!(c.ipv6_file, PathBuf::from("/var/bl/ip6.blist"));
+        assert_eq!(c.blacklist.len(), 2, "URL/DNS lists are left out");
+        let (feodo, tfox) = (&c.blacklist[0], &c.blacklist[1]);
+        assert_eq!((feodo.id, feodo.name.as_str()), (1, "Feodo Tracker"));
+        assert_eq!(feodo.category, "Intrusion.Botnet");
+        assert_eq!(feodo.interval, Some(600));
+        assert_eq!(feodo.ip_version, Some(4));
+        assert_eq!(tfox.format, "json");
+        // ip_version 4 drops the IPv6 address of a list.
+        assert_eq!(
+            extract("192.0.2.1\n2001:db8::1\n", feodo),
+            [Entity {
+                addr: "192.0.2.1".parse().unwrap(),
+                prefix: 32,
+                port: None
+            }]
+        );
+        let json = r#"[{"ip": "198.51.100.7", "port": 443, "status": "online"},
+            {"ip": "198.51.100.8", "port": "8080", "status": "offline"},
+            {"ip": "198.51.100.9", "status": "online"},
+            {"ip": "not an ip", "status": "online"}, 5]"#;
+        let got: Vec<String> = extract(json, tfox)
+            .iter()
+            .map(|e| format!("{}:{:?}", e.addr, e.port))
+            .collect();
+        assert_eq!(got, ["198.51.100.7:Some(443)", "198.51.100.9:None"]);
+        assert!(extract("{not json", tfox).is_empty());
+
+        for (bad, want) in [
+            ("<configuration><struct name=\"x\"/></configuration>", "bl.xml:1: unknown section"),
+            ("<configuration>", "bl.xml: "),
+            (
+                "<configuration><struct name=\"blacklist_array\"><array type=\"IP\"><struct>\n<element name=\"id\">x</element></struct></array></struct></configuration>",
+                "bl.xml:2: id: `x` is not a whole number",
+            ),
+            (
+                "<configuration><struct name=\"blacklist_array\"><array type=\"IP\"><struct><element name=\"colour\">x</element></struct></array></struct></configuration>",
+                "unknown blacklist element `colour`",
+            ),
+        ] {
+            let e = Config::parse_nemea_xml(bad, "bl.xml").unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn repo_copy_files() {
+        let mut l = list(1);
+        let ents = extract(
+            "192.0.2.1\n192.0.2.1:80\n192.0.2.1:443\n10.0.0.0/8\n2001:db8::/32\n",
+            &l,
+        );
+        l.name = "a/b".into();
+        let lists = BTreeMap::from([(1u8, ents)]);
+        let names = BTreeMap::from([(1u8, l.name.clone())]);
+        let files = repo_files(&lists, &names);
+        assert_eq!(
+            files,
+            [
+                (
+                    PathBuf::from("ip4/a_b.blist"),
+                    "10.0.0.0/8:\n192.0.2.1:80,443\n".to_string()
+                ),
+                (
+                    PathBuf::from("ip6/a_b.blist"),
+                    "2001:db8::/32:\n".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

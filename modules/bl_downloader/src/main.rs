@@ -2,10 +2,11 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
-use bl_downloader::{detector_files, extract, replace_file, Config, Entity, Fetcher};
+use bl_downloader::{detector_files, extract, replace_file, repo_files, Config, Entity, Fetcher};
 use clap::Parser;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -18,17 +19,32 @@ use std::time::{Duration, Instant};
 #[command(
     name = "bl_downloader",
     version,
-    after_help = "Configuration: TOML with interval, timeout, ipv4_file, ipv6_file, ca_file and \
-[[blacklist]] tables (id 1-64, name, category, source = https://, http://, file:// or a path, \
-format = plaintext|csv, csv_col, interval). https servers are verified against the Mozilla \
+    after_help = "Configuration: NEMEA's bl_downloader_config.xml (general, detector_files, the IP \
+array of blacklist_array; URL/DNS lists are left out), or TOML with interval, timeout, ipv4_file, \
+ipv6_file, ca_file and [[blacklist]] tables (id 1-64, name, category, source = https://, http://, file:// or a path, \
+format = plaintext|csv|json, csv_col, interval, ip_version, json_address_key, json_port_key, \
+json_prefix_key, filter_key, filter_value). https servers are verified against the Mozilla \
 roots built in, or against the PEM certificates of ca_file; HTTP(S) proxies come from \
 http_proxy/https_proxy/ALL_PROXY.\n\
 Example: bl_downloader -c /etc/nemea/bl_downloader.toml"
 )]
 struct Args {
-    /// Configuration file.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    /// Configuration file (NEMEA's XML or TOML).
+    #[arg(
+        short = 'c',
+        long = "config",
+        visible_alias = "config-file",
+        value_name = "FILE"
+    )]
     config: PathBuf,
+    /// Also keep a copy of each list in DIR/ip4|ip6/<name>.blist
+    /// (`entity:ports` lines), versioned with git when git is installed.
+    #[arg(short = 'r', long = "repo-path", value_name = "DIR")]
+    repo_path: Option<PathBuf>,
+    /// NEMEA's logging level (10 debug, 20 info, 30 warnings); -v does the
+    /// same.
+    #[arg(short = 'l', long = "log-level", value_name = "N")]
+    log_level: Option<u32>,
     /// Download every list once, write the files and exit (status 1 when a
     /// list failed).
     #[arg(long = "once")]
@@ -39,9 +55,12 @@ struct Args {
 }
 
 fn run(args: &Args) -> Result<()> {
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("cannot read {}", args.config.display()))?;
-    let cfg = Config::parse(&text, &args.config.display().to_string())?;
+    let cfg = Config::load(&args.config)?;
+    let names: BTreeMap<u8, String> = cfg
+        .blacklist
+        .iter()
+        .map(|l| (l.id, l.name.clone()))
+        .collect();
     let fetcher = Fetcher::new(
         Duration::from_secs(cfg.timeout.max(1)),
         cfg.ca_file.as_deref(),
@@ -76,6 +95,9 @@ fn run(args: &Args) -> Result<()> {
             }
         }
         if changed {
+            if let Some(repo) = &args.repo_path {
+                update_repo(repo, &content, &names);
+            }
             let (v4, v6) = detector_files(&content);
             for (path, text) in [(&cfg.ipv4_file, v4), (&cfg.ipv6_file, v6)] {
                 if replace_file(path, &text)? {
@@ -103,10 +125,62 @@ fn run(args: &Args) -> Result<()> {
     }
 }
 
+/// Writes the per-list copies into `repo` and commits them with git (a
+/// failure is reported; the detector files are written anyway).
+fn update_repo(repo: &Path, content: &BTreeMap<u8, Vec<Entity>>, names: &BTreeMap<u8, String>) {
+    for (file, text) in repo_files(content, names) {
+        if let Err(e) = replace_file(&repo.join(file), &text) {
+            libtrap::log::warn(&format!("repository copy: {e}"));
+            return;
+        }
+    }
+    let git = |args: &[&str]| -> Result<()> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .context("cannot run git")?;
+        if !out.status.success() {
+            anyhow::bail!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    };
+    let committed = (|| -> Result<()> {
+        if !repo.join(".git").is_dir() {
+            git(&["init", "-q"])?;
+        }
+        git(&["add", "-A"])?;
+        git(&[
+            "-c",
+            "user.name=bl_downloader",
+            "-c",
+            "user.email=bl_downloader",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "Blacklists updated",
+        ])
+    })();
+    if let Err(e) = committed {
+        libtrap::log::warn(&format!("repository {}: {e:#}", repo.display()));
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     libtrap::log::set_program_name("bl_downloader");
-    libtrap::log::set_verbosity(args.verbose as i8 - 1);
+    let from_level = match args.log_level {
+        Some(l) if l <= 10 => 2,
+        Some(l) if l <= 20 => 1,
+        _ => 0,
+    };
+    libtrap::log::set_verbosity(args.verbose.max(from_level) as i8 - 1);
     libtrap::module::install_signal_handlers();
     libtrap::module::exit_status(run(&args).map_err(|e| format!("{e:#}")))
 }

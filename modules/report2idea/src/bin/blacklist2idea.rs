@@ -1,7 +1,6 @@
 //! blacklist2idea — blacklist_aggregator's events to IDEA.
 #![forbid(unsafe_code)]
 
-use anyhow::Context;
 use clap::Parser;
 use report2idea::reporters::blacklist::BlacklistReporter;
 use report2idea::CommonArgs;
@@ -26,7 +25,8 @@ Example: blacklist2idea --blacklist-config /etc/nemea/bl_downloader.toml -i u:bl
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// The bl_downloader configuration (TOML) naming the blacklists.
+    /// The bl_downloader configuration naming the blacklists: NEMEA's
+    /// bl_downloader_config.xml or our TOML.
     #[arg(long = "blacklist-config", value_name = "FILE")]
     blacklist_config: PathBuf,
 }
@@ -34,14 +34,7 @@ struct Args {
 fn main() -> ExitCode {
     libtrap::module::handle_trap_help();
     let args = Args::parse();
-    let lists = std::fs::read_to_string(&args.blacklist_config)
-        .with_context(|| format!("cannot read {}", args.blacklist_config.display()))
-        .and_then(|t| {
-            Ok(bl_downloader::Config::parse(
-                &t,
-                &args.blacklist_config.display().to_string(),
-            )?)
-        });
+    let lists = bl_downloader::Config::load(&args.blacklist_config);
     match lists {
         Ok(cfg) => report2idea::main_with(
             "blacklist2idea",
