@@ -204,9 +204,18 @@ impl Config {
                     return Err(err("only port-flowdir = 1 is supported".into()))
                 }
                 "detection-log" => c.detection_log = Some(v.to_string()).filter(|d| !d.is_empty()),
-                "port-flowdir"
+                // As NEMEA: at least 65536, rounded up to a power of two.
+                "table-size" => {
+                    c.table_size = usize::try_from(u()?)
+                        .unwrap_or(usize::MAX)
+                        .max(65_536)
+                        .checked_next_power_of_two()
+                        .unwrap_or(usize::MAX)
+                }
+                // The input fields are fixed here (NEMEA reads <COLLECTOR_FLOW>).
+                "input-template"
+                | "port-flowdir"
                 | "log-upto-level"
-                | "table-size"
                 | "dos-min-rsp-ratio"
                 | "scan-threshold"
                 | "scan-flag-ratio"
@@ -1009,12 +1018,14 @@ mod tests {
     #[test]
     fn config_file() {
         let c = Config::parse(
-            "rules-generic = 1\n# x\nsyn-scan-ips = 7\ndetection-log = /tmp\n",
+            "input-template = <COLLECTOR_FLOW>\nrules-generic = 1\n# x\nsyn-scan-ips = 7\n\
+             detection-log = /tmp\ntable-size = 100000\nlog-upto-level    = LOG_INFO\n",
             "h",
         )
         .unwrap();
         assert!(c.rules_generic && !c.rules_ssh && !c.rules_dns);
         assert_eq!(c.detection_log.as_deref(), Some("/tmp"));
+        assert_eq!(c.table_size, 131_072);
         assert_eq!(c.syn_scan_ips, 7);
         for (bad, want) in [
             ("nope = 1", "h:1: unknown key nope"),
