@@ -12,7 +12,9 @@ use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
-use unirec::{RecordBuilder, RecordError, RecordRef, Template, TemplateError, UrIp, UrTime};
+use unirec::{
+    FieldType, RecordBuilder, RecordError, RecordRef, Scalar, Template, TemplateError, UrIp, UrTime,
+};
 
 /// The flow fields the detectors read. Fields a detector does not require
 /// are zero.
@@ -42,44 +44,65 @@ pub mod tcp {
 /// Reads [`Flow`]s from records of one template.
 #[derive(Clone, Debug)]
 pub struct FlowReader {
-    idx: [Option<usize>; 10],
+    /// Offset of each field of [`FIELDS`] in the fixed part, when the
+    /// template has it with the expected type.
+    at: [Option<usize>; 10],
 }
 
-const NAMES: [&str; 10] = [
-    "SRC_IP",
-    "DST_IP",
-    "SRC_PORT",
-    "DST_PORT",
-    "PROTOCOL",
-    "TCP_FLAGS",
-    "PACKETS",
-    "BYTES",
-    "TIME_FIRST",
-    "TIME_LAST",
+/// The fields a [`Flow`] is read from, with their types.
+const FIELDS: [(&str, Scalar); 10] = [
+    ("SRC_IP", Scalar::IpAddr),
+    ("DST_IP", Scalar::IpAddr),
+    ("SRC_PORT", Scalar::U16),
+    ("DST_PORT", Scalar::U16),
+    ("PROTOCOL", Scalar::U8),
+    ("TCP_FLAGS", Scalar::U8),
+    ("PACKETS", Scalar::U32),
+    ("BYTES", Scalar::U64),
+    ("TIME_FIRST", Scalar::Time),
+    ("TIME_LAST", Scalar::Time),
 ];
+
+/// The `N` bytes at `at` (fixed fields of a checked record are in range; a
+/// short record reads as absent).
+#[inline(always)]
+fn bytes_at<const N: usize>(data: &[u8], at: Option<usize>) -> Option<[u8; N]> {
+    let at = at?;
+    data.get(at..at + N)?.try_into().ok()
+}
 
 impl FlowReader {
     pub fn new(tmpl: &Template) -> FlowReader {
         FlowReader {
-            idx: NAMES.map(|n| tmpl.find(n)),
+            at: FIELDS.map(|(name, ty)| {
+                let f = tmpl.field(tmpl.find(name)?)?;
+                (f.ty() == FieldType::Scalar(ty)).then(|| f.offset())
+            }),
         }
     }
 
     /// The flow in `rec` (a record of the template given to [`new`](Self::new)).
+    /// Fields the template lacks read as zero. This is the detectors' hot
+    /// path: offsets are resolved once per template, so a record costs a
+    /// few loads.
     #[inline]
     pub fn read(&self, rec: &RecordRef<'_>) -> Flow {
-        let i = &self.idx;
+        let (d, a) = (rec.bytes(), &self.at);
+        let ip = |i: usize| bytes_at::<16>(d, a[i]).map(UrIp).unwrap_or_default();
+        let time = |i: usize| {
+            bytes_at::<8>(d, a[i]).map_or(UrTime::default(), |b| UrTime(u64::from_le_bytes(b)))
+        };
         Flow {
-            src_ip: i[0].and_then(|x| rec.get_ip(x)).unwrap_or_default(),
-            dst_ip: i[1].and_then(|x| rec.get_ip(x)).unwrap_or_default(),
-            src_port: i[2].and_then(|x| rec.get_u16(x)).unwrap_or(0),
-            dst_port: i[3].and_then(|x| rec.get_u16(x)).unwrap_or(0),
-            protocol: i[4].and_then(|x| rec.get_u8(x)).unwrap_or(0),
-            tcp_flags: i[5].and_then(|x| rec.get_u8(x)).unwrap_or(0),
-            packets: i[6].and_then(|x| rec.get_u32(x)).unwrap_or(0),
-            bytes: i[7].and_then(|x| rec.get_u64(x)).unwrap_or(0),
-            time_first: i[8].and_then(|x| rec.get_time(x)).unwrap_or_default(),
-            time_last: i[9].and_then(|x| rec.get_time(x)).unwrap_or_default(),
+            src_ip: ip(0),
+            dst_ip: ip(1),
+            src_port: bytes_at::<2>(d, a[2]).map_or(0, u16::from_le_bytes),
+            dst_port: bytes_at::<2>(d, a[3]).map_or(0, u16::from_le_bytes),
+            protocol: bytes_at::<1>(d, a[4]).map_or(0, |b| b[0]),
+            tcp_flags: bytes_at::<1>(d, a[5]).map_or(0, |b| b[0]),
+            packets: bytes_at::<4>(d, a[6]).map_or(0, u32::from_le_bytes),
+            bytes: bytes_at::<8>(d, a[7]).map_or(0, u64::from_le_bytes),
+            time_first: time(8),
+            time_last: time(9),
         }
     }
 }
