@@ -40,8 +40,7 @@
 
 pub mod score;
 
-use detector_common::{field, tcp, FastMap, Flow, FlowDetector};
-use std::collections::HashSet;
+use detector_common::{field, tcp, FastMap, FastSet, Flow, FlowDetector};
 use std::net::IpAddr;
 use unirec::{RecordBuilder, RecordError, UrIp, UrTime};
 
@@ -107,8 +106,8 @@ pub struct ListError {
 /// Pools as (address, port); port `None` = every port.
 #[derive(Clone, Debug, Default)]
 pub struct PoolList {
-    exact: HashSet<(IpAddr, u16)>,
-    any_port: HashSet<IpAddr>,
+    exact: FastSet<(IpAddr, u16)>,
+    any_port: FastSet<IpAddr>,
 }
 
 impl PoolList {
@@ -253,8 +252,9 @@ struct Suspect {
     packets: u32,
     last_exported: u32,
     rule: ServerRule,
-    /// Client → server flows only: what the score and the tree read.
-    counts: score::Counters,
+    /// Client → server flows only: what the score and the tree read (kept
+    /// only when learning, boxed so that listed-pool suspects stay small).
+    counts: Option<Box<score::Counters>>,
 }
 
 /// Learned (server, port) entries with the flow time they were added.
@@ -302,7 +302,7 @@ pub struct Detector {
     learned_white: Learned,
     suspects: FastMap<Key, Suspect>,
     /// Servers asked about and not answered yet.
-    pending: HashSet<ProbeRequest>,
+    pending: FastSet<ProbeRequest>,
     /// Requests nobody has taken yet (without a prober).
     requests: Vec<ProbeRequest>,
     prober: Option<Box<dyn Prober>>,
@@ -333,7 +333,7 @@ impl Detector {
             learned_black: Learned::default(),
             learned_white: Learned::default(),
             suspects: FastMap::default(),
-            pending: HashSet::new(),
+            pending: FastSet::default(),
             requests: Vec::new(),
             prober: None,
             now: 0,
@@ -422,50 +422,80 @@ impl Detector {
 
     /// Should this unlisted server be probed, judging by suspect `s`?
     fn wants_probe(&self, s: &Suspect) -> bool {
-        if s.counts.flows() == 0 || self.pending.len() >= MAX_PENDING_PROBES {
+        let Some(c) = s.counts.as_deref() else {
+            return false;
+        };
+        if c.flows() == 0 || self.pending.len() >= MAX_PENDING_PROBES {
             return false;
         }
         let active = s.last.secs().saturating_sub(s.last_exported);
-        score::score(&s.counts, active) >= self.cfg.score_threshold
-            && score::tree(&score::features(&s.counts, active))
+        score::score(c, active) >= self.cfg.score_threshold
+            && score::tree(&score::features(c, active))
     }
 
     fn check(&mut self, out: &mut Vec<Alert>) {
+        enum Act {
+            Drop,
+            Report,
+            ReportAndDrop,
+            Probe(ProbeRequest),
+        }
         let (now, c) = (self.now, self.cfg);
-        let mut keys: Vec<_> = self.suspects.keys().copied().collect();
-        keys.sort_unstable();
-        for k in keys {
+        // Decide first (one pass, nothing changes), then act in key order.
+        let mut acts: Vec<(Key, Act)> = Vec::new();
+        for (k, s) in &self.suspects {
             let (ip, port) = (k.1.to_std(), k.2);
-            let listed = self.is_pool(ip, port);
+            let white = self.is_whitelisted(ip, port);
+            let listed = !white && self.is_black(ip, port);
             if !listed {
-                if self.is_whitelisted(ip, port) {
-                    self.suspects.remove(&k);
+                if white {
+                    acts.push((*k, Act::Drop));
                     continue;
                 }
                 let req = ProbeRequest { ip, port };
-                if self.pending.contains(&req) {
+                if !self.pending.is_empty() && self.pending.contains(&req) {
                     continue; // kept until the answer
                 }
-                if c.stratum_check && self.suspects.get(&k).is_some_and(|s| self.wants_probe(s)) {
-                    self.pending.insert(req);
-                    self.requests.push(req);
+                if c.stratum_check && self.wants_probe(s) {
+                    acts.push((*k, Act::Probe(req)));
                     continue;
                 }
             }
-            let Some(s) = self.suspects.get_mut(&k) else {
-                continue;
-            };
             if now.saturating_sub(s.last.secs()) >= c.timeout_inactive {
-                if listed {
-                    out.push(Self::alert(&k, s));
-                }
-                self.suspects.remove(&k);
+                acts.push((
+                    *k,
+                    if listed {
+                        Act::ReportAndDrop
+                    } else {
+                        Act::Drop
+                    },
+                ));
             } else if now.saturating_sub(s.last_exported) >= c.timeout_active {
-                if listed {
-                    s.last_exported = now;
-                    out.push(Self::alert(&k, s));
-                } else {
+                acts.push((*k, if listed { Act::Report } else { Act::Drop }));
+            }
+        }
+        acts.sort_unstable_by_key(|a| a.0);
+        for (k, act) in acts {
+            match act {
+                Act::Drop => {
                     self.suspects.remove(&k);
+                }
+                Act::ReportAndDrop => {
+                    if let Some(s) = self.suspects.remove(&k) {
+                        out.push(Self::alert(&k, &s));
+                    }
+                }
+                Act::Report => {
+                    if let Some(s) = self.suspects.get_mut(&k) {
+                        s.last_exported = now;
+                        out.push(Self::alert(&k, s));
+                    }
+                }
+                Act::Probe(req) => {
+                    // Several miners of one server: one request.
+                    if self.pending.len() < MAX_PENDING_PROBES && self.pending.insert(req) {
+                        self.requests.push(req);
+                    }
                 }
             }
         }
@@ -565,29 +595,35 @@ impl FlowDetector for Detector {
         let flags = f.tcp_flags;
         let ack_only = flags == tcp::ACK;
         let ack_push = flags == tcp::ACK | tcp::PSH;
-        if !self.suspects.contains_key(&key) {
-            let learnable = self.cfg.stratum_check && to_server && (ack_only || ack_push);
-            if !learnable && !self.is_black(pool_ip, port) {
+        if !self.is_black(pool_ip, port) {
+            // Unlisted servers matter only when learning: an exact ACK or
+            // ACK|PSH flow to the server opens a suspect, any flow adds to
+            // one already open.
+            if !self.cfg.stratum_check {
                 return;
             }
-            if self.suspects.len() >= self.cfg.max_suspects.max(1) {
-                self.evict(out);
+            let learnable = to_server && (ack_only || ack_push);
+            if !learnable && !self.suspects.contains_key(&key) {
+                return;
             }
         }
-        let now = self.now;
+        if self.suspects.len() >= self.cfg.max_suspects.max(1) && !self.suspects.contains_key(&key)
+        {
+            self.evict(out);
+        }
+        let (now, learning) = (self.now, self.cfg.stratum_check);
         let s = self.suspects.entry(key).or_insert_with(|| Suspect {
             first: f.time_first,
             last: f.time_last,
             packets: 0,
             last_exported: now,
             rule,
-            counts: score::Counters::default(),
+            counts: learning.then(Box::default),
         });
         s.first = s.first.min(f.time_first);
         s.last = s.last.max(f.time_last);
         s.packets = s.packets.saturating_add(f.packets);
-        if to_server {
-            let c = &mut s.counts;
+        if let (true, Some(c)) = (to_server, s.counts.as_deref_mut()) {
             c.ack_flows += u64::from(ack_only);
             c.ackpush_flows += u64::from(ack_push);
             c.other_flows += u64::from(!ack_only && !ack_push);
