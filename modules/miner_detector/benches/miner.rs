@@ -1,5 +1,8 @@
 //! Records/s of the miner state machine on 1M synthetic flows against 10 000
-//! listed pools (1 flow in 16 goes to a pool). Prints, asserts nothing.
+//! listed pools (1 flow in 16 goes to a pool), then the same with learning
+//! on (`stratum_check`: the other 15 in 16 open suspects of unlisted
+//! servers that are scored at every check; no prober, so requests stay
+//! queued). Prints, asserts nothing.
 
 use detector_common::{bench, Flow};
 use miner_detector::{Config, Detector, PoolList};
@@ -35,6 +38,12 @@ fn main() {
             time_last: t,
         }
     });
-    let mut d = Detector::new(Config::default(), pools, PoolList::default());
+    let mut d = Detector::new(Config::default(), pools.clone(), PoolList::default());
     bench::measure("miner_detector", &mut d, &flows);
+    let learning = Config {
+        stratum_check: true,
+        ..Config::default()
+    };
+    let mut d = Detector::new(learning, pools, PoolList::default());
+    bench::measure("miner_detector (learning)", &mut d, &flows);
 }
