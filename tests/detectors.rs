@@ -665,9 +665,9 @@ fn hoststats_ssh_brute_force_to_idea() {
     assert_eq!(victim_msg.unwrap()["ConnCount"], 100);
 }
 
-#[test]
-fn reporter_rules_file() {
-    let sb = Sandbox::new();
+/// Two vertical scans (from 10.1.2.3 and 192.0.2.3, 60 ports each) as
+/// vportscan_aggregator's JSON events in `agg.trapcap`.
+fn scan_events(sb: &Sandbox) {
     let mut p = Pcap::new();
     for port in 1..=60u16 {
         p.tcp(
@@ -704,6 +704,46 @@ fn reporter_rules_file() {
         ),
         "vportscan_aggregator",
     );
+}
+
+#[test]
+fn reporter_rereads_changed_rules() {
+    let sb = Sandbox::new();
+    scan_events(&sb);
+    let rules = |note: &str| {
+        format!(
+            "namespace: org.example\ncustom_actions:\n  - id: m\n    mark: {{path: Note, value: {note}}}\n\
+             rules:\n  - id: 1\n    condition: true\n    actions: [m, stdout]\n"
+        )
+    };
+    std::fs::write(sb.path("rules.yaml"), rules("first")).unwrap();
+    let reporter = sb.spawn(
+        "vportscan2idea",
+        &["-D", "-a", "1", "-c", "rules.yaml", "-i", "u:events"],
+    );
+    // Two sends of the same events; the rules change in between.
+    ok_stdout(
+        &sb.run("traffic_repeater", &["-n", "-i", "f:agg.trapcap,u:events"]),
+        "traffic_repeater",
+    );
+    std::fs::write(sb.path("rules.yaml"), rules("second")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    ok_stdout(
+        &sb.run("traffic_repeater", &["-i", "f:agg.trapcap,u:events"]),
+        "traffic_repeater",
+    );
+    let out = wait_output(reporter, Duration::from_secs(30), "vportscan2idea");
+    let notes: Vec<String> = idea_lines(&ok_stdout(&out, "vportscan2idea"))
+        .iter()
+        .map(|i| i["Note"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(notes, ["first", "first", "second", "second"]);
+}
+
+#[test]
+fn reporter_rules_file() {
+    let sb = Sandbox::new();
+    scan_events(&sb);
     // The same rules in TOML and in NEMEA's YAML.
     std::fs::write(
         sb.path("rules.toml"),

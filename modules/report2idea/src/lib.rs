@@ -52,6 +52,15 @@ pub struct CommonArgs {
     /// Print the loaded rules and exit.
     #[arg(short = 'd', long = "dry")]
     pub dry: bool,
+    /// Check the rules file every SECONDS and re-read it when it changed
+    /// (0 = never; SIGUSR1 always works).
+    #[arg(
+        short = 'a',
+        long = "autoreload",
+        value_name = "SECONDS",
+        default_value_t = 0
+    )]
+    pub autoreload: u64,
 }
 
 /// What a reporter's input interface requires.
@@ -238,6 +247,12 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
     if args.config.is_some() {
         let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, reload.clone());
     }
+    // -a: the rules file's modification time, checked every so often.
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut watched = args
+        .config
+        .as_deref()
+        .map(|p| (mtime(p), std::time::Instant::now()));
     let result = loop {
         let msg = match input.recv() {
             Ok(m) => m,
@@ -247,6 +262,18 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
         };
         if msg.is_eos() {
             break Ok(());
+        }
+        if let (Some((seen, checked)), Some(p), true) =
+            (&mut watched, &args.config, args.autoreload > 0)
+        {
+            if checked.elapsed().as_secs() >= args.autoreload {
+                *checked = std::time::Instant::now();
+                let now = mtime(p);
+                if now != *seen {
+                    *seen = now;
+                    reload.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
         }
         if reload.swap(false, std::sync::atomic::Ordering::Relaxed) {
             if let Some(p) = &args.config {
