@@ -717,20 +717,34 @@ fn reporter_rereads_changed_rules() {
         )
     };
     std::fs::write(sb.path("rules.yaml"), rules("first")).unwrap();
+    // The scan alerts go through an aggregator with a 1.2 s window twice;
+    // the rules change between the windows.
+    let agg = sb.spawn(
+        "vportscan_aggregator",
+        &["-t", "0.02", "-i", "u:alerts,u:events"],
+    );
+    sb.wait_socket("events");
     let reporter = sb.spawn(
         "vportscan2idea",
         &["-D", "-a", "1", "-c", "rules.yaml", "-i", "u:events"],
     );
-    // Two sends of the same events; the rules change in between.
     ok_stdout(
-        &sb.run("traffic_repeater", &["-n", "-i", "f:agg.trapcap,u:events"]),
+        &sb.run(
+            "traffic_repeater",
+            &["-n", "-i", "f:alerts.trapcap,u:alerts"],
+        ),
         "traffic_repeater",
     );
+    std::thread::sleep(Duration::from_millis(2500));
     std::fs::write(sb.path("rules.yaml"), rules("second")).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
     ok_stdout(
-        &sb.run("traffic_repeater", &["-i", "f:agg.trapcap,u:events"]),
+        &sb.run("traffic_repeater", &["-i", "f:alerts.trapcap,u:alerts"]),
         "traffic_repeater",
+    );
+    ok_stdout(
+        &wait_output(agg, Duration::from_secs(30), "vportscan_aggregator"),
+        "vportscan_aggregator",
     );
     let out = wait_output(reporter, Duration::from_secs(30), "vportscan2idea");
     let notes: Vec<String> = idea_lines(&ok_stdout(&out, "vportscan2idea"))
