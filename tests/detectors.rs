@@ -689,7 +689,7 @@ fn scan_events(sb: &Sandbox) {
             0,
         );
     }
-    let f = flows(&sb, &p, "scan");
+    let f = flows(sb, &p, "scan");
     ok_stdout(
         &sb.run(
             "vportscan_detector",
