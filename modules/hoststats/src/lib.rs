@@ -270,12 +270,12 @@ struct Host {
     t_last: UrTime,
     out: Side,
     inn: Side,
-    out_peers: FastSet<UrIp>,
-    out_req_peers: FastSet<UrIp>,
-    in_peers: FastSet<UrIp>,
+    out_peers: PeerSet,
+    out_req_peers: PeerSet,
+    in_peers: PeerSet,
     ssh_out: Ssh,
     ssh_in: Ssh,
-    ssh_out_peers: FastSet<UrIp>,
+    ssh_out_peers: PeerSet,
     dns_out_overlimit: u64,
     dns_in_overlimit: u64,
 }
@@ -332,10 +332,50 @@ fn add_side(side: &mut Side, f: &Flow, dir: Dir) {
     }
 }
 
-fn insert_peer(set: &mut FastSet<UrIp>, ip: UrIp) {
-    if set.len() < MAX_PEERS {
-        set.insert(ip);
+/// The distinct peers of a host: the first two inline, a hash set beyond.
+/// Most hosts of a busy link talk to one or two peers, and a set for each
+/// would cost an allocation per host.
+#[derive(Debug, Default)]
+struct PeerSet {
+    few: [UrIp; 2],
+    n: u8,
+    /// Empty (no allocation) until a third peer comes.
+    many: FastSet<UrIp>,
+}
+
+impl PeerSet {
+    #[inline]
+    fn insert(&mut self, ip: UrIp) {
+        if !self.many.is_empty() {
+            if self.many.len() < MAX_PEERS {
+                self.many.insert(ip);
+            }
+            return;
+        }
+        let n = usize::from(self.n);
+        if self.few[..n].contains(&ip) {
+            return;
+        }
+        if n < self.few.len() {
+            self.few[n] = ip;
+            self.n += 1;
+        } else {
+            self.many.extend(self.few);
+            self.many.insert(ip);
+        }
     }
+
+    fn len(&self) -> usize {
+        if self.many.is_empty() {
+            usize::from(self.n)
+        } else {
+            self.many.len()
+        }
+    }
+}
+
+fn insert_peer(set: &mut PeerSet, ip: UrIp) {
+    set.insert(ip);
 }
 
 /// One event.
@@ -426,7 +466,8 @@ fn sat32(v: u64) -> u32 {
 #[derive(Debug)]
 pub struct Detector {
     cfg: Config,
-    hosts: FastMap<UrIp, Host>,
+    /// Boxed: a host record is large, and the table moves its entries.
+    hosts: FastMap<UrIp, Box<Host>>,
     now: u32,
     next_check: u32,
     dropped: u64,
@@ -680,10 +721,12 @@ impl Detector {
             self.dropped += 1;
             return None;
         }
-        let h = self.hosts.entry(ip).or_insert_with(|| Host {
-            first: t,
-            t_first: f.time_first,
-            ..Host::default()
+        let h = self.hosts.entry(ip).or_insert_with(|| {
+            Box::new(Host {
+                first: t,
+                t_first: f.time_first,
+                ..Host::default()
+            })
         });
         h.last = t;
         h.t_first = h.t_first.min(f.time_first);
