@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: the NEMEA tutorial's first three sections with our modules, on the
+# The demo: the NEMEA tutorial with our modules (files, sockets, rotation, the
+# supervisor) and a detection chain (port scans to IDEA), on the
 # bundled tutorial data, in a temporary directory (own TRAP_SOCKET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,3 +61,14 @@ echo "\$ tail -2 logs/modules_logs/zwave_logger_stdout"
 tail -2 logs/modules_logs/zwave_logger_stdout
 kill -TERM "$sup_pid"   # stops the modules too
 wait "$sup_pid"
+
+echo
+echo "== 5. Detection: flows with two port scans -> detectors -> aggregators -> IDEA"
+echo "\$ logreplay -d -f scan-flows.csv -i f:flows.trapcap"
+"$R/logreplay" -d -f "$DATA/scan-flows.csv" -i f:flows.trapcap
+for kind in vportscan haddrscan; do
+    echo "\$ ${kind}_detector -i f:flows.trapcap,f:$kind.alerts  ;  ${kind}_aggregator -i f:$kind.alerts,f:$kind.events  ;  ${kind}2idea -D -i f:$kind.events"
+    "$R/${kind}_detector" -i "f:flows.trapcap,f:$kind.alerts"
+    "$R/${kind}_aggregator" -i "f:$kind.alerts,f:$kind.events"
+    "$R/${kind}2idea" -D -i "f:$kind.events"
+done
