@@ -48,6 +48,12 @@ impl UrTime {
         self.nanos() / 1_000_000
     }
 
+    /// Seconds since the epoch as a float (pytrap's `float(UnirecTime)`,
+    /// the times of NEMEA's JSON events).
+    pub fn as_secs_f64(self) -> f64 {
+        f64::from(self.secs()) + f64::from(self.nanos()) / 1e9
+    }
+
     /// Milliseconds since the epoch (for time arithmetic in detectors).
     pub const fn as_millis(self) -> u64 {
         self.secs() as u64 * 1000 + self.millis() as u64

@@ -113,10 +113,6 @@ pub struct Aggregator {
     order: Vec<(UrIp, u8, u64)>,
 }
 
-fn secs_f64(t: UrTime) -> f64 {
-    t.secs() as f64 + t.nanos() as f64 / 1e9
-}
-
 impl Aggregator {
     /// `window_minutes` goes into the events (`agg_win_minutes`).
     pub fn new(window_minutes: f64) -> Aggregator {
@@ -188,8 +184,8 @@ impl Aggregator {
             for chunk in targets.chunks(MAX_TARGETS) {
                 out.push(json!({
                     "type": "ip",
-                    "ts_first": secs_f64(e.first),
-                    "ts_last": secs_f64(e.last),
+                    "ts_first": e.first.as_secs_f64(),
+                    "ts_last": e.last.as_secs_f64(),
                     "protocol": e.protocol,
                     "source_ports": e.ports.iter().collect::<Vec<_>>(),
                     "source": e.source.to_string(),

@@ -69,10 +69,6 @@ pub struct Aggregator {
     order: Vec<(UrIp, Option<UrIp>, u8)>,
 }
 
-fn secs_f64(t: UrTime) -> f64 {
-    t.secs() as f64 + t.nanos() as f64 / 1e9
-}
-
 impl Aggregator {
     /// `block_scans`: one event per scanner over all its targets (default);
     /// false = one event per (scanner, target) (`--noblockscans`).
@@ -125,8 +121,8 @@ impl Aggregator {
                 out.push(json!({
                     "src_ip": e.src.to_string(),
                     "dst_ips": dst_ips,
-                    "ts_first": secs_f64(e.first),
-                    "ts_last": secs_f64(e.last),
+                    "ts_first": e.first.as_secs_f64(),
+                    "ts_last": e.last.as_secs_f64(),
                     "protocol": e.protocol,
                 }));
             }
