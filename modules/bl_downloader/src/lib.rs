@@ -108,6 +108,27 @@ fn plaintext() -> String {
     "plaintext".into()
 }
 
+impl ListConfig {
+    /// A plaintext list with nothing but its id, name and source set.
+    pub fn new(id: u8, name: String, source: String) -> ListConfig {
+        ListConfig {
+            id,
+            name,
+            category: String::new(),
+            source,
+            format: plaintext(),
+            csv_col: None,
+            interval: None,
+            ip_version: None,
+            json_address_key: None,
+            json_port_key: None,
+            json_prefix_key: None,
+            filter_key: None,
+            filter_value: None,
+        }
+    }
+}
+
 impl Config {
     /// Reads a configuration file: NEMEA's bl_downloader XML when it starts
     /// with `<`, TOML otherwise.
@@ -262,22 +283,8 @@ fn xml_list(
     value: &dyn Fn(roxmltree::Node) -> String,
     bad: &dyn Fn(roxmltree::Node, String) -> Error,
 ) -> Result<ListConfig, Error> {
-    let mut l = ListConfig {
-        id: 0,
-        name: String::new(),
-        category: String::new(),
-        source: String::new(),
-        format: plaintext(),
-        csv_col: None,
-        interval: None,
-        ip_version: None,
-        json_address_key: None,
-        json_port_key: None,
-        json_prefix_key: None,
-        filter_key: None,
-        filter_value: None,
-    };
-    for e in bl.children().filter(|c| c.is_element()) {
+    let mut l = ListConfig::new(0, String::new(), String::new());
+    for e in child_elements(bl) {
         let v = value(e);
         let num = |what: &str| -> Result<u64, Error> {
             v.parse()
@@ -628,21 +635,7 @@ mod tests {
     use super::*;
 
     fn list(id: u8) -> ListConfig {
-        ListConfig {
-            id,
-            name: format!("l{id}"),
-            category: String::new(),
-            source: String::new(),
-            format: "plaintext".into(),
-            csv_col: None,
-            interval: None,
-            ip_version: None,
-            json_address_key: None,
-            json_port_key: None,
-            json_prefix_key: None,
-            filter_key: None,
-            filter_value: None,
-        }
+        ListConfig::new(id, format!("l{id}"), String::new())
     }
 
     #[test]

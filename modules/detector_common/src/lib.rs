@@ -11,6 +11,8 @@
 use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use unirec::{
     FieldType, RecordBuilder, RecordError, RecordRef, Scalar, Template, TemplateError, UrIp, UrTime,
@@ -341,10 +343,10 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
             Ok(Next::End) => break Ok(()),
             Err(e) => break Err(e),
         };
-        if new_template || reader.is_none() {
-            reader = Some(FlowReader::new(rec.template()));
+        if new_template {
+            reader = None;
         }
-        let Some(reader) = &reader else { continue };
+        let reader = reader.get_or_insert_with(|| FlowReader::new(rec.template()));
         stats.flows += 1;
         det.flow(&reader.read(&rec), &mut alerts);
         if !alerts.is_empty() {
@@ -492,6 +494,38 @@ pub fn field(t: &Template, name: &str) -> usize {
     t.find(name).unwrap_or(usize::MAX)
 }
 
+/// The text of element `key` in one of NEMEA's flat XML module configs
+/// (`<element name="key">value</element>` or `<key>value</key>`), trimmed;
+/// the first occurrence counts.
+pub fn nemea_xml_value(xml: &str, key: &str) -> Option<String> {
+    let start = xml
+        .find(&format!("name=\"{key}\""))
+        .or_else(|| xml.find(&format!("<{key}>")))?;
+    let rest = &xml[start..];
+    let open = rest.find('>')? + 1;
+    let close = rest[open..].find("</")?;
+    Some(rest[open..open + close].trim().to_string())
+}
+
+/// Appends `text` to the log file `path`, creating missing directories.
+/// A failure is reported and the detection goes on (as NEMEA's detectors
+/// do with their log files).
+pub fn append_log(path: &Path, text: &str) {
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        })
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        libtrap::log::warn(&format!("cannot write log file {}: {e}", path.display()));
+    }
+}
+
 /// What the detectors' `cargo bench` binaries share: a repeatable stream of
 /// synthetic flows and the timed run that prints records/s.
 pub mod bench {
@@ -515,11 +549,8 @@ pub mod bench {
     /// Feeds `flows` to `det`, finishes it, and prints the rate and the
     /// number of alerts as `NAME: N flows in S s = R M records/s (A alerts)`.
     pub fn measure<D: FlowDetector>(name: &str, det: &mut D, flows: &[Flow]) {
-        let mut out = Vec::new();
         let start = Instant::now();
-        for f in flows {
-            det.flow(f, &mut out);
-        }
+        let mut out = det.feed(flows.iter().copied());
         det.finish(&mut out);
         let s = start.elapsed().as_secs_f64();
         println!(
@@ -611,6 +642,19 @@ mod tests {
         }
         assert_eq!(out, [2, 4, 0]);
         assert_eq!(seen, out);
+    }
+
+    #[test]
+    fn nemea_xml_values() {
+        let xml = "<configuration><struct name=\"main struct\">\n\
+            <element name=\"blacklist_file\"> /tmp/b.txt </element>\n\
+            <check_period>60</check_period></struct></configuration>";
+        assert_eq!(
+            nemea_xml_value(xml, "blacklist_file").as_deref(),
+            Some("/tmp/b.txt")
+        );
+        assert_eq!(nemea_xml_value(xml, "check_period").as_deref(), Some("60"));
+        assert_eq!(nemea_xml_value(xml, "whitelist_file"), None);
     }
 
     #[test]

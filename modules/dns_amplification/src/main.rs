@@ -2,30 +2,11 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use dns_amplification::{Config, Detector, LogSink, PairLog};
+use detector_common::append_log;
+use dns_amplification::{Config, Detector, LogSink};
 use libtrap::module::{self, TrapArgs};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Appends one pair's log under `dir`; a failure is reported and the
-/// detection goes on (as in C).
-fn append_log(dir: &Path, log: &PairLog) {
-    let path = dir.join(log.file_name());
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-        })
-        .and_then(|mut f| f.write_all(log.text().as_bytes()));
-    if let Err(e) = written {
-        libtrap::log::warn(&format!("cannot write log file {}: {e}", path.display()));
-    }
-}
 
 /// Detects amplification attacks on a UDP service (DNS by default): a server
 /// (SRC_IP of the alert) answering one client (DST_IP, the victim) with many
@@ -126,7 +107,9 @@ fn main() -> ExitCode {
         ..Config::default()
     });
     if let Some(dir) = args.log_dir.clone() {
-        det.set_log_sink(LogSink(Box::new(move |log| append_log(&dir, log))));
+        det.set_log_sink(LogSink(Box::new(move |log| {
+            append_log(&dir.join(log.file_name()), &log.text())
+        })));
     }
     let r = detector_common::run(&args.trap.ifc, &mut det, !args.no_eos).map(|s| {
         libtrap::log::info(0, &format!("{} flows, {} alerts", s.flows, s.alerts));

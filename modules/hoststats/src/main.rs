@@ -3,11 +3,10 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use detector_common::Tap;
+use detector_common::{append_log, Tap};
 use hoststats::{Alert, Config, Detector};
 use libtrap::module::{self, TrapArgs};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Builds a traffic profile of every host (flows, packets, bytes, TCP
@@ -66,7 +65,10 @@ fn run(args: &Args) -> Result<()> {
         Some(dir) => {
             let mut tap = Tap {
                 inner: det,
-                tap: |a: &Alert| append_event(&dir, a),
+                tap: |a: &Alert| {
+                    let (name, line) = a.log_line();
+                    append_log(&dir.join(name), &line)
+                },
             };
             let s = detector_common::run(&args.trap.ifc, &mut tap, eos)?;
             det = tap.inner;
@@ -82,24 +84,6 @@ fn run(args: &Args) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Appends an event to the daily log under `dir`; a failure is reported
-/// and the detection goes on (as in NEMEA).
-fn append_event(dir: &Path, a: &Alert) {
-    let (name, line) = a.log_line();
-    let path = dir.join(name);
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|()| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-        })
-        .and_then(|mut f| f.write_all(line.as_bytes()));
-    if let Err(e) = written {
-        libtrap::log::warn(&format!("cannot write log file {}: {e}", path.display()));
-    }
 }
 
 fn main() -> ExitCode {

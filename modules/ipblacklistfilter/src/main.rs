@@ -4,6 +4,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use detector_common::nemea_xml_value;
 use detector_common::{Flow, FlowDetector};
 use ipblacklistfilter::{Alert, Blacklist, Filter};
 use libtrap::module::{self, TrapArgs};
@@ -52,17 +53,6 @@ struct Args {
     no_eos: bool,
 }
 
-/// The text of `<element name="KEY">VALUE</element>` (or `<KEY>VALUE</KEY>`).
-fn xml_value(xml: &str, key: &str) -> Option<String> {
-    let start = xml
-        .find(&format!("name=\"{key}\""))
-        .or_else(|| xml.find(&format!("<{key}>")))?;
-    let rest = &xml[start..];
-    let open = rest.find('>')? + 1;
-    let close = rest[open..].find("</")?;
-    Some(rest[open..open + close].trim().to_string())
-}
-
 struct Files {
     v4: PathBuf,
     v6: Option<PathBuf>,
@@ -78,11 +68,13 @@ fn files(args: &Args) -> Result<Files> {
     if let Some(c) = &args.config {
         let xml =
             std::fs::read_to_string(c).with_context(|| format!("cannot read {}", c.display()))?;
-        if let Some(v) = xml_value(&xml, "ipv4_blacklist_file") {
+        if let Some(v) = nemea_xml_value(&xml, "ipv4_blacklist_file") {
             f.v4 = v.into();
         }
-        f.v6 = xml_value(&xml, "ipv6_blacklist_file").map(PathBuf::from);
-        if xml_value(&xml, "watch_blacklists").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+        f.v6 = nemea_xml_value(&xml, "ipv6_blacklist_file").map(PathBuf::from);
+        if nemea_xml_value(&xml, "watch_blacklists")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        {
             f.watch = false;
         }
     }

@@ -5,6 +5,7 @@ mod probe;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use detector_common::nemea_xml_value;
 use libtrap::module::{self, TrapArgs};
 use miner_detector::{Config, Detector, PoolList};
 use std::path::{Path, PathBuf};
@@ -85,16 +86,6 @@ struct Args {
     no_eos: bool,
 }
 
-fn xml_value(xml: &str, key: &str) -> Option<String> {
-    let start = xml
-        .find(&format!("name=\"{key}\""))
-        .or_else(|| xml.find(&format!("<{key}>")))?;
-    let rest = &xml[start..];
-    let open = rest.find('>')? + 1;
-    let close = rest[open..].find("</")?;
-    Some(rest[open..open + close].trim().to_string())
-}
-
 fn list(path: Option<&Path>) -> Result<PoolList> {
     match path {
         Some(p) => {
@@ -124,7 +115,7 @@ fn run(args: &Args) -> Result<()> {
         let xml =
             std::fs::read_to_string(c).with_context(|| format!("cannot read {}", c.display()))?;
         let num = |k: &str| -> Result<Option<u32>> {
-            xml_value(&xml, k)
+            nemea_xml_value(&xml, k)
                 .map(|v| {
                     v.parse::<u32>()
                         .with_context(|| format!("{}: {k}: `{v}` is not a number", c.display()))
@@ -154,9 +145,9 @@ fn run(args: &Args) -> Result<()> {
             cfg.max_suspects = (v as usize).max(1);
         }
         // As in C, only the exact word `true` turns probing on.
-        cfg.stratum_check = xml_value(&xml, "stratum_check").is_some_and(|v| v == "true");
+        cfg.stratum_check = nemea_xml_value(&xml, "stratum_check").is_some_and(|v| v == "true");
         let file = |k: &str| {
-            xml_value(&xml, k)
+            nemea_xml_value(&xml, k)
                 .filter(|v| v != "-" && !v.is_empty())
                 .map(PathBuf::from)
         };

@@ -247,12 +247,13 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
     if args.config.is_some() {
         let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, reload.clone());
     }
-    // -a: the rules file's modification time, checked every so often.
+    // -a: the rules file, its modification time and when that was checked.
     let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut watched = args
         .config
         .as_deref()
-        .map(|p| (mtime(p), std::time::Instant::now()));
+        .filter(|_| args.autoreload > 0)
+        .map(|p| (p, mtime(p), std::time::Instant::now()));
     let result = loop {
         let msg = match input.recv() {
             Ok(m) => m,
@@ -263,9 +264,7 @@ pub fn run<R: Reporter>(args: &CommonArgs, mut reporter: R) -> Result<Counts, Ru
         if msg.is_eos() {
             break Ok(());
         }
-        if let (Some((seen, checked)), Some(p), true) =
-            (&mut watched, &args.config, args.autoreload > 0)
-        {
+        if let Some((p, seen, checked)) = &mut watched {
             if checked.elapsed().as_secs() >= args.autoreload {
                 *checked = std::time::Instant::now();
                 let now = mtime(p);
