@@ -4,6 +4,7 @@
 # bundled tutorial data, in a temporary directory (own TRAP_SOCKET_DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
 cargo build --release --workspace --bins -q
 R=$PWD/target/release
 REPO=$PWD

@@ -3,5 +3,6 @@
 # them) and runs all unit, golden and pipeline tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup.sh
 cargo build --workspace --bins
 cargo test --workspace

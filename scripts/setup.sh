@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The one set-up step of `.ci/run`, `scripts/demo.sh` and `scripts/test.sh`:
+# installs the Debian packages the build and the tests need when they are
+# missing (needs root, or sudo). It is quiet when
+# nothing is missing.
+#
+#   NEMEA_SKIP_SETUP=1   skip it (you installed the packages yourself)
+#
+# What it installs and why:
+#   libpcap-dev   flow_meter links libpcap (live capture and pcap files)
+#   iproute2      the live-capture tests put hosts in network namespaces
+#   iputils-ping  traffic for those tests and the demo's live section
+#   procps        the supervisor tests read processes (ps, pgrep)
+#   python3       helper scripts of the tests
+#   git           bl_downloader's -r repository copy (and its test)
+set -euo pipefail
+
+nemea_setup() {
+    if [ "${NEMEA_SKIP_SETUP:-0}" = 1 ]; then
+        return 0
+    fi
+    if ! command -v cargo > /dev/null; then
+        echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
+        return 1
+    fi
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git)
+    local missing=()
+    local pkg
+    for pkg in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2> /dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
+    fi
+    if ! command -v apt-get > /dev/null; then
+        echo "setup: missing ${missing[*]} and no apt-get: install them, then run again with NEMEA_SKIP_SETUP=1" >&2
+        return 1
+    fi
+    local sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo > /dev/null; then
+            sudo=(sudo)
+        else
+            echo "setup: missing ${missing[*]}: run as root (or install them, then NEMEA_SKIP_SETUP=1)" >&2
+            return 1
+        fi
+    fi
+    echo "setup: installing ${missing[*]} (NEMEA_SKIP_SETUP=1 skips this)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" > /dev/null
+}
+
+nemea_setup
