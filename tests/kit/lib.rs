@@ -37,10 +37,21 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `../shared/data/...` next to the repository, if present.
+/// `../shared/data/REL` next to the repository. Outside CI a missing data set
+/// skips the test with one printed line (`None`); under `CI=true` it is
+/// required, so CI cannot pass by skipping.
 pub fn shared_data(rel: &str) -> Option<PathBuf> {
     let p = repo_root().join("../shared/data").join(rel);
-    p.exists().then_some(p)
+    if p.exists() {
+        return Some(p);
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "../shared/data/{rel} is missing next to the repository (required under CI=true)"
+    );
+    eprintln!("skipped: ../shared/data/{rel} is missing next to the repository");
+    None
 }
 
 /// A per-test directory, also used as `TRAP_SOCKET_DIR`.
