@@ -43,13 +43,13 @@ struct Args {
     #[command(flatten)]
     trap: TrapArgs,
     /// Watch SSH (port 22).
-    #[arg(short = 'S', long = "SSH")]
+    #[arg(short = 'S', long = "ssh", alias = "SSH")]
     ssh: bool,
     /// Watch RDP (port 3389).
-    #[arg(short = 'R', long = "RDP")]
+    #[arg(short = 'R', long = "rdp", alias = "RDP")]
     rdp: bool,
     /// Watch TELNET (port 23).
-    #[arg(short = 'T', long = "TELNET")]
+    #[arg(short = 'T', long = "telnet", alias = "TELNET")]
     telnet: bool,
     /// Configuration file (KEY = VALUE lines).
     #[arg(short = 'c', long = "config", value_name = "FILE")]

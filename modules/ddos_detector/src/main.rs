@@ -32,29 +32,50 @@ struct Args {
     #[command(flatten)]
     trap: TrapArgs,
     /// Minimal attack size in kb/s.
-    #[arg(short = 'm', long = "minimal_attack_size", default_value_t = 1000)]
+    #[arg(
+        short = 'm',
+        long = "minimal-attack-size",
+        alias = "minimal_attack_size",
+        default_value_t = 1000
+    )]
     minimal_attack_size: u64,
     /// Minimal traffic before the attack in kb/s (smaller baselines are not reported).
-    #[arg(short = 'b', long = "min_traffic_before_attack", default_value_t = 1)]
+    #[arg(
+        short = 'b',
+        long = "min-traffic-before-attack",
+        alias = "min_traffic_before_attack",
+        default_value_t = 1
+    )]
     min_traffic_before_attack: u64,
     /// Traffic must exceed this multiple of the average.
-    #[arg(short = 't', long = "threshold_flow_rate", default_value_t = 4)]
+    #[arg(
+        short = 't',
+        long = "threshold-flow-rate",
+        alias = "threshold_flow_rate",
+        default_value_t = 4
+    )]
     threshold_flow_rate: u16,
     /// The number of sources must exceed this multiple of the average.
-    #[arg(short = 'c', long = "threshold_ip_count_rate", default_value_t = 4)]
+    #[arg(
+        short = 'c',
+        long = "threshold-ip-count-rate",
+        alias = "threshold_ip_count_rate",
+        default_value_t = 4
+    )]
     threshold_ip_count_rate: u16,
     /// Prefix length of source addresses.
-    #[arg(short = 's', long = "mask_source_addresses", default_value_t = 24,
+    #[arg(short = 's', long = "mask-source-addresses", alias = "mask_source_addresses", default_value_t = 24,
           value_parser = clap::value_parser!(u8).range(0..=32))]
     mask_src: u8,
     /// Prefix length of destination addresses.
-    #[arg(short = 'd', long = "mask_destination_addresses", default_value_t = 32,
+    #[arg(short = 'd', long = "mask-destination-addresses", alias = "mask_destination_addresses", default_value_t = 32,
           value_parser = clap::value_parser!(u8).range(0..=32))]
     mask_dst: u8,
     /// Destinations with less traffic (kb/s averaged over the windows) are dropped.
     #[arg(
         short = 'p',
-        long = "min_threshold_before_pruning",
+        long = "min-threshold-before-pruning",
+        alias = "min_threshold_before_pruning",
         default_value_t = 10
     )]
     min_threshold_before_pruning: u64,

@@ -37,7 +37,7 @@ struct Args {
     /// Directory for per-pair logs: every pair judged an attack appends its
     /// stored flows to DIR/<server>-<client>.log (DIR/BIG/… for the "BIG"
     /// rule). No logs without it.
-    #[arg(short = 'd', long = "log_dir", value_name = "DIR")]
+    #[arg(short = 'd', long = "log-dir", alias = "log_dir", value_name = "DIR")]
     log_dir: Option<PathBuf>,
     /// Service port.
     #[arg(short = 'p', long = "port", default_value_t = 53)]
@@ -49,22 +49,52 @@ struct Args {
     #[arg(short = 'q', long = "step", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
     step: u64,
     /// Minimal amplification factor.
-    #[arg(short = 'a', long = "min_ampf", default_value_t = 10)]
+    #[arg(
+        short = 'a',
+        long = "min-ampf",
+        alias = "min_ampf",
+        default_value_t = 10
+    )]
     min_ampf: u64,
     /// Minimal number of response flows in the top-N bins.
-    #[arg(short = 't', long = "min_flow", default_value_t = 300)]
+    #[arg(
+        short = 't',
+        long = "min-flow",
+        alias = "min_flow",
+        default_value_t = 300
+    )]
     min_flow: u64,
     /// Minimal share (0-1) of response flows in the top-N bins.
-    #[arg(short = 'I', long = "min_count", default_value_t = 0.9)]
+    #[arg(
+        short = 'I',
+        long = "min-count",
+        alias = "min_count",
+        default_value_t = 0.9
+    )]
     min_count: f64,
     /// Minimal mean packets per response flow in the top-N bins.
-    #[arg(short = 'y', long = "min_resp_pack", default_value_t = 2)]
+    #[arg(
+        short = 'y',
+        long = "min-resp-pack",
+        alias = "min_resp_pack",
+        default_value_t = 2
+    )]
     min_resp_pack: u64,
     /// Minimal mean bytes per response flow in the top-N bins.
-    #[arg(short = 'l', long = "min_resp_byte", default_value_t = 2000)]
+    #[arg(
+        short = 'l',
+        long = "min-resp-byte",
+        alias = "min_resp_byte",
+        default_value_t = 2000
+    )]
     min_resp_byte: u64,
     /// Maximal mean bytes per query flow in the top-N bins.
-    #[arg(short = 'm', long = "max_query", default_value_t = 400)]
+    #[arg(
+        short = 'm',
+        long = "max-query",
+        alias = "max_query",
+        default_value_t = 400
+    )]
     max_query: u64,
     /// Detection window and inactivity timeout (s).
     #[arg(short = 'w', long = "timeout", default_value_t = 900, value_parser = clap::value_parser!(u32).range(1..))]
@@ -73,7 +103,7 @@ struct Args {
     #[arg(short = 's', long = "period", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
     period: u32,
     /// Most flows kept per direction and pair (at least 10000).
-    #[arg(short = 'S', long = "record_count", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(10_000..))]
+    #[arg(short = 'S', long = "record-count", alias = "record_count", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(10_000..))]
     record_count: u64,
     /// Behave as the C module (see above).
     #[arg(long = "c-compat")]

@@ -45,7 +45,12 @@ struct Args {
     #[arg(short = 'd', long = "delimiter", value_name = "X", default_value = ",")]
     delimiter: String,
     /// Accepted for compatibility and ignored: the output always has the input's fields.
-    #[arg(short = 'o', long = "output_fields", value_name = "SPEC")]
+    #[arg(
+        short = 'o',
+        long = "output-fields",
+        alias = "output_fields",
+        value_name = "SPEC"
+    )]
     output_fields: Option<String>,
 }
 

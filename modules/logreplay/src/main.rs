@@ -31,10 +31,10 @@ struct Args {
     #[arg(short = 'c', long = "cut", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     cut: Option<u64>,
     /// Do not send the end-of-stream message at the end.
-    #[arg(short = 'n', long = "no_eof")]
+    #[arg(short = 'n', long = "no-eos", aliases = ["no-eof", "no_eof"])]
     no_eof: bool,
     /// Ignore the time column: send as fast as possible.
-    #[arg(short = 'd', long = "disable_timing")]
+    #[arg(short = 'd', long = "disable-timing", alias = "disable_timing")]
     disable_timing: bool,
 }
 

@@ -19,7 +19,7 @@ struct Args {
     #[command(flatten)]
     trap: TrapArgs,
     /// Do not forward the end-of-stream message.
-    #[arg(short = 'n', long = "no-eof")]
+    #[arg(short = 'n', long = "no-eos", aliases = ["no-eof", "no_eof"])]
     no_eof: bool,
 }
 

@@ -5,7 +5,7 @@
 //! Event: `{"src_ip": "...", "dst_ips": {"<ip>": <sum of PORT_CNT>, ...},
 //! "ts_first": <float epoch>, "ts_last": <float epoch>, "protocol": 6}`.
 //! Key: (SRC_IP, PROTOCOL), or (SRC_IP, DST_IP, PROTOCOL) with
-//! `--noblockscans`. Events with more than 1000 destinations are split
+//! `--no-block-scans`. Events with more than 1000 destinations are split
 //! (destinations sorted) so that one message stays below TRAP's 64 KiB.
 #![forbid(unsafe_code)]
 
@@ -71,7 +71,7 @@ pub struct Aggregator {
 
 impl Aggregator {
     /// `block_scans`: one event per scanner over all its targets (default);
-    /// false = one event per (scanner, target) (`--noblockscans`).
+    /// false = one event per (scanner, target) (`--no-block-scans`).
     pub fn new(block_scans: bool) -> Aggregator {
         Aggregator {
             block_scans,

@@ -30,7 +30,7 @@ struct Args {
     )]
     time: f64,
     /// One event per (scanner, target) instead of one per scanner.
-    #[arg(long = "noblockscans")]
+    #[arg(long = "no-block-scans", alias = "noblockscans")]
     noblockscans: bool,
 }
 
