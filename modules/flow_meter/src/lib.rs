@@ -10,6 +10,7 @@ pub mod cache;
 pub mod export;
 pub mod parser;
 pub mod plugins;
+pub mod synth;
 
 /// Parses `-t ACTIVE:INACTIVE` (seconds; fractions are cut to whole seconds as
 /// the cache compares whole seconds) or `default`.

@@ -1,22 +1,30 @@
-//! pcap_generator — a synthetic capture for flow_meter benchmarks.
+//! pcap_generator — synthetic captures: the benchmark capture, or with
+//! `--demo` the demo's small scenario (web and DNS traffic plus a port scan,
+//! see `flow_meter::synth::demo_scenario`).
 //!
-//! Writes a classic pcap (Ethernet, µs timestamps, whole frames) of N packets
+//! The benchmark capture is a classic pcap (Ethernet, µs timestamps, whole frames) of N packets
 //! in about F bidirectional TCP/UDP/ICMP flows: C flows are active at a time,
 //! each sends 2–18 packets in both directions and is then replaced by a new
 //! one. Deterministic for a given seed.
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use flow_meter::synth::{demo_scenario, PcapWriter};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 
-/// Generates a synthetic pcap for benchmarks.
+/// Generates a synthetic pcap: the benchmark capture (-n, -f, -c, -s), or
+/// the demo scenario with --demo.
 #[derive(Parser, Debug)]
 #[command(name = "pcap_generator", version)]
 struct Args {
     /// Output file.
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     write: String,
+    /// Write the demo scenario instead: a client's DNS and web traffic, then a
+    /// SYN scan of 100 ports of its web server (documentation addresses).
+    #[arg(long = "demo", conflicts_with_all = ["packets", "flows", "concurrent", "seed"])]
+    demo: bool,
     /// Number of packets.
     #[arg(short = 'n', long = "packets", default_value_t = 3_000_000)]
     packets: u64,
@@ -41,17 +49,16 @@ fn next(state: &mut u64) -> u64 {
 fn main() -> Result<()> {
     let args = Args::parse();
     let flows = args.flows.max(1);
-    let mut w = BufWriter::with_capacity(
-        1 << 20,
-        File::create(&args.write).with_context(|| format!("cannot create {}", args.write))?,
-    );
-    // Global header: magic, v2.4, thiszone, sigfigs, snaplen, Ethernet.
-    w.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-    w.write_all(&2u16.to_le_bytes())?;
-    w.write_all(&4u16.to_le_bytes())?;
-    w.write_all(&[0; 8])?;
-    w.write_all(&65535u32.to_le_bytes())?;
-    w.write_all(&1u32.to_le_bytes())?;
+    let file =
+        File::create(&args.write).with_context(|| format!("cannot create {}", args.write))?;
+    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, file))?;
+    if args.demo {
+        for (ts, frame) in demo_scenario() {
+            w.packet(ts, &frame)?;
+        }
+        w.into_inner().flush()?;
+        return Ok(());
+    }
     let mut rng = args.seed | 1;
     let mut frame = vec![0u8; 1600];
     let mut t_us: u64 = 1_700_000_000_000_000;
@@ -122,12 +129,8 @@ fn main() -> Result<()> {
             }
             _ => l4[0] = if reverse { 0 } else { 8 },
         }
-        w.write_all(&((t_us / 1_000_000) as u32).to_le_bytes())?;
-        w.write_all(&((t_us % 1_000_000) as u32).to_le_bytes())?;
-        w.write_all(&(caplen as u32).to_le_bytes())?;
-        w.write_all(&((14 + ip_len) as u32).to_le_bytes())?;
-        w.write_all(&frame[..caplen])?;
+        w.packet(t_us, &frame[..caplen])?;
     }
-    w.flush()?;
+    w.into_inner().flush()?;
     Ok(())
 }
