@@ -2,6 +2,7 @@
 //! `flow_meter -r` turns it into flows, the detector finds the attack, the
 //! reporter prints IDEA lines that must name attacker and victim.
 
+use flow_meter::synth::{ipv4_frame, PcapWriter, L4};
 use nemea_rs::{ok_stdout, wait_output, Sandbox};
 use serde_json::Value;
 use std::io::Write;
@@ -10,40 +11,23 @@ use std::time::Duration;
 
 /// A classic pcap (Ethernet, µs timestamps) built packet by packet.
 struct Pcap {
-    buf: Vec<u8>,
+    writer: PcapWriter<Vec<u8>>,
+    frame: Vec<u8>,
 }
 
 const T0: u64 = 1_700_000_000_000_000; // µs
 
 impl Pcap {
     fn new() -> Pcap {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-        buf.extend_from_slice(&2u16.to_le_bytes());
-        buf.extend_from_slice(&4u16.to_le_bytes());
-        buf.extend_from_slice(&[0; 8]);
-        buf.extend_from_slice(&65535u32.to_le_bytes());
-        buf.extend_from_slice(&1u32.to_le_bytes());
-        Pcap { buf }
+        Pcap {
+            writer: PcapWriter::new(Vec::new()).expect("in memory"),
+            frame: Vec::new(),
+        }
     }
 
-    fn packet(&mut self, us: u64, src: [u8; 4], dst: [u8; 4], proto: u8, l4: &[u8]) {
-        let ip_len = 20 + l4.len();
-        let mut f = vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00];
-        f.extend_from_slice(&[0x45, 0]);
-        f.extend_from_slice(&(ip_len as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0, 0x40, 0, 64, proto, 0, 0]);
-        f.extend_from_slice(&src);
-        f.extend_from_slice(&dst);
-        f.extend_from_slice(l4);
-        let t = T0 + us;
-        self.buf
-            .extend_from_slice(&((t / 1_000_000) as u32).to_le_bytes());
-        self.buf
-            .extend_from_slice(&((t % 1_000_000) as u32).to_le_bytes());
-        self.buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(&(f.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(&f);
+    fn packet(&mut self, us: u64, src: [u8; 4], dst: [u8; 4], l4: L4<'_>) {
+        ipv4_frame(&mut self.frame, src.into(), dst.into(), 0, l4);
+        self.writer.packet(T0 + us, &self.frame).expect("in memory");
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -57,25 +41,31 @@ impl Pcap {
         flags: u8,
         payload: usize,
     ) {
-        let mut l4 = vec![0u8; 20 + payload];
-        l4[0..2].copy_from_slice(&sp.to_be_bytes());
-        l4[2..4].copy_from_slice(&dp.to_be_bytes());
-        l4[12] = 5 << 4;
-        l4[13] = flags;
-        self.packet(us, src, dst, 6, &l4);
+        let payload = vec![0u8; payload];
+        let l4 = L4::Tcp {
+            sport: sp,
+            dport: dp,
+            seq: 0,
+            ack: 0,
+            flags,
+            payload: &payload,
+        };
+        self.packet(us, src, dst, l4);
     }
 
     fn udp(&mut self, us: u64, src: [u8; 4], sp: u16, dst: [u8; 4], dp: u16, payload: usize) {
-        let mut l4 = vec![0u8; 8 + payload];
-        l4[0..2].copy_from_slice(&sp.to_be_bytes());
-        l4[2..4].copy_from_slice(&dp.to_be_bytes());
-        l4[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
-        self.packet(us, src, dst, 17, &l4);
+        let payload = vec![0u8; payload];
+        let l4 = L4::Udp {
+            sport: sp,
+            dport: dp,
+            payload: &payload,
+        };
+        self.packet(us, src, dst, l4);
     }
 
     fn write(&self, path: &Path) {
         let mut f = std::fs::File::create(path).expect("create pcap");
-        f.write_all(&self.buf).expect("write pcap");
+        f.write_all(self.writer.get_ref()).expect("write pcap");
     }
 }
 
@@ -874,4 +864,46 @@ fn missing_field_is_named_at_start_up() {
         );
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// The demo's capture (`pcap_generator --demo`): every flow of the scenario
+/// comes out of flow_meter, and the vertical scan in it reaches IDEA naming
+/// the scanner and its target, with nothing reported for the web client.
+#[test]
+fn demo_capture_to_flows_and_idea() {
+    use flow_meter::synth::{DEMO_CLIENT, DEMO_SCANNED_PORTS, DEMO_SCANNER, DEMO_SERVER};
+    let sb = Sandbox::new();
+    ok_stdout(
+        &sb.run("pcap_generator", &["--demo", "-w", "demo.pcap"]),
+        "pcap_generator",
+    );
+    ok_stdout(
+        &sb.run("flow_meter", &["-r", "demo.pcap", "-i", "f:demo.flows"]),
+        "flow_meter",
+    );
+    let text = ok_stdout(&sb.run("logger", &["-i", "f:demo.flows"]), "logger");
+    let lines: Vec<&str> = text.lines().collect();
+    let from = |ip: std::net::Ipv4Addr| {
+        let needle = format!("{DEMO_SERVER},{ip},");
+        lines.iter().filter(|l| l.starts_with(&needle)).count()
+    };
+    // The scanner: one flow per probed port plus its own page load; the
+    // client: three HTTP connections (and one DNS flow to its resolver).
+    assert_eq!(from(DEMO_SCANNER), DEMO_SCANNED_PORTS.count() + 1);
+    assert_eq!(from(DEMO_CLIENT), 3);
+    assert_eq!(lines.len(), DEMO_SCANNED_PORTS.count() + 1 + 3 + 1);
+    for (module, ifc) in [
+        ("vportscan_detector", "f:demo.flows,f:demo.alerts"),
+        ("vportscan_aggregator", "f:demo.alerts,f:demo.events"),
+    ] {
+        ok_stdout(&sb.run(module, &["-i", ifc]), module);
+    }
+    let idea = idea_lines(&ok_stdout(
+        &sb.run("vportscan2idea", &["-D", "-i", "f:demo.events"]),
+        "vportscan2idea",
+    ));
+    assert_eq!(idea.len(), 1, "{idea:?}");
+    assert_eq!(idea[0]["Category"][0], "Recon.Scanning");
+    assert_eq!(idea[0]["Source"][0]["IP4"][0], DEMO_SCANNER.to_string());
+    assert_eq!(idea[0]["Target"][0]["IP4"][0], DEMO_SERVER.to_string());
 }

@@ -35,6 +35,10 @@ impl<W: Write> PcapWriter<W> {
         self.out.write_all(frame)
     }
 
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     pub fn into_inner(self) -> W {
         self.out
     }
