@@ -16,6 +16,10 @@ fn assert_accepted(o: &Output, what: &str) {
     );
 }
 
+fn assert_all_accepted(sb: &Sandbox, cases: &[(&str, &[&str])]) {
+    assert_all_accepted(&sb, cases);
+}
+
 fn flows(sb: &Sandbox) {
     let o = sb.run(
         "flow_generator",
@@ -74,9 +78,7 @@ fn nemea_spellings_are_hidden_aliases() {
             &["--noblockscans", "-i", "f:flows.trapcap,b:"],
         ),
     ];
-    for (module, args) in cases {
-        assert_accepted(&sb.run(module, args), &format!("{module} {args:?}"));
-    }
+    assert_all_accepted(&sb, cases);
 }
 
 #[test]
@@ -106,9 +108,7 @@ fn hyphenated_spellings_are_the_documented_ones() {
             &["--no-block-scans", "-i", "f:flows.trapcap,b:"],
         ),
     ];
-    for (module, args) in cases {
-        assert_accepted(&sb.run(module, args), &format!("{module} {args:?}"));
-    }
+    assert_all_accepted(&sb, cases);
     // The aliases stay hidden: --help shows only the hyphenated names.
     for module in [
         "logreplay",

@@ -179,14 +179,6 @@ impl Scenario {
         response_segments: usize,
     ) {
         let ((c, cp), (s, sp)) = (client, server);
-        let tcp = |sport, dport, seq, ack, flags, payload| L4::Tcp {
-            sport,
-            dport,
-            seq,
-            ack,
-            flags,
-            payload,
-        };
         let (mut cseq, mut sseq) = (1_000u32, 50_000u32);
         self.emit(0, c, s, tcp(cp, sp, cseq, 0, SYN, &[]));
         self.emit(900, s, c, tcp(sp, cp, sseq, cseq + 1, SYN | ACK, &[]));
@@ -257,35 +249,29 @@ pub fn demo_scenario() -> Vec<TimedFrame> {
     s.t_us += 2_000_000;
     for (n, port) in DEMO_SCANNED_PORTS.enumerate() {
         let sport = 61_000 + n as u16;
-        let syn = L4::Tcp {
-            sport,
-            dport: port,
-            seq: 7_000 + u32::from(port),
-            ack: 0,
-            flags: SYN,
-            payload: &[],
-        };
-        s.emit(20_000, DEMO_SCANNER, DEMO_SERVER, syn);
+        let seq = 7_000 + u32::from(port);
+        s.emit(
+            20_000,
+            DEMO_SCANNER,
+            DEMO_SERVER,
+            tcp(sport, port, seq, 0, SYN, &[]),
+        );
+        // Closed ports answer RST; the open one SYN-ACK, which the scanner resets.
         let open = port == 80;
-        let reply = L4::Tcp {
-            sport: port,
-            dport: sport,
-            seq: if open { 90_000 } else { 0 },
-            ack: 7_001 + u32::from(port),
-            flags: if open { SYN | ACK } else { RST | ACK },
-            payload: &[],
+        let (reply_seq, flags) = if open {
+            (90_000, SYN | ACK)
+        } else {
+            (0, RST | ACK)
         };
+        let reply = tcp(port, sport, reply_seq, seq + 1, flags, &[]);
         s.emit(300, DEMO_SERVER, DEMO_SCANNER, reply);
         if open {
-            let reset = L4::Tcp {
-                sport,
-                dport: port,
-                seq: 7_001 + u32::from(port),
-                ack: 0,
-                flags: RST,
-                payload: &[],
-            };
-            s.emit(200, DEMO_SCANNER, DEMO_SERVER, reset);
+            s.emit(
+                200,
+                DEMO_SCANNER,
+                DEMO_SERVER,
+                tcp(sport, port, seq + 1, 0, RST, &[]),
+            );
         }
     }
     s.t_us += 3_000_000;
@@ -297,6 +283,17 @@ pub fn demo_scenario() -> Vec<TimedFrame> {
         2,
     );
     s.packets
+}
+
+fn tcp(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> L4<'_> {
+    L4::Tcp {
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        payload,
+    }
 }
 
 fn udp(sport: u16, dport: u16, payload: &[u8]) -> L4<'_> {
