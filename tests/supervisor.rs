@@ -858,6 +858,11 @@ fn configuration_mode_menu() {
     assert!(sup.row("spare").enabled);
 }
 
+/// The modules_events lines that tell of a restart or of giving up.
+fn restart_events(events: &str) -> Vec<&str> {
+    events.lines().filter(|l| l.contains("[RESTART]")).collect()
+}
+
 /// What a stopped module's status row says after NEMEA's last column.
 fn reason(status: &str, name: &str) -> String {
     let row = status
@@ -865,6 +870,64 @@ fn reason(status: &str, name: &str) -> String {
         .find(|l| l.split('|').nth(1).is_some_and(|c| c.trim() == name))
         .unwrap_or_else(|| panic!("{name} not in {status}"));
     row.split('|').nth(5).unwrap_or("").trim().to_string()
+}
+
+#[test]
+fn shipped_configs_start_without_restarts() {
+    for name in [
+        "nemea-rs.toml",
+        "supervisor_config_template.xml",
+        "detectors.toml",
+    ] {
+        let sup = start_shipped(name);
+        // Every module that should run, runs.
+        let should_run = |text: &str, r: &Row| {
+            r.enabled && r.name != "flow_generator" && reason(text, &r.name) != "profile disabled"
+        };
+        poll("every enabled module running", || {
+            let text = sup.cli_ok(&["status"]);
+            parse_status(&text)
+                .iter()
+                .all(|r| r.running || !should_run(&text, r))
+                .then_some(())
+        });
+        if name != "detectors.toml" {
+            // The one-shot generator's run ended and flow_logger got every
+            // flow through the repeater...
+            let out = sup.sb.path("logs/modules_logs/flow_logger_stdout");
+            poll("flows logged", || {
+                let t = std::fs::read_to_string(&out).ok()?;
+                (t.lines().count() == 1002).then_some(())
+            });
+        }
+        // ...and a while later nothing has been restarted.
+        std::thread::sleep(Duration::from_millis(1000));
+        let events = sup.events();
+        let restarts = restart_events(&events);
+        let text = sup.cli_ok(&["status"]);
+        if name == "detectors.toml" {
+            assert!(restarts.is_empty(), "{name}: {events}");
+            // The chains that need installed files ship disabled.
+            assert_eq!(reason(&text, "ipblacklistfilter"), "profile disabled");
+            assert_eq!(reason(&text, "miner_detector"), "profile disabled");
+        } else {
+            // Only the generator ended, as configured (module-restarts = 0).
+            assert_eq!(restarts.len(), 1, "{name}: {events}");
+            assert!(
+                restarts[0].contains("Module: flow_generator was restarted 0 times"),
+                "{name}: {events}"
+            );
+            assert_eq!(
+                reason(&text, "flow_generator"),
+                "not restarted (module-restarts = 0); last run: exit status 0"
+            );
+        }
+        let rows = parse_status(&text);
+        assert!(rows.iter().filter(|r| r.running).count() >= 4, "{text}");
+        for r in &rows {
+            assert_eq!(r.running, should_run(&text, r), "{name}: {text}");
+        }
+    }
 }
 
 /// A module that ignores SIGINT (and whose children do too): only the
