@@ -339,3 +339,41 @@ fn reader_survives_a_sender_restart() {
             .success()
     );
 }
+
+#[test]
+fn repeater_with_n_waits_for_the_next_sender_after_end_of_stream() {
+    let sb = Sandbox::new();
+    let logger = sb.spawn("logger", &["-i", "u:rn_out"]);
+    let mut rep = sb.spawn("traffic_repeater", &["-n", "-i", "u:rn_in,u:rn_out"]);
+    // A sender's run ends with end of stream: with -n the repeater neither
+    // passes it on nor exits, and takes the next run's records.
+    for gw in ["1", "2"] {
+        let gen = sb.spawn(
+            "zwave_generator",
+            &["-n", "2", "-p", "0.01", "-g", gw, "-i", "u:rn_in"],
+        );
+        assert!(wait_output(gen, Duration::from_secs(20), "zwave_generator")
+            .status
+            .success());
+        std::thread::sleep(Duration::from_millis(300));
+        if rep.try_wait().expect("try_wait").is_some() {
+            interrupt(&logger);
+            let _ = wait_output(logger, Duration::from_secs(10), "logger");
+            panic!("traffic_repeater -n exited at its input's end of stream");
+        }
+    }
+    interrupt(&rep);
+    ok_stdout(
+        &wait_output(rep, Duration::from_secs(10), "traffic_repeater"),
+        "traffic_repeater",
+    );
+    interrupt(&logger);
+    let text = ok_stdout(
+        &wait_output(logger, Duration::from_secs(10), "logger"),
+        "logger",
+    );
+    assert!(
+        text.contains("1,1,100\n1,2,200\n") && text.contains("2,1,100\n2,2,200\n"),
+        "{text}"
+    );
+}

@@ -857,3 +857,352 @@ fn configuration_mode_menu() {
     assert_eq!(sup.row("spare").pid, spare);
     assert!(sup.row("spare").enabled);
 }
+
+/// The modules_events lines that tell of a restart or of giving up.
+fn restart_events(events: &str) -> Vec<&str> {
+    events.lines().filter(|l| l.contains("[RESTART]")).collect()
+}
+
+/// What a stopped module's status row says after NEMEA's last column.
+fn reason(status: &str, name: &str) -> String {
+    let row = status
+        .lines()
+        .find(|l| l.split('|').nth(1).is_some_and(|c| c.trim() == name))
+        .unwrap_or_else(|| panic!("{name} not in {status}"));
+    row.split('|').nth(5).unwrap_or("").trim().to_string()
+}
+
+#[test]
+fn shipped_configs_start_without_restarts() {
+    for name in [
+        "nemea-rs.toml",
+        "supervisor_config_template.xml",
+        "detectors.toml",
+    ] {
+        let sup = start_shipped(name);
+        // Every module that should run, runs.
+        let should_run = |text: &str, r: &Row| {
+            r.enabled && r.name != "flow_generator" && reason(text, &r.name) != "profile disabled"
+        };
+        poll("every enabled module running", || {
+            let text = sup.cli_ok(&["status"]);
+            parse_status(&text)
+                .iter()
+                .all(|r| r.running || !should_run(&text, r))
+                .then_some(())
+        });
+        if name != "detectors.toml" {
+            // The one-shot generator's run ended and flow_logger got every
+            // flow through the repeater...
+            let out = sup.sb.path("logs/modules_logs/flow_logger_stdout");
+            poll("flows logged", || {
+                let t = std::fs::read_to_string(&out).ok()?;
+                (t.lines().count() == 1002).then_some(())
+            });
+        }
+        // ...and a while later nothing has been restarted.
+        std::thread::sleep(Duration::from_millis(1000));
+        let events = sup.events();
+        let restarts = restart_events(&events);
+        let text = sup.cli_ok(&["status"]);
+        if name == "detectors.toml" {
+            assert!(restarts.is_empty(), "{name}: {events}");
+            // The chains that need installed files ship disabled.
+            assert_eq!(reason(&text, "ipblacklistfilter"), "profile disabled");
+            assert_eq!(reason(&text, "miner_detector"), "profile disabled");
+        } else {
+            // Only the generator ended, as configured (module-restarts = 0).
+            assert_eq!(restarts.len(), 1, "{name}: {events}");
+            assert!(
+                restarts[0].contains("Module: flow_generator was restarted 0 times"),
+                "{name}: {events}"
+            );
+            assert_eq!(
+                reason(&text, "flow_generator"),
+                "not restarted (module-restarts = 0); last run: exit status 0"
+            );
+        }
+        let rows = parse_status(&text);
+        assert!(rows.iter().filter(|r| r.running).count() >= 4, "{text}");
+        for r in &rows {
+            assert_eq!(r.running, should_run(&text, r), "{name}: {text}");
+        }
+    }
+}
+
+/// A module that ignores SIGINT (and whose children do too): only the
+/// SIGKILL 0.5 s after the stop ends it.
+fn stubborn() -> String {
+    module(
+        "stubborn",
+        "sh",
+        "-c 'trap \"\" INT; while :; do sleep 0.05; done'",
+        &[],
+    )
+}
+
+#[test]
+fn start_stop_restart_return_once_done() {
+    let sb = Sup::sandbox();
+    let cfg = pipeline_config() + &profile("Slow", true, &[stubborn()]);
+    let cfg = write(&sb, "sup.toml", &cfg);
+    let sup = Sup::start(sb, cfg);
+    let zlog = sup.running_pid("zlog");
+    let stubborn = sup.running_pid("stubborn");
+    // stop: the processes are gone when supcli returns.
+    let out = sup.cli_ok(&["stop", "Loggers"]);
+    assert_eq!(
+        out,
+        "Profile Loggers disabled.\nModule zlog stopped.\nModule spare stopped.\n"
+    );
+    assert!(!process_alive(zlog));
+    assert!(!sup.row("zlog").running);
+    // start: running, with its PID, when supcli returns.
+    let out = sup.cli_ok(&["start", "Loggers"]);
+    let pid: i32 = out
+        .strip_prefix("Profile Loggers enabled.\nModule zlog started (PID ")
+        .and_then(|r| r.strip_suffix(").\n"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(process_alive(pid));
+    assert_eq!(sup.row("zlog").pid, pid);
+    // restart: a new process.
+    let out = sup.cli_ok(&["restart", "zlog"]);
+    let new: i32 = out
+        .strip_prefix("Module zlog restarted (PID ")
+        .and_then(|r| r.strip_suffix(").\n"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(new != pid && process_alive(new) && !process_alive(pid));
+    // A stop that takes longer than the timeout says so, in one line.
+    let out = sup.cli(&["--timeout", "0.2", "stop", "stubborn"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("supcli: error: timed out after 0.2 s: stubborn still running (PID {stubborn})\n")
+    );
+    // The SIGKILL still follows.
+    poll("stubborn killed", || {
+        (!process_alive(stubborn)).then_some(())
+    });
+    // A module in a disabled profile is enabled but does not run: not waited for.
+    sup.cli_ok(&["stop", "Loggers"]);
+    let out = sup.cli_ok(&["start", "spare"]);
+    assert_eq!(
+        out,
+        "Module spare enabled; its profile Loggers is disabled, so it does not run.\n"
+    );
+}
+
+#[test]
+fn status_says_why_a_module_is_not_running() {
+    let sb = Sup::sandbox();
+    let with = |m: String, line: &str| m.replace("params =", &format!("{line}\nparams ="));
+    let cfg = profile(
+        "P",
+        true,
+        &[
+            with(
+                module("ghost", "/no/such/binary", "", &[]),
+                "module-restarts = 1",
+            ),
+            with(
+                module("crashy", "sh", "-c 'exit 3'", &[]),
+                "module-restarts = 1",
+            ),
+            with(
+                module("once", "sh", "-c 'kill -9 $$'", &[]),
+                "module-restarts = 0",
+            ),
+            with(
+                module("off", "sh", "-c 'sleep 100'", &[]),
+                "enabled = false",
+            ),
+            module("runs", "sh", "-c 'sleep 100'", &[]),
+        ],
+    );
+    let cfg = write(&sb, "sup.toml", &cfg);
+    let sup = Sup::start(sb, cfg);
+    let runs = sup.running_pid("runs");
+    let text = poll("three modules given up", || {
+        let t = sup.cli_ok(&["status"]);
+        (t.matches("limit reached").count() == 2 && t.contains("not restarted")).then_some(t)
+    });
+    assert_eq!(
+        reason(&text, "ghost"),
+        "restart limit reached (1 restart within a minute); binary missing: /no/such/binary does not exist"
+    );
+    assert_eq!(
+        reason(&text, "crashy"),
+        "restart limit reached (1 restart within a minute); last run: exit status 3"
+    );
+    assert_eq!(
+        reason(&text, "once"),
+        "not restarted (module-restarts = 0); last run: killed by SIGKILL"
+    );
+    // Disabled: the `enabled` column says it, the row is NEMEA's.
+    assert_eq!(reason(&text, "off"), "");
+    // A running row is NEMEA's: nothing after the last column.
+    let row = text
+        .lines()
+        .find(|l| l.contains("| runs "))
+        .expect("runs row");
+    assert!(row.ends_with(&format!("| running | {runs} |")), "{text}");
+    // The detailed status says it too.
+    let v = sup.cli_ok(&["status", "-v"]);
+    assert!(
+        v.contains("| ghost | disabled | stopped | restart limit reached"),
+        "{v}"
+    );
+    // Starting it again fails at once, saying why.
+    let out = sup.cli(&["start", "ghost"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "supcli: error: ghost did not start: binary missing: /no/such/binary does not exist\n"
+    );
+}
+
+/// The process is gone (allowing for the last moments of its exit).
+fn exited(pid: i32) -> bool {
+    let start = Instant::now();
+    while process_alive(pid) {
+        if start.elapsed() > Duration::from_millis(200) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Ends a detached supervisor (by its PID) when a test fails half-way.
+struct Detached(i32);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if process_alive(self.0) {
+            signal(self.0, "-TERM");
+        }
+    }
+}
+
+fn supervisor_pid(sb: &Sandbox) -> i32 {
+    let log = std::fs::read_to_string(sb.path("logs/supervisor_log")).unwrap_or_default();
+    log.lines()
+        .rev()
+        .find_map(|l| l.split("Supervisor started (PID ").nth(1))
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no PID in supervisor_log: {log}"))
+}
+
+#[test]
+fn shutdown_stops_a_detached_supervisor() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let detach = |sb: &Sandbox| {
+        let out = Sup::command(sb, &cfg)
+            .arg("-d")
+            .output()
+            .expect("supervisor -d");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Detached(supervisor_pid(sb))
+    };
+    let mut sup = Sup {
+        sb,
+        child: None,
+        config: cfg.clone(),
+    };
+    // --keep-modules (NEMEA's Dstop): the supervisor exits, the modules stay.
+    let daemon = detach(&sup.sb);
+    let pids = [sup.running_pid("zwave"), sup.running_pid("zlog")];
+    let out = sup.cli_ok(&["shutdown", "--keep-modules"]);
+    assert_eq!(out, "Supervisor stopped; modules keep running.\n");
+    assert!(exited(daemon.0), "the supervisor still runs");
+    assert!(pids.iter().all(|p| process_alive(*p)));
+    // The next one re-attaches; shutdown stops it and every module.
+    let daemon = detach(&sup.sb);
+    assert_eq!(sup.row("zlog").pid, pids[1]);
+    let out = sup.cli_ok(&["shutdown"]);
+    assert_eq!(out, "Supervisor stopped; modules stopped.\n");
+    assert!(exited(daemon.0), "the supervisor still runs");
+    for pid in pids {
+        assert!(!process_alive(pid), "module {pid} survived");
+    }
+    assert!(!Sup::socket(&sup.sb).exists());
+    sup.child = None;
+    // Nothing to talk to any more.
+    let out = sup.cli(&["shutdown"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn default_socket_as_non_root_says_to_pass_s() {
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let root = nix_is_root();
+    if root && !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: running as root without setpriv to drop to nobody");
+        return;
+    }
+    // The sandbox must be usable by nobody.
+    let _ = Command::new("chmod")
+        .arg("0777")
+        .arg(sb.dir.path())
+        .status();
+    for detach in [false, true] {
+        let mut c = if root {
+            let mut c = Command::new("/usr/bin/setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(bin("supervisor"));
+            c
+        } else {
+            Command::new(bin("supervisor"))
+        };
+        c.current_dir(sb.dir.path())
+            .env("TRAP_SOCKET_DIR", sb.dir.path())
+            .arg("-T")
+            .arg(&cfg)
+            .arg("-L")
+            .arg(sb.path("logs"))
+            .stdin(Stdio::null());
+        if detach {
+            c.arg("-d");
+        }
+        let child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supervisor");
+        let out = wait_output(child, Duration::from_secs(30), "supervisor");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            eprintln!("skipped: the default socket is writable here");
+            return;
+        }
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("supervisor: error: cannot ")
+                && err.contains("/var/run/nemea-supervisor")
+                && err.ends_with(": Permission denied (os error 13); the default socket needs root: pass -s PATH (e.g. -s /tmp/nemea-supervisor.sock)\n"),
+            "{err}"
+        );
+        assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
+    }
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}

@@ -129,6 +129,13 @@ impl Input {
         (self.info.clone(), self.stats.clone())
     }
 
+    /// True once a file input is past its last file: every further
+    /// [`recv`](Self::recv) returns end of stream at once. Socket inputs never
+    /// end; after a sender's end of stream they wait for the next sender.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
     /// Messages returned so far.
     pub fn received(&self) -> u64 {
         self.messages

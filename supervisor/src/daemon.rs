@@ -5,7 +5,7 @@
 
 use crate::config::{Config, Module};
 use crate::error::ConfigError;
-use crate::proto::Request;
+use crate::proto::{self, Request};
 use crate::restart::{decide, Action, Restarts};
 use crate::status::{self, IfcStats, ModuleView, ProfileView};
 use nix::errno::Errno;
@@ -40,6 +40,13 @@ pub enum DaemonError {
     Config(#[from] ConfigError),
     #[error("{what}: {cause}")]
     Io { what: String, cause: std::io::Error },
+    /// As `Io`, with what the user can do about it.
+    #[error("{what}: {cause}; {hint}")]
+    Hint {
+        what: String,
+        cause: std::io::Error,
+        hint: String,
+    },
     #[error("another supervisor is already serving {}", .0.display())]
     SocketInUse(PathBuf),
 }
@@ -76,8 +83,18 @@ pub struct Logs {
 
 impl Logs {
     pub fn new(dir: &Path) -> Result<Logs, DaemonError> {
-        std::fs::create_dir_all(dir.join("modules_logs"))
-            .map_err(io_err(format!("cannot create {}", dir.display())))?;
+        std::fs::create_dir_all(dir.join("modules_logs")).map_err(|cause| {
+            let what = format!("cannot create {}", dir.join("modules_logs").display());
+            if cause.kind() == std::io::ErrorKind::PermissionDenied {
+                DaemonError::Hint {
+                    what,
+                    cause,
+                    hint: "pass -L DIR in a directory you can write to".into(),
+                }
+            } else {
+                DaemonError::Io { what, cause }
+            }
+        })?;
         Ok(Logs {
             dir: dir.to_path_buf(),
         })
@@ -135,6 +152,17 @@ struct Mod {
     stats: Option<IfcStats>,
     cpu: (u64, u64),
     mem: (u64, u64),
+    /// Processes started so far (a waiting client compares it).
+    spawns: u64,
+    /// Failed attempts to start the program.
+    spawn_failures: u64,
+    /// How the last run ended or the last start failed (`exit status 1`,
+    /// `binary missing: …`); cleared by a successful start.
+    last: Option<String>,
+    /// `last` is a failed start, not the end of a run.
+    start_failed: bool,
+    /// Set when the supervisor disabled the module after too many restarts.
+    gave_up: Option<String>,
 }
 
 impl Mod {
@@ -152,7 +180,52 @@ impl Mod {
             stats: None,
             cpu: (0, 0),
             mem: (0, 0),
+            spawns: 0,
+            spawn_failures: 0,
+            last: None,
+            start_failed: false,
+            gave_up: None,
         }
+    }
+
+    /// (Re-)enabled by a client or a reload: a fresh restart allowance.
+    fn reenable(&mut self) {
+        self.restarts.reset();
+        self.gave_up = None;
+    }
+
+    /// Why a module does not run; `None` while it runs, and for a module
+    /// simply disabled (the status's `enabled` column says so already).
+    fn reason(&self, profile_enabled: bool) -> Option<String> {
+        if self.pid > 0 {
+            return None;
+        }
+        Some(if let Some(g) = &self.gave_up {
+            g.clone()
+        } else if !self.enabled {
+            return None;
+        } else if !profile_enabled {
+            "profile disabled".into()
+        } else if let Some(last) = &self.last {
+            let run = if self.start_failed { "" } else { "last run: " };
+            format!("{run}{last}; restarting")
+        } else {
+            "starting".into()
+        })
+    }
+}
+
+/// A start failure in a few words: what the user has to fix.
+pub fn spawn_failure(path: &str, e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound if path.contains('/') => {
+            format!("binary missing: {path} does not exist")
+        }
+        std::io::ErrorKind::NotFound => format!("binary missing: {path} is not on PATH"),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("cannot run {path}: not executable (permission denied)")
+        }
+        _ => format!("cannot run {path}: {e}"),
     }
 }
 
@@ -172,6 +245,67 @@ impl ReloadCounts {
             self.inserted, self.removed, self.modified, self.unmodified
         )
     }
+}
+
+/// What a `start`/`stop`/`restart` changed, for the client's answer.
+#[derive(Debug, Default)]
+struct Changes {
+    module_lines: String,
+    profile_lines: String,
+    /// Said also when waiting (a module that will not run).
+    notes: String,
+    /// The modules a waiting client waits for.
+    targets: Vec<Target>,
+}
+
+impl Changes {
+    /// The answer of a client that does not wait (NEMEA's menu, old clients).
+    fn text(&self) -> String {
+        format!("{}{}{}", self.module_lines, self.profile_lines, self.notes)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    Stopped,
+    /// A (new) process: `spawns`/`failures` are the module's counters when
+    /// the command came.
+    Started {
+        spawns: u64,
+        failures: u64,
+        was_running: bool,
+        restart: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Target {
+    name: String,
+    want: Want,
+}
+
+impl Target {
+    fn new(m: &Mod, start: bool, restart: bool) -> Target {
+        Target {
+            name: m.cfg.name.clone(),
+            want: if start {
+                Want::Started {
+                    spawns: m.spawns,
+                    failures: m.spawn_failures,
+                    was_running: !restart && m.pid > 0 && m.stopping.is_none(),
+                    restart,
+                }
+            } else {
+                Want::Stopped
+            },
+        }
+    }
+}
+
+enum Check {
+    Done(String),
+    Pending(String),
+    Failed(String),
 }
 
 struct State {
@@ -274,6 +408,7 @@ impl State {
                 mem_vms: m.mem.0,
                 mem_rss: m.mem.1,
                 stats: m.stats.clone(),
+                reason: m.reason(self.profiles.get(m.profile).is_some_and(|p| p.enabled)),
             })
             .collect()
     }
@@ -289,7 +424,9 @@ impl State {
             logs.event("START", &format!("Starting module {name}."));
         }
         let spawned = m.cfg.args().map_err(|e| e.to_string()).and_then(|args| {
-            let (out, err) = logs.module_files(&name).map_err(|e| e.to_string())?;
+            let (out, err) = logs
+                .module_files(&name)
+                .map_err(|e| format!("cannot open its log files: {e}"))?;
             Command::new(&m.cfg.path)
                 .arg0(&name)
                 .args(args)
@@ -298,7 +435,7 @@ impl State {
                 .stdout(out)
                 .stderr(err)
                 .spawn()
-                .map_err(|e| format!("{}: {e}", m.cfg.path))
+                .map_err(|e| spawn_failure(&m.cfg.path, &e))
         });
         match spawned {
             Ok(child) => {
@@ -307,9 +444,17 @@ impl State {
                 m.killed = false;
                 m.stopping = None;
                 m.starttime = proc_starttime(m.pid);
+                m.spawns += 1;
+                m.last = None;
+                m.start_failed = false;
                 // The Child handle is dropped: we reap with waitpid ourselves.
             }
-            Err(e) => logs.event("ERROR", &format!("Cannot start module {name}: {e}")),
+            Err(e) => {
+                logs.event("ERROR", &format!("Cannot start module {name}: {e}"));
+                m.spawn_failures += 1;
+                m.last = Some(e);
+                m.start_failed = true;
+            }
         }
     }
 
@@ -336,6 +481,20 @@ impl State {
                 Action::Stop => stop(m, &logs, now),
                 Action::GiveUp => {
                     m.enabled = false;
+                    let last = match (&m.last, m.start_failed) {
+                        (Some(e), true) => e.clone(),
+                        (Some(e), false) => format!("last run: {e}"),
+                        (None, _) => "last run: exited".into(),
+                    };
+                    let n = m.restarts.count();
+                    m.gave_up = Some(if limit == 0 {
+                        format!("not restarted (module-restarts = 0); {last}")
+                    } else {
+                        format!(
+                            "restart limit reached ({n} restart{} within a minute); {last}",
+                            if n == 1 { "" } else { "s" }
+                        )
+                    });
                     logs.event(
                         "RESTART",
                         &format!(
@@ -373,33 +532,47 @@ impl State {
         Ok((mods, profs))
     }
 
-    fn set_enabled(&mut self, names: &[String], on: bool) -> Result<String, String> {
+    fn set_enabled(&mut self, names: &[String], on: bool) -> Result<Changes, String> {
         let (mods, profs) = self.resolve(names)?;
         let tag = if on { "ENABLED" } else { "DISABLED" };
-        let mut out = String::new();
+        let mut ch = Changes::default();
         for i in mods {
             let m = &mut self.modules[i];
             if on && !m.enabled {
-                m.restarts.reset();
+                m.reenable();
             }
             m.enabled = on;
             self.logs.event(
                 tag,
                 &format!("Module {} {}.", m.cfg.name, tag.to_lowercase()),
             );
-            out += &format!("Module {} {}.\n", m.cfg.name, tag.to_lowercase());
+            ch.module_lines += &format!("Module {} {}.\n", m.cfg.name, tag.to_lowercase());
+            let profile = &self.profiles[m.profile];
+            if on && !profile.enabled {
+                ch.notes += &format!(
+                    "Module {} enabled; its profile {} is disabled, so it does not run.\n",
+                    m.cfg.name, profile.name
+                );
+            } else {
+                ch.targets.push(Target::new(m, on, false));
+            }
         }
         for p in profs {
             self.profiles[p].enabled = on;
             let name = &self.profiles[p].name;
             self.logs
                 .event(tag, &format!("Profile {name} {}.", tag.to_lowercase()));
-            out += &format!("Profile {name} {}.\n", tag.to_lowercase());
+            ch.profile_lines += &format!("Profile {name} {}.\n", tag.to_lowercase());
+            for m in self.modules.iter().filter(|m| m.profile == p) {
+                if !on || m.enabled {
+                    ch.targets.push(Target::new(m, on, false));
+                }
+            }
         }
-        Ok(out)
+        Ok(ch)
     }
 
-    fn restart(&mut self, names: &[String], now: Instant) -> Result<String, String> {
+    fn restart(&mut self, names: &[String], now: Instant) -> Result<Changes, String> {
         let (mut mods, profs) = self.resolve(names)?;
         for p in profs {
             mods.extend(
@@ -407,17 +580,67 @@ impl State {
                     .filter(|&i| self.modules[i].profile == p && self.modules[i].pid > 0),
             );
         }
-        let mut out = String::new();
+        let mut ch = Changes::default();
         for i in mods {
             let m = &mut self.modules[i];
             m.enabled = true;
-            m.restarts.reset();
+            m.reenable();
+            ch.targets.push(Target::new(m, true, true));
             if m.pid > 0 && m.stopping.is_none() {
                 stop(m, &self.logs, now);
             }
-            out += &format!("Module {} restarted.\n", m.cfg.name);
+            ch.module_lines += &format!("Module {} restarted.\n", m.cfg.name);
         }
-        Ok(out)
+        Ok(ch)
+    }
+
+    /// Where one module stands against what a waiting client asked for.
+    fn check(&self, t: &Target) -> Check {
+        let Some(m) = self.modules.iter().find(|m| m.cfg.name == t.name) else {
+            return match t.want {
+                Want::Stopped => Check::Done(format!("Module {} stopped.", t.name)),
+                Want::Started { .. } => {
+                    Check::Failed(format!("{} was removed by a reload", t.name))
+                }
+            };
+        };
+        match t.want {
+            Want::Stopped if m.pid == 0 => Check::Done(format!("Module {} stopped.", t.name)),
+            Want::Stopped => Check::Pending(format!("{} still running (PID {})", t.name, m.pid)),
+            Want::Started {
+                spawns,
+                failures,
+                was_running,
+                restart,
+            } => {
+                let done = if restart { "restarted" } else { "started" };
+                if m.spawns > spawns && m.pid > 0 {
+                    Check::Done(format!("Module {} {done} (PID {}).", t.name, m.pid))
+                } else if m.spawns > spawns {
+                    Check::Done(format!(
+                        "Module {} {done}; it has exited since ({}).",
+                        t.name,
+                        m.last.as_deref().unwrap_or("exited")
+                    ))
+                } else if was_running && m.pid > 0 {
+                    Check::Done(format!("Module {} running (PID {}).", t.name, m.pid))
+                } else if m.spawn_failures > failures {
+                    Check::Failed(format!(
+                        "{} did not start: {}",
+                        t.name,
+                        m.last.as_deref().unwrap_or("unknown error")
+                    ))
+                } else if let Some(why) = &m.gave_up {
+                    Check::Failed(format!("{} did not start: {why}", t.name))
+                } else if !m.enabled {
+                    Check::Failed(format!("{} was disabled meanwhile", t.name))
+                } else if m.pid > 0 {
+                    Check::Pending(format!("{} still stopping (PID {})", t.name, m.pid))
+                } else {
+                    Check::Pending(format!("{} not started yet", t.name))
+                }
+            }
+        }
     }
 
     /// Applies a new configuration (inserted/removed/modified/unmodified).
@@ -453,12 +676,12 @@ impl State {
                 } else if same_but_enabled == *new && old_profile == p.name {
                     counts.modified += 1;
                     if new.enabled && !m.enabled {
-                        m.restarts.reset();
+                        m.reenable();
                     }
                     m.enabled = new.enabled;
                 } else {
                     counts.modified += 1;
-                    m.restarts.reset();
+                    m.reenable();
                     m.enabled = new.enabled;
                     if m.pid > 0 && m.stopping.is_none() {
                         stop(&mut m, &self.logs, now);
@@ -522,6 +745,8 @@ fn watch(m: &mut Mod, logs: &Logs, now: Instant) {
     }
     let (up, how) = alive(m.pid, m.child);
     if !up {
+        m.last = Some(how.clone().unwrap_or_else(|| "exited".into()));
+        m.start_failed = false;
         let how = how.map(|h| format!(" ({h})")).unwrap_or_default();
         logs.event(
             "STOP",
@@ -705,8 +930,11 @@ pub enum Shutdown {
 struct Shared {
     state: Mutex<State>,
     reload_requested: AtomicBool,
-    /// Set by `Dstop` in configuration mode: stop, leave modules running.
+    /// Set by `Dstop` in configuration mode (and `supcli shutdown
+    /// --keep-modules`): stop, leave modules running.
     stop_keep: AtomicBool,
+    /// Set by `supcli shutdown`: stop the modules and the supervisor.
+    stop_all: AtomicBool,
 }
 
 impl Shared {
@@ -715,10 +943,32 @@ impl Shared {
     }
 }
 
+/// An error about the client socket, with the fix when it is a permission
+/// problem (typically: not root, default socket under /var/run).
+fn socket_err(path: &Path, what: String) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let default = path == Path::new(crate::proto::DEFAULT_SOCKET);
+    move |cause| {
+        if cause.kind() != std::io::ErrorKind::PermissionDenied {
+            return DaemonError::Io { what, cause };
+        }
+        let hint = if default {
+            "the default socket needs root: pass -s PATH (e.g. -s /tmp/nemea-supervisor.sock)"
+        } else {
+            "pass -s PATH in a directory you can write to"
+        };
+        DaemonError::Hint {
+            what,
+            cause,
+            hint: hint.into(),
+        }
+    }
+}
+
 /// Binds the client socket, refusing when another daemon answers on it.
 fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(socket_err(path, format!("cannot create {}", dir.display())))?;
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
@@ -726,7 +976,10 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
         }
         let _ = std::fs::remove_file(path);
     }
-    UnixListener::bind(path).map_err(io_err(format!("cannot listen on {}", path.display())))
+    UnixListener::bind(path).map_err(socket_err(
+        path,
+        format!("cannot listen on {}", path.display()),
+    ))
 }
 
 /// Runs the supervisor until SIGTERM (modules stopped) or SIGINT/SIGQUIT
@@ -775,6 +1028,7 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
         state: Mutex::new(state),
         reload_requested: AtomicBool::new(false),
         stop_keep: AtomicBool::new(false),
+        stop_all: AtomicBool::new(false),
     });
     let done = Arc::new(AtomicBool::new(false));
     {
@@ -801,7 +1055,7 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
             .map_err(io_err("thread"))?;
     }
     let how = loop {
-        if term.load(Relaxed) {
+        if term.load(Relaxed) || shared.stop_all.load(Relaxed) {
             break Shutdown::StopModules;
         }
         if int.load(Relaxed) || shared.stop_keep.load(Relaxed) {
@@ -901,8 +1155,33 @@ fn answer(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
             String::new()
         }
         Request::ConfigMode => return config_mode(reader, &conn, shared),
+        Request::Cmd(verb, args) if verb == "shutdown" => {
+            let keep = args.iter().any(|a| a == proto::KEEP_MODULES);
+            if keep {
+                shared.stop_keep.store(true, Relaxed);
+            } else {
+                shared.stop_all.store(true, Relaxed);
+            }
+            out.write_all(b"0\n")?;
+            // The client waits for the end of this connection: it comes when
+            // the process exits, after the modules were stopped.
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
         Request::Cmd(verb, args) => {
-            let (code, text) = command(shared, &verb, &args);
+            let (wait, names) = proto::split_wait(&args);
+            let (code, text) = match wait {
+                Some(limit)
+                    if matches!(
+                        verb.as_str(),
+                        "enable" | "start" | "disable" | "stop" | "restart"
+                    ) =>
+                {
+                    change_and_wait(shared, &verb, &names, limit)
+                }
+                _ => command(shared, &verb, &names),
+            };
             format!("{code}\n{text}")
         }
     };
@@ -1081,15 +1360,90 @@ fn command(shared: &Shared, verb: &str, args: &[String]) -> (i32, String) {
         "stats" => Ok(status::stats_json(&st.views()) + "\n"),
         "info" => Ok(status::info_json(&st.views()) + "\n"),
         "reload" => st.reload().map(|c| c.report()),
-        "enable" | "start" => st.set_enabled(args, true),
-        "disable" | "stop" => st.set_enabled(args, false),
-        "restart" => st.restart(args, Instant::now()),
+        "enable" | "start" | "disable" | "stop" | "restart" => {
+            change(&mut st, verb, args).map(|c| c.text())
+        }
         _ => Err(format!("unknown command {verb:?}")),
     };
     match result {
         Ok(text) => (0, text),
         Err(e) => (1, format!("{e}\n")),
     }
+}
+
+/// `start`/`stop`/`restart` (and their NEMEA names) on modules and profiles.
+fn change(st: &mut State, verb: &str, names: &[String]) -> Result<Changes, String> {
+    match verb {
+        "enable" | "start" => st.set_enabled(names, true),
+        "disable" | "stop" => st.set_enabled(names, false),
+        _ => st.restart(names, Instant::now()),
+    }
+}
+
+/// Seconds for messages: `5`, `0.5`.
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}", ms / 1000)
+    } else {
+        format!("{:.1}", d.as_secs_f64())
+    }
+}
+
+/// A `start`/`stop`/`restart` that answers once every module got there (its
+/// process gone, or a new one started), one failed, or `limit` passed.
+fn change_and_wait(
+    shared: &Shared,
+    verb: &str,
+    names: &[String],
+    limit: Duration,
+) -> (i32, String) {
+    let deadline = Instant::now() + limit;
+    let ch = match change(&mut shared.lock(), verb, names) {
+        Ok(ch) => ch,
+        Err(e) => return (1, format!("{e}\n")),
+    };
+    let mut targets = ch.targets.clone();
+    let mut seen = std::collections::HashSet::new();
+    targets.retain(|t| seen.insert(t.name.clone()));
+    let mut done = vec![None; targets.len()];
+    loop {
+        let mut pending = Vec::new();
+        {
+            let st = shared.lock();
+            for (t, d) in targets.iter().zip(done.iter_mut()) {
+                if d.is_some() {
+                    continue;
+                }
+                match st.check(t) {
+                    Check::Done(line) => *d = Some(line),
+                    Check::Pending(why) => pending.push(why),
+                    Check::Failed(why) => return (1, format!("{why}\n")),
+                }
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return (
+                1,
+                format!(
+                    "timed out after {} s: {}\n",
+                    secs(limit),
+                    pending.join(", ")
+                ),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut text = ch.profile_lines.clone();
+    for line in done.into_iter().flatten() {
+        text += &line;
+        text.push('\n');
+    }
+    text += &ch.notes;
+    (0, text)
 }
 
 /// Reads every running module's counters from its service interface and
@@ -1206,6 +1560,78 @@ mod tests {
         assert_eq!(parse_selection("6-4"), None);
         assert_eq!(parse_selection("x"), None);
         assert_eq!(parse_selection(""), None);
+    }
+
+    #[test]
+    fn start_failures_say_what_to_fix() {
+        let e = |k| std::io::Error::from(k);
+        use std::io::ErrorKind::*;
+        assert_eq!(
+            spawn_failure("/opt/x/logger", &e(NotFound)),
+            "binary missing: /opt/x/logger does not exist"
+        );
+        assert_eq!(
+            spawn_failure("logger", &e(NotFound)),
+            "binary missing: logger is not on PATH"
+        );
+        assert_eq!(
+            spawn_failure("/etc/passwd", &e(PermissionDenied)),
+            "cannot run /etc/passwd: not executable (permission denied)"
+        );
+    }
+
+    fn module(enabled: bool) -> Mod {
+        let cfg = Module {
+            name: "m".into(),
+            enabled,
+            path: "x".into(),
+            params: None,
+            module_restarts: None,
+            interfaces: vec![],
+        };
+        Mod::new(cfg, 0, Instant::now())
+    }
+
+    #[test]
+    fn reasons_for_not_running() {
+        let mut m = module(true);
+        assert_eq!(m.reason(true).as_deref(), Some("starting"));
+        assert_eq!(m.reason(false).as_deref(), Some("profile disabled"));
+        m.last = Some("exit status 1".into());
+        assert_eq!(
+            m.reason(true).as_deref(),
+            Some("last run: exit status 1; restarting")
+        );
+        m.enabled = false;
+        assert_eq!(m.reason(true), None);
+        m.gave_up = Some("restart limit reached".into());
+        assert_eq!(m.reason(true).as_deref(), Some("restart limit reached"));
+        m.reenable();
+        m.enabled = true;
+        m.pid = 42;
+        assert_eq!(m.reason(true), None);
+        assert_eq!(module(false).reason(false), None);
+    }
+
+    #[test]
+    fn socket_permission_errors_hint_at_s() {
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let default = Path::new(crate::proto::DEFAULT_SOCKET);
+        let e = socket_err(default, "cannot create /var/run/nemea-supervisor".into())(denied());
+        assert_eq!(
+            e.to_string(),
+            format!("cannot create /var/run/nemea-supervisor: {}; the default socket needs root: pass -s PATH (e.g. -s /tmp/nemea-supervisor.sock)", denied())
+        );
+        let e = socket_err(
+            Path::new("/root/s.sock"),
+            "cannot listen on /root/s.sock".into(),
+        )(denied());
+        assert!(e
+            .to_string()
+            .ends_with("; pass -s PATH in a directory you can write to"));
+        let other = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let e = socket_err(default, "cannot listen".into())(other);
+        assert!(!e.to_string().contains("-s PATH"), "{e}");
     }
 
     #[test]

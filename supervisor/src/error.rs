@@ -32,6 +32,9 @@ pub enum ClientError {
     },
     #[error("connection to supervisor: {0}")]
     Io(std::io::Error),
+    /// No (complete) answer within the time limit; holds what came.
+    #[error("the supervisor did not answer in time")]
+    TimedOut(String),
 }
 
 impl From<std::io::Error> for ClientError {

@@ -18,6 +18,31 @@ pub const CODE_INFO: &str = "113366";
 pub const CODE_RELOAD: &str = "115599";
 pub const EXT_PREFIX: &str = "CMD";
 
+/// `shutdown` argument: stop the supervisor only (NEMEA's `Dstop`).
+pub const KEEP_MODULES: &str = "--keep-modules";
+/// Leading argument of `start`/`stop`/`restart`/`enable`/`disable`: answer
+/// only once the change is done, waiting at most this many milliseconds.
+/// Without it the daemon answers at once (NEMEA's menu, older clients).
+pub const WAIT_PREFIX: &str = "--wait-ms=";
+
+/// The argument asking the daemon to wait up to `limit`.
+pub fn wait_arg(limit: Duration) -> String {
+    format!("{WAIT_PREFIX}{}", limit.as_millis())
+}
+
+/// Splits the wait argument off the names.
+pub fn split_wait(args: &[String]) -> (Option<Duration>, Vec<String>) {
+    let mut wait = None;
+    let mut names = Vec::new();
+    for a in args {
+        match a.strip_prefix(WAIT_PREFIX).and_then(|ms| ms.parse().ok()) {
+            Some(ms) => wait = Some(Duration::from_millis(ms)),
+            None => names.push(a.clone()),
+        }
+    }
+    (wait, names)
+}
+
 /// NEMEA's default client socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/nemea-supervisor/nemea-supervisor.sock";
 
@@ -73,17 +98,47 @@ impl Request {
 
 /// Sends a request and reads the whole answer (the daemon closes after it).
 pub fn send(socket: &Path, req: &Request) -> Result<String, ClientError> {
+    send_within(socket, req, Duration::from_secs(30))
+}
+
+/// [`send`], waiting at most `limit` for the end of the answer.
+pub fn send_within(socket: &Path, req: &Request, limit: Duration) -> Result<String, ClientError> {
     let mut conn = UnixStream::connect(socket).map_err(|cause| ClientError::Connect {
         path: socket.to_path_buf(),
         cause,
     })?;
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     conn.write_all(req.line().as_bytes())?;
     if *req == Request::Reload {
         return Ok(String::new());
     }
+    let deadline = std::time::Instant::now() + limit;
     let mut out = Vec::new();
-    conn.read_to_end(&mut out)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(ClientError::TimedOut(
+                String::from_utf8_lossy(&out).into_owned(),
+            ));
+        }
+        conn.set_read_timeout(Some(left))?;
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(ClientError::TimedOut(
+                    String::from_utf8_lossy(&out).into_owned(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
@@ -112,5 +167,21 @@ mod tests {
         }
         assert_eq!(Request::parse("hello\n"), None);
         assert_eq!(split_answer("1\nno such module\n"), (1, "no such module\n"));
+    }
+
+    #[test]
+    fn wait_argument_round_trips() {
+        let args = vec![wait_arg(Duration::from_millis(2500)), "Loggers".into()];
+        assert_eq!(args[0], "--wait-ms=2500");
+        assert_eq!(
+            split_wait(&args),
+            (
+                Some(Duration::from_millis(2500)),
+                vec!["Loggers".to_string()]
+            )
+        );
+        // No wait asked (NEMEA's menu, older clients): names only.
+        let names = vec!["zlog".to_string(), "--wait-ms=x".to_string()];
+        assert_eq!(split_wait(&names), (None, names.clone()));
     }
 }

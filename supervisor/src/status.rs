@@ -103,6 +103,10 @@ pub struct ModuleView {
     pub mem_rss: u64,
     /// `None` while the service interface is not connected.
     pub stats: Option<IfcStats>,
+    /// Why it does not run (`None` while it runs or is simply disabled):
+    /// `profile disabled`, `binary missing: …`, `restart limit reached (…);
+    /// last run: exit status 1`.
+    pub reason: Option<String>,
 }
 
 fn digits(n: u64) -> usize {
@@ -130,7 +134,8 @@ fn enabled_cell(color: bool, on: bool) -> String {
 }
 
 /// NEMEA's brief status table (menu option 4), byte for byte; colours only
-/// when `color`.
+/// when `color`. A stopped module's row ends with why it does not run,
+/// after NEMEA's last `|` (running rows are NEMEA's exactly).
 pub fn brief_status(profiles: &[ProfileView], modules: &[ModuleView], color: bool) -> String {
     if modules.is_empty() {
         return "[WARNING] No module is loaded.\n".into();
@@ -166,8 +171,12 @@ pub fn brief_status(profiles: &[ProfileView], modules: &[ModuleView], color: boo
         );
         for m in modules.iter().filter(|m| m.profile == pi) {
             let pid = if m.running { m.pid.max(0) as u64 } else { 0 };
+            let why = match (&m.reason, m.running) {
+                (Some(r), false) => format!(" {r}"),
+                _ => String::new(),
+            };
             s += &format!(
-                "   {}{}| {}{}{} {} | {}{}|\n",
+                "   {}{}| {}{}{} {} | {}{}|{why}\n",
                 m.idx,
                 pad(d + 1 - digits(m.idx as u64)),
                 m.module.name,
@@ -210,6 +219,9 @@ pub fn detailed_status(profiles: &[ProfileView], modules: &[ModuleView]) -> Stri
                 if m.running { "running" } else { "stopped" }
             );
             if !m.running {
+                if let Some(r) = &m.reason {
+                    s += &format!(" | {r}");
+                }
                 s.push('\n');
                 continue;
             }
@@ -374,6 +386,7 @@ mod tests {
             mem_vms: 0,
             mem_rss: 0,
             stats: None,
+            reason: None,
         }
     }
 
@@ -447,6 +460,38 @@ Profile: Reporters        |  false  |
             s,
             "--- [CONFIGURATION STATUS] ---\n     | name | enabled | status  | PID |\nProfile: P  |  true   |\n   0 | a    |  true   | running | 7   |\n\n"
         );
+    }
+
+    #[test]
+    fn stopped_rows_end_with_the_reason() {
+        let (p, mut m) = example();
+        m[2].reason = Some("binary missing: nosuch is not on PATH".into());
+        m[3].reason = Some("profile disabled".into());
+        // A reason on a running row is never shown.
+        m[0].reason = Some("ignored".into());
+        let s = brief_status(&p, &m, false);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[3],
+            "   0 | flow_meter         |  true   | running | 12345 |"
+        );
+        assert_eq!(
+            lines[7],
+            "   2 | haddrscan_detector |  true   | stopped | 0     | binary missing: nosuch is not on PATH"
+        );
+        assert_eq!(
+            lines[10],
+            "   3 | vportscan2idea     |  true   | stopped | 0     | profile disabled"
+        );
+        // Without reasons the table is NEMEA's.
+        let (p, m) = example();
+        assert!(brief_status(&p, &m, false)
+            .lines()
+            .all(|l| !l.starts_with("   ") || l.ends_with('|')));
+        let (p, mut m) = example();
+        m[2].reason = Some("profile disabled".into());
+        assert!(detailed_status(&p, &m)
+            .contains("   2 | haddrscan_detector | enabled | stopped | profile disabled\n"));
     }
 
     #[test]
@@ -633,6 +678,7 @@ mod prometheus_tests {
             mem_vms: 10,
             mem_rss: 5,
             stats: None,
+            reason: None,
         };
         m.stats = IfcStats::parse(
             r#"{"in": [{"ifc_state": 1, "ifc_id": "zw", "ifc_type": 117, "messages": 7, "buffers": 2}], "out": []}"#,

@@ -12,7 +12,10 @@ pub struct Counts {
 }
 
 /// Repeats until end of stream (forwarded when `forward_eos`) or until the
-/// module is terminated.
+/// module is terminated. Without `forward_eos` an end of stream on a socket
+/// input is dropped and the repeater waits for the sender's next run (the
+/// input reconnects), so it and the modules after it keep running; a file
+/// input still ends the run after its last file.
 pub fn repeat(
     input: &mut Input,
     output: &mut Output,
@@ -36,7 +39,10 @@ pub fn repeat(
         }
         let eos = msg.is_eos();
         if eos && !forward_eos {
-            return Ok(c);
+            if input.ended() {
+                return Ok(c);
+            }
+            continue;
         }
         c.received += u64::from(!eos);
         match output.send(msg.data) {

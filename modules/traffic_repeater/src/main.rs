@@ -8,7 +8,9 @@ use std::time::Instant;
 
 /// Copies every UniRec message from the input to the output unchanged and
 /// gives the output the input's data format (also when it changes). The
-/// end-of-stream message is forwarded unless -n is given.
+/// end-of-stream message is forwarded and ends the run, unless -n is given:
+/// then a socket input's end of stream is dropped and the repeater waits for
+/// the sender's next run (a file input still ends at its last file).
 #[derive(Parser, Debug)]
 #[command(
     name = "traffic_repeater",

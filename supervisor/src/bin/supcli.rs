@@ -5,12 +5,15 @@ use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use supervisor::proto::{self, Request, DEFAULT_SOCKET};
 
 /// Asks a running supervisor for status and counters, or tells it to
-/// reload, start, stop or restart modules. NEMEA's flags `-x` (statistics
-/// JSON), `-i` (information JSON) and `-r` (reload) work as in supervisor_cli;
-/// without a command it enters NEMEA's interactive configuration mode.
+/// reload, start, stop or restart modules, or to shut down. NEMEA's flags
+/// `-x` (statistics JSON), `-i` (information JSON) and `-r` (reload) work as
+/// in supervisor_cli; without a command it enters NEMEA's interactive
+/// configuration mode. start/stop/restart/enable/disable and shutdown return
+/// once the change is done, or fail after --timeout.
 #[derive(Parser, Debug)]
 #[command(name = "supcli", version)]
 struct Args {
@@ -26,6 +29,10 @@ struct Args {
     /// Ask the supervisor to reload its configuration and exit.
     #[arg(short = 'r')]
     reload: bool,
+    /// Seconds start/stop/restart/enable/disable and shutdown wait for the
+    /// change (0: do not wait, answer at once).
+    #[arg(short = 't', long = "timeout", value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    timeout: Duration,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -57,6 +64,68 @@ enum Cmd {
     Enable { names: Vec<String> },
     /// Same as stop.
     Disable { names: Vec<String> },
+    /// Stop the modules and the supervisor; returns once it has exited.
+    Shutdown {
+        /// Stop only the supervisor and leave the modules running (NEMEA's
+        /// `Dstop`); the next supervisor with the same config and log
+        /// directory re-attaches to them.
+        #[arg(long = "keep-modules")]
+        keep_modules: bool,
+    },
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && (0.0..=86_400.0).contains(v))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{s}` is not a number of seconds (0 to 86400)"))
+}
+
+fn secs(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{:.1}", d.as_secs_f64())
+    }
+}
+
+/// `supcli shutdown`: the daemon answers at once and keeps the connection
+/// until its process exits, modules stopped.
+fn shutdown(socket: &std::path::Path, keep: bool, limit: Duration) -> Result<i32> {
+    let args = if keep {
+        vec![proto::KEEP_MODULES.to_string()]
+    } else {
+        vec![]
+    };
+    // Some time for the answer itself even with --timeout 0.
+    let limit = limit.max(Duration::from_millis(100));
+    match proto::send_within(socket, &ext("shutdown", args), limit) {
+        Ok(answer) => {
+            let (code, text) = proto::split_answer(&answer);
+            if code != 0 {
+                eprint!("supcli: error: {text}");
+                return Ok(code);
+            }
+            if answer.is_empty() {
+                bail!("the supervisor closed the connection without an answer (an older version?)");
+            }
+            println!(
+                "Supervisor stopped; {}.",
+                if keep {
+                    "modules keep running"
+                } else {
+                    "modules stopped"
+                }
+            );
+            Ok(0)
+        }
+        Err(supervisor::ClientError::TimedOut(_)) => bail!(
+            "timed out after {} s: the supervisor is still running",
+            secs(limit)
+        ),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn ext(verb: &str, args: Vec<String>) -> Request {
@@ -84,6 +153,12 @@ fn run(args: Args) -> Result<i32> {
         return configuration_mode(&args.socket);
     };
     let color = out.is_terminal();
+    let waiting = |mut names: Vec<String>| {
+        if !args.timeout.is_zero() {
+            names.insert(0, proto::wait_arg(args.timeout));
+        }
+        names
+    };
     let req = match cmd {
         Cmd::Status { verbose } => ext(
             "status",
@@ -98,13 +173,17 @@ fn run(args: Args) -> Result<i32> {
         Cmd::Reload => ext("reload", vec![]),
         Cmd::Config => ext("config", vec![]),
         Cmd::About => ext("about", vec![]),
-        Cmd::Start { names } => ext("start", names),
-        Cmd::Stop { names } => ext("stop", names),
-        Cmd::Restart { names } => ext("restart", names),
-        Cmd::Enable { names } => ext("enable", names),
-        Cmd::Disable { names } => ext("disable", names),
+        Cmd::Start { names } => ext("start", waiting(names)),
+        Cmd::Stop { names } => ext("stop", waiting(names)),
+        Cmd::Restart { names } => ext("restart", waiting(names)),
+        Cmd::Enable { names } => ext("enable", waiting(names)),
+        Cmd::Disable { names } => ext("disable", waiting(names)),
+        Cmd::Shutdown { keep_modules } => {
+            return shutdown(&args.socket, keep_modules, args.timeout)
+        }
     };
-    let answer = proto::send(&args.socket, &req)?;
+    // The daemon gives up waiting at --timeout; allow for the answer itself.
+    let answer = proto::send_within(&args.socket, &req, args.timeout + Duration::from_secs(30))?;
     let (code, text) = proto::split_answer(&answer);
     if code == 0 {
         out.write_all(text.as_bytes())?;
@@ -167,5 +246,45 @@ fn main() -> ExitCode {
             eprintln!("supcli: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every long option (and visible alias) uses hyphens, never `_`.
+    fn check(cmd: &clap::Command) {
+        for a in cmd.get_arguments() {
+            for long in a
+                .get_long()
+                .into_iter()
+                .chain(a.get_visible_aliases().into_iter().flatten())
+            {
+                assert!(!long.contains('_'), "{}: --{long}", cmd.get_name());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            assert!(!sub.get_name().contains('_'), "{}", sub.get_name());
+            check(sub);
+        }
+    }
+
+    #[test]
+    fn long_options_use_hyphens() {
+        Args::command().debug_assert();
+        check(&Args::command());
+    }
+
+    #[test]
+    fn timeout_is_seconds() {
+        assert_eq!(parse_secs("2.5"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_secs("0"), Ok(Duration::ZERO));
+        assert!(
+            parse_secs("-1").is_err() && parse_secs("x").is_err() && parse_secs("inf").is_err()
+        );
+        assert_eq!(secs(Duration::from_millis(2500)), "2.5");
+        assert_eq!(secs(Duration::from_secs(5)), "5");
     }
 }

@@ -60,10 +60,13 @@ fn detach(args: &Args) -> Result<()> {
                 use std::io::Read;
                 let _ = e.read_to_string(&mut err);
             }
-            bail!(
-                "daemon exited ({status}): {}",
-                err.trim().trim_start_matches("supervisor: error: ")
-            );
+            // The daemon's own one-line error says why; pass it on as it is.
+            let err = err.trim();
+            match err.strip_prefix("supervisor: error: ") {
+                Some(why) if !why.contains('\n') => bail!("{why}"),
+                _ if err.is_empty() => bail!("the daemon exited ({status})"),
+                _ => bail!("the daemon exited ({status}): {}", err.replace('\n', " ")),
+            }
         }
         if std::os::unix::net::UnixStream::connect(&args.socket).is_ok() {
             return Ok(());
@@ -101,5 +104,51 @@ fn main() -> ExitCode {
             eprintln!("supervisor: error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every long option (and visible alias) uses hyphens, never `_`.
+    fn check(cmd: &clap::Command) {
+        for a in cmd.get_arguments() {
+            for long in a
+                .get_long()
+                .into_iter()
+                .chain(a.get_visible_aliases().into_iter().flatten())
+            {
+                assert!(!long.contains('_'), "{}: --{long}", cmd.get_name());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            assert!(!sub.get_name().contains('_'), "{}", sub.get_name());
+            check(sub);
+        }
+    }
+
+    #[test]
+    fn long_options_use_hyphens() {
+        Args::command().debug_assert();
+        check(&Args::command());
+    }
+
+    #[test]
+    fn nemea_long_options_parse() {
+        // NEMEA's spellings (getopt_long, `--opt=value`) are ours.
+        let a = Args::try_parse_from([
+            "supervisor",
+            "--config-template=sup.xml",
+            "--logs-path=/tmp/l",
+            "--daemon-socket=/tmp/s.sock",
+            "--configs-path=/tmp/c",
+            "--daemon",
+        ])
+        .expect("NEMEA's options");
+        assert!(a.daemon);
+        assert_eq!(a.socket, PathBuf::from("/tmp/s.sock"));
+        assert_eq!(a.configs, Some(PathBuf::from("/tmp/c")));
     }
 }
