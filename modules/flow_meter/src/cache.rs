@@ -15,7 +15,7 @@
 //!   starts a new flow too. Each packet also checks line/2 slots (a rotating
 //!   cursor) for inactive flows.
 //! * [`FlowCache::sweep`] moves the same cursor on time instead of packets:
-//!   over the whole table once per [`sweep_period_us`] (0.5 s up to 2^23
+//!   over the whole table once per [`sweep_period_us`] (0.25 s up to 2^22
 //!   slots) of the time it is given, so that on a quiet link inactive flows
 //!   leave within a period of expiring. Its cost is bounded by time, not by
 //!   packets: one pass over the slot index per period, at most one pass per
@@ -275,13 +275,13 @@ impl FragCache {
 const SWEEP_SLOTS_PER_SEC: u64 = 1 << 24;
 
 /// How long [`FlowCache::sweep`] takes to pass over a table of `size` slots,
-/// in microseconds of the time given to it: 0.5 s, longer for tables over
-/// 2^23 slots (2^24 slots a second; 2^30 slots take 64 s).
+/// in microseconds of the time given to it: 0.25 s, longer for tables over
+/// 2^22 slots (2^24 slots a second; 2^30 slots take 64 s).
 pub fn sweep_period_us(size: usize) -> u64 {
     (size as u64)
         .saturating_mul(1_000_000)
         .div_ceil(SWEEP_SLOTS_PER_SEC)
-        .max(500_000)
+        .max(250_000)
 }
 
 /// The flow cache. Exported flows are appended to the `out` vectors.
@@ -772,8 +772,9 @@ mod tests {
 
     #[test]
     fn the_sweep_period_is_half_a_second_and_bounded_in_slots_per_second() {
-        assert_eq!(sweep_period_us(1 << 4), 500_000);
-        assert_eq!(sweep_period_us(1 << 17), 500_000);
+        assert_eq!(sweep_period_us(1 << 4), 250_000);
+        assert_eq!(sweep_period_us(1 << 17), 250_000);
+        assert_eq!(sweep_period_us(1 << 22), 250_000);
         assert_eq!(sweep_period_us(1 << 23), 500_000);
         assert_eq!(sweep_period_us(1 << 24), 1_000_000);
         assert_eq!(sweep_period_us(1 << 30), 64_000_000);
@@ -802,7 +803,7 @@ mod tests {
         assert_eq!(out.len(), held);
         assert!(c.is_empty());
         assert!(out.iter().all(|f| f.end_reason == EndReason::Inactive));
-        // Whole seconds: expired at 102.0 s; swept within the period (0.5 s)
+        // Whole seconds: expired at 102.0 s; swept within the period (0.25 s)
         // plus one call interval (0.1 s).
         assert!(
             last_export <= 102_000_000 + sweep_period_us(4096) + 100_000,
@@ -817,15 +818,15 @@ mod tests {
         let t0 = 100_000_000;
         c.sweep(t0, &mut out);
         let start = c.cursor;
-        // 50 ms of a 0.5 s period: a tenth of the table.
-        c.sweep(t0 + 50_000, &mut out);
+        // 25 ms of a 0.25 s period: a tenth of the table.
+        c.sweep(t0 + 25_000, &mut out);
         assert_eq!((c.cursor + 4096 - start) % 4096, 409);
         // No time passed: nothing visited.
-        c.sweep(t0 + 50_000, &mut out);
+        c.sweep(t0 + 25_000, &mut out);
         assert_eq!((c.cursor + 4096 - start) % 4096, 409);
         // Many calls 7 µs apart add up to the same rate (the remainders carry).
-        let mut t = t0 + 50_000;
-        while t < t0 + 100_000 {
+        let mut t = t0 + 25_000;
+        while t < t0 + 50_000 {
             t += 7;
             c.sweep(t, &mut out);
         }
