@@ -1,10 +1,14 @@
 //! flow_meter end to end: ipfixprobe's functional tests, robustness on the
-//! shared capture collection, and live capture in a network namespace.
+//! shared capture collection, live capture on a veth pair between two
+//! network namespaces, and the argument and capture errors.
 
-use nemea_rs::{interrupt, ok_stdout, shared_data, wait_output, Sandbox};
+use nemea_rs::{bin, interrupt, ok_stdout, shared_data, wait_output, Sandbox};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// ipfixprobe's functional suite (skipped outside CI when absent).
 fn functional() -> Option<PathBuf> {
@@ -206,105 +210,411 @@ fn sh(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A network namespace joined to the root one by a veth pair; removed on drop.
-struct Netns {
-    name: String,
-    host_if: String,
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-impl Netns {
-    fn create(tag: u32) -> Result<Netns, String> {
-        let name = format!("nmrs{tag}");
-        let host_if = format!("nmrsh{tag}");
-        let peer_if = format!("nmrsp{tag}");
-        let n = Netns {
-            name: name.clone(),
-            host_if: host_if.clone(),
+/// The capture side of [`VethPair`] and its address (documentation range).
+const CAP_IF: &str = "nrscap0";
+const CAP_IP: &str = "198.51.100.1";
+/// The side that sends the traffic.
+const PEER_IF: &str = "nrspeer0";
+const PEER_IP: &str = "198.51.100.2";
+
+/// Two network namespaces `nrs-live-<pid>-<n>-{c,p}` joined by a veth pair
+/// (`CAP_IF` in the first, `PEER_IF` in the second), IPv6 off so that the
+/// link is quiet unless a test sends something. Nothing is added to the root
+/// namespace; both namespaces (and so the pair) are deleted on drop.
+struct VethPair {
+    cap: String,
+    peer: String,
+}
+
+impl VethPair {
+    /// `None`, with one printed reason, where namespaces cannot be created;
+    /// under `CI=true` that fails the test instead.
+    fn create() -> Option<VethPair> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let tag = format!(
+            "nrs-live-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let pair = VethPair {
+            cap: format!("{tag}-c"),
+            peer: format!("{tag}-p"),
         };
-        let sub = format!("10.{}.{}", 200 + tag % 50, tag % 250);
-        let steps = [
-            format!("ip netns add {name}"),
-            format!("ip link add {host_if} type veth peer name {peer_if}"),
-            format!("ip link set {peer_if} netns {name}"),
-            format!("ip addr add {sub}.1/24 dev {host_if}"),
-            format!("ip link set {host_if} up"),
-            format!("ip netns exec {name} ip addr add {sub}.2/24 dev {peer_if}"),
-            format!("ip netns exec {name} ip link set {peer_if} up"),
-            format!("ip netns exec {name} ip link set lo up"),
-        ];
-        for step in &steps {
-            let args: Vec<&str> = step.split_whitespace().collect();
-            if !sh(&args) {
-                return Err(format!("`{step}` failed"));
+        match pair.set_up() {
+            Ok(()) => Some(pair),
+            Err(why) => {
+                drop(pair);
+                assert!(
+                    !ci(),
+                    "network namespaces are required under CI=true: {why}"
+                );
+                eprintln!("skipped: cannot create network namespaces here ({why})");
+                None
             }
         }
-        Ok(n)
     }
-}
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        sh(&["ip", "link", "del", &self.host_if]);
-        sh(&["ip", "netns", "del", &self.name]);
-    }
-}
-
-#[test]
-fn live_capture_on_a_veth_pair() {
-    let tag = std::process::id() % 10_000;
-    let ns = match Netns::create(tag) {
-        Ok(ns) => ns,
-        Err(why) => {
-            eprintln!("skipped: this machine does not allow network namespaces ({why})");
-            return;
+    fn set_up(&self) -> Result<(), String> {
+        let (c, p) = (self.cap.as_str(), self.peer.as_str());
+        let cap_addr = format!("{CAP_IP}/24");
+        let peer_addr = format!("{PEER_IP}/24");
+        let no_v6 = [
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ];
+        let mut steps: Vec<Vec<&str>> =
+            vec![vec!["ip", "netns", "add", c], vec!["ip", "netns", "add", p]];
+        for ns in [c, p] {
+            let mut s = vec!["ip", "netns", "exec", ns];
+            s.extend(no_v6);
+            steps.push(s);
         }
-    };
-    let sub = format!("10.{}.{}", 200 + tag % 50, tag % 250);
-    let host = format!("{sub}.1");
+        steps.extend([
+            vec![
+                "ip", "-n", c, "link", "add", CAP_IF, "type", "veth", "peer", "name", PEER_IF,
+                "netns", p,
+            ],
+            vec!["ip", "-n", c, "addr", "add", &cap_addr, "dev", CAP_IF],
+            vec!["ip", "-n", p, "addr", "add", &peer_addr, "dev", PEER_IF],
+            vec!["ip", "-n", c, "link", "set", CAP_IF, "up"],
+            vec!["ip", "-n", p, "link", "set", PEER_IF, "up"],
+            vec!["ip", "-n", c, "link", "set", "lo", "up"],
+            vec!["ip", "-n", p, "link", "set", "lo", "up"],
+        ]);
+        for step in &steps {
+            if !sh(step) {
+                return Err(format!("`{}` failed", step.join(" ")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Module `name` running in the capture namespace, in the sandbox.
+    fn cmd_on_cap(&self, sb: &Sandbox, name: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.cap])
+            .arg(bin(name))
+            .args(args)
+            .current_dir(sb.dir.path())
+            .env("TRAP_SOCKET_DIR", sb.dir.path())
+            .env("TZ", "UTC");
+        c
+    }
+
+    /// `count` pings from the peer to the capture side, 0.2 s apart.
+    fn ping(&self, count: u32) {
+        let n = count.to_string();
+        let args = [
+            "ip", "netns", "exec", &self.peer, "ping", "-c", &n, "-i", "0.2", "-W", "2", CAP_IP,
+        ];
+        assert!(sh(&args), "`{}` failed", args.join(" "));
+    }
+}
+
+impl Drop for VethPair {
+    fn drop(&mut self) {
+        sh(&["ip", "netns", "del", &self.cap]);
+        sh(&["ip", "netns", "del", &self.peer]);
+    }
+}
+
+type Lines = mpsc::Receiver<(Instant, String)>;
+
+/// A module running in the background whose output lines are timed as they
+/// come; killed (by its PID) if still running when dropped.
+struct Running {
+    name: String,
+    child: Child,
+    out: Lines,
+    err: Lines,
+    /// stderr lines taken so far (for failure messages).
+    err_seen: Vec<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command, name: &str) -> Running {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        fn reader(r: impl std::io::Read + Send + 'static) -> Lines {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(r).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send((Instant::now(), line)).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        }
+        let out = reader(child.stdout.take().expect("piped stdout"));
+        let err = reader(child.stderr.take().expect("piped stderr"));
+        Running {
+            name: name.to_string(),
+            child,
+            out,
+            err,
+            err_seen: Vec::new(),
+        }
+    }
+
+    /// The first stdout line matching `want` before `until`.
+    fn out_line(&self, until: Instant, want: impl Fn(&str) -> bool) -> Option<(Instant, String)> {
+        next_line(&self.out, until, want, &mut |_| {})
+    }
+
+    /// The first stderr line matching `want` before `until`.
+    fn err_line(&mut self, until: Instant, want: impl Fn(&str) -> bool) -> Option<String> {
+        let seen = &mut self.err_seen;
+        next_line(&self.err, until, want, &mut |l| seen.push(l.to_string())).map(|(_, l)| l)
+    }
+
+    /// Everything on stderr so far.
+    fn stderr(&mut self) -> String {
+        while let Ok((_, l)) = self.err.try_recv() {
+            self.err_seen.push(l);
+        }
+        self.err_seen.join("\n")
+    }
+
+    /// The exit status if the module ends within `limit`.
+    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGINT; the module must then exit successfully within `limit`.
+    fn interrupt_and_wait(&mut self, limit: Duration) -> Duration {
+        let sent = Instant::now();
+        interrupt(&self.child);
+        let status = self.wait(limit);
+        let took = sent.elapsed();
+        let name = self.name.clone();
+        let err = self.stderr();
+        let status = status.unwrap_or_else(|| {
+            panic!("{name} still running {limit:?} after one SIGINT; stderr:\n{err}")
+        });
+        assert!(
+            status.success(),
+            "{name} exited with {status}; stderr:\n{err}"
+        );
+        took
+    }
+}
+
+fn next_line(
+    rx: &Lines,
+    until: Instant,
+    want: impl Fn(&str) -> bool,
+    seen: &mut dyn FnMut(&str),
+) -> Option<(Instant, String)> {
+    loop {
+        let left = until.checked_duration_since(Instant::now())?;
+        let (at, line) = rx.recv_timeout(left).ok()?;
+        seen(&line);
+        if want(&line) {
+            return Some((at, line));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// flow_meter's `-S` line: `(bytes, packets, B/s, PPS)`.
+fn stats_line(line: &str) -> Option<(f64, f64, f64, f64)> {
+    let rest = line.strip_prefix("=== ")?.split_once(" === ")?.1;
+    let mut v = rest.split(", ").map(|part| {
+        let (num, _unit) = part.split_once(' ')?;
+        num.parse::<f64>().ok()
+    });
+    let got = (v.next()??, v.next()??, v.next()??, v.next()??);
+    rest.ends_with(" PPS").then_some(got)
+}
+
+/// The used-by line on a quiet link: `flow_meter -I IFACE -t 300:2 -S -i u:`
+/// with a logger, three pings, then nothing.
+#[test]
+fn live_capture_on_a_quiet_link_exports_on_time_and_stops_at_once() {
+    let Some(ns) = VethPair::create() else { return };
     let sb = Sandbox::new();
-    let meter = sb.spawn(
+    let started = Instant::now();
+    let mut meter = Running::start(
+        ns.cmd_on_cap(
+            &sb,
+            "flow_meter",
+            &["-I", CAP_IF, "-t", "300:2", "-S", "-v", "-i", "u:live"],
+        ),
         "flow_meter",
-        &["-I", &ns.host_if, "-i", "f:live.trapcap", "-t", "300:30"],
     );
-    std::thread::sleep(Duration::from_millis(700));
-    // Traffic from the namespace to the host side: ping, a TCP and a UDP exchange.
-    let tcp = std::net::TcpListener::bind((host.as_str(), 0)).unwrap();
-    let tcp_port = tcp.local_addr().unwrap().port();
-    let udp = std::net::UdpSocket::bind((host.as_str(), 0)).unwrap();
-    let udp_port = udp.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let (mut c, _) = tcp.accept().unwrap();
-        let mut buf = [0u8; 5];
-        c.read_exact(&mut buf).unwrap();
-        c.write_all(b"world").unwrap();
-        let mut b = [0u8; 16];
-        let (n, from) = udp.recv_from(&mut b).unwrap();
-        udp.send_to(&b[..n], from).unwrap();
+    sb.wait_socket("live");
+    let mut logger = {
+        let mut c = sb.cmd("logger");
+        c.args(["-t", "-i", "u:live"]);
+        Running::start(c, "logger")
+    };
+    let connected = meter.err_line(Instant::now() + Duration::from_secs(10), |l| {
+        l.contains("u:live: client") && l.ends_with("connected")
     });
     assert!(
-        sh(&["ip", "netns", "exec", &ns.name, "ping", "-c", "3", "-i", "0.2", "-W", "2", &host]),
-        "ping failed"
+        connected.is_some(),
+        "logger never connected: {}",
+        meter.stderr()
     );
-    let script = format!(
-        "import socket\ns=socket.create_connection(('{host}',{tcp_port}));s.sendall(b'hello');assert s.recv(5)==b'world';s.close()\n\
-         u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);u.bind(('0.0.0.0',40123));u.sendto(b'ping',('{host}',{udp_port}));u.settimeout(2);u.recv(16)\n"
+    ns.ping(3);
+    // ping ends right after the last reply: the last packet of the flow.
+    let last_packet = Instant::now();
+    let icmp = |l: &str| {
+        // DST_IP,SRC_IP,BYTES,BYTES_REV,LINK,TF,TL,DMAC,SMAC,PACKETS,PACKETS_REV,DPORT,SPORT,DIR,PROTO,...
+        let f: Vec<&str> = l.split(',').collect();
+        f.len() > 14
+            && f[14] == "1"
+            && [f[0], f[1]].contains(&CAP_IP)
+            && [f[0], f[1]].contains(&PEER_IP)
+    };
+    let (at, flow) = logger
+        .out_line(last_packet + Duration::from_secs(6), icmp)
+        .unwrap_or_else(|| {
+            panic!(
+                "no ICMP flow reached the logger; flow_meter: {}",
+                meter.stderr()
+            )
+        });
+    let f: Vec<&str> = flow.split(',').collect();
+    assert_eq!((f[9], f[10]), ("3", "3"), "{flow}");
+    let delay = at.duration_since(last_packet);
+    eprintln!("the flow reached the logger {delay:?} after its last packet");
+    assert!(
+        delay <= Duration::from_secs(3),
+        "the flow reached the logger {delay:?} after its last packet (inactive timeout 2 s)"
+    );
+    // -S: a line every 2 s, idle ones included, in plain units.
+    let mut stats = Vec::new();
+    while stats.len() < 4 {
+        let until = started + Duration::from_secs(12);
+        let (at, line) = meter
+            .out_line(until, |l| l.starts_with("=== "))
+            .unwrap_or_else(|| panic!("only {} -S lines in 12 s: {stats:?}", stats.len()));
+        let parsed = stats_line(&line).unwrap_or_else(|| panic!("not an L7Spy line: {line}"));
+        stats.push((at, line, parsed));
+    }
+    for w in stats.windows(2) {
+        let gap = w[1].0.duration_since(w[0].0);
+        assert!(
+            gap >= Duration::from_millis(1800) && gap <= Duration::from_millis(2400),
+            "-S lines {gap:?} apart: {:?} / {:?}",
+            w[0].1,
+            w[1].1
+        );
+    }
+    for (_, line, (bytes, packets, bps, pps)) in &stats {
+        // Rates of a 2 s period in plain units: bytes/2 B/s, packets/2 PPS.
+        assert!((bps - bytes / 2.0).abs() <= bytes * 0.05 + 0.001, "{line}");
+        assert!(
+            (pps - packets / 2.0).abs() <= packets * 0.05 + 0.001,
+            "{line}"
+        );
+    }
+    let traffic: f64 = stats.iter().map(|s| s.2 .1).sum();
+    assert!(traffic >= 6.0, "the pings are counted: {stats:?}");
+    let idle = stats
+        .iter()
+        .filter(|s| s.1.ends_with(" 0 Bytes, 0 packets, 0.000 B/s, 0.000 PPS"))
+        .count();
+    assert!(idle >= 2, "idle periods print too: {stats:?}");
+    // SIGINT with no traffic: flow_meter stops at once and sends end of stream.
+    let took = meter.interrupt_and_wait(Duration::from_secs(1));
+    eprintln!("flow_meter stopped {took:?} after SIGINT");
+    let status = logger.wait(Duration::from_secs(3));
+    let err = logger.stderr();
+    let status = status.unwrap_or_else(|| panic!("logger did not end on end of stream: {err}"));
+    assert!(status.success(), "logger: {status}: {err}");
+}
+
+/// Live capture to a `f:` file: one SIGINT writes every cached flow, the end
+/// of stream, and exits 0 (a second signal is not needed).
+#[test]
+fn live_capture_to_a_file_is_complete_after_one_sigint() {
+    let Some(ns) = VethPair::create() else { return };
+    let sb = Sandbox::new();
+    let mut meter = Running::start(
+        ns.cmd_on_cap(
+            &sb,
+            "flow_meter",
+            &["-I", CAP_IF, "-i", "f:live.trapcap", "-t", "300:30"],
+        ),
+        "flow_meter",
+    );
+    // The service socket appears after the capture is open.
+    sb.wait_socket(&format!("service_{}", meter.child.id()));
+    // A TCP and a UDP server on the capture side (ports are free in a new namespace).
+    let server = format!(
+        "import socket\n\
+         t=socket.socket();t.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);t.bind(('{CAP_IP}',40080));t.listen(1)\n\
+         u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);u.bind(('{CAP_IP}',40053))\n\
+         print('ready',flush=True)\n\
+         c,_=t.accept();assert c.recv(5)==b'hello';c.sendall(b'world');c.close()\n\
+         b,a=u.recvfrom(16);u.sendto(b,a)\n"
+    );
+    let mut srv = Running::start(
+        {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.cap, "python3", "-c", &server]);
+            c
+        },
+        "python3 server",
     );
     assert!(
-        sh(&["ip", "netns", "exec", &ns.name, "python3", "-c", &script]),
+        srv.out_line(Instant::now() + Duration::from_secs(10), |l| l == "ready")
+            .is_some(),
+        "server: {}",
+        srv.stderr()
+    );
+    ns.ping(3);
+    let client = format!(
+        "import socket\n\
+         s=socket.create_connection(('{CAP_IP}',40080));s.sendall(b'hello');assert s.recv(5)==b'world';s.close()\n\
+         u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);u.bind(('0.0.0.0',40123));u.sendto(b'ping',('{CAP_IP}',40053));u.settimeout(2);u.recv(16)\n"
+    );
+    assert!(
+        sh(&["ip", "netns", "exec", &ns.peer, "python3", "-c", &client]),
         "TCP/UDP exchange failed"
     );
-    server.join().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    interrupt(&meter);
-    let out = wait_output(meter, Duration::from_secs(20), "flow_meter");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        srv.wait(Duration::from_secs(5))
+            .is_some_and(|s| s.success()),
+        "server: {}",
+        srv.stderr()
     );
+    std::thread::sleep(Duration::from_millis(300));
+    let took = meter.interrupt_and_wait(Duration::from_secs(1));
+    eprintln!("flow_meter stopped {took:?} after SIGINT");
     let text = ok_stdout(&sb.run("logger", &["-t", "-i", "f:live.trapcap"]), "logger");
-    let peer = format!("{sub}.2");
     let flows: Vec<Vec<&str>> = text
         .lines()
         .skip(1)
@@ -315,8 +625,8 @@ fn live_capture_on_a_veth_pair() {
         flows
             .iter()
             .find(|f| {
-                f[1] == peer
-                    && f[0] == host
+                f[1] == PEER_IP
+                    && f[0] == CAP_IP
                     && f[14] == proto
                     && (dport.is_empty() || f[11] == dport)
             })
@@ -324,13 +634,127 @@ fn live_capture_on_a_veth_pair() {
     };
     let icmp = find("1", "").unwrap_or_else(|| panic!("no ICMP flow in\n{text}"));
     assert_eq!((icmp[9], icmp[10]), ("3", "3"), "{text}");
-    let tcp = find("6", &tcp_port.to_string()).unwrap_or_else(|| panic!("no TCP flow in\n{text}"));
+    let tcp = find("6", "40080").unwrap_or_else(|| panic!("no TCP flow in\n{text}"));
     assert!(
         tcp[9].parse::<u32>().unwrap() >= 4 && tcp[10].parse::<u32>().unwrap() >= 3,
         "{text}"
     );
     assert_eq!(tcp[15].parse::<u8>().unwrap() & 0x02, 2, "SYN seen: {text}");
-    let udp = find("17", &udp_port.to_string()).unwrap_or_else(|| panic!("no UDP flow in\n{text}"));
+    let udp = find("17", "40053").unwrap_or_else(|| panic!("no UDP flow in\n{text}"));
     assert_eq!((udp[9], udp[10], udp[12]), ("1", "1", "40123"), "{text}");
     assert_eq!(udp[2], "32", "UDP BYTES is the IP length 20+8+4: {text}");
+}
+
+/// Asserts a one-line `flow_meter: error: …` and the exit status; returns the line.
+fn one_line_error(out: &std::process::Output, code: i32) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("flow_meter: error: "), "{err}");
+    err
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+#[test]
+fn input_choice_errors_say_what_to_give() {
+    let sb = Sandbox::new();
+    let e = one_line_error(&sb.run("flow_meter", &["-i", "u:x"]), 2);
+    assert!(e.contains("give -I IFACE") && e.contains("-r FILE"), "{e}");
+    let e = one_line_error(
+        &sb.run("flow_meter", &["-I", "lo", "-r", "x.pcap", "-i", "b:"]),
+        2,
+    );
+    assert!(e.contains("not both"), "{e}");
+}
+
+#[test]
+fn capture_on_a_missing_interface_names_it_and_hints_ip_link() {
+    if !is_root() {
+        eprintln!(
+            "skipped: not root, so libpcap refuses the capture before it looks for the interface"
+        );
+        return;
+    }
+    let sb = Sandbox::new();
+    let e = one_line_error(&sb.run("flow_meter", &["-I", "nrs-nosuch0", "-i", "b:"]), 1);
+    assert!(e.contains("cannot capture on nrs-nosuch0: "), "{e}");
+    assert!(e.contains("`ip link` lists the interfaces"), "{e}");
+}
+
+#[test]
+fn capture_without_privileges_hints_root_or_setcap() {
+    let sb = Sandbox::new();
+    let args = ["-I", "lo", "-i", "b:"];
+    let out = if !is_root() {
+        sb.run("flow_meter", &args)
+    } else if sh(&["setpriv", "--version"]) {
+        // As nobody, without capabilities.
+        let child = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(bin("flow_meter"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn setpriv");
+        let out = wait_output(child, Duration::from_secs(20), "setpriv flow_meter");
+        if String::from_utf8_lossy(&out.stderr).starts_with("setpriv:") {
+            eprintln!(
+                "skipped: setpriv cannot run flow_meter as nobody: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return;
+        }
+        out
+    } else {
+        eprintln!("skipped: setpriv (util-linux) is missing, cannot run flow_meter unprivileged");
+        return;
+    };
+    let e = one_line_error(&out, 1);
+    assert!(e.contains("cannot capture on lo: "), "{e}");
+    assert!(e.contains("run as root"), "{e}");
+    assert!(e.contains("setcap cap_net_raw,cap_net_admin+eip "), "{e}");
+}
+
+#[test]
+fn no_eos_with_the_old_no_eof_spelling_as_an_alias() {
+    let sb = Sandbox::new();
+    ok_stdout(
+        &sb.run(
+            "pcap_generator",
+            &["-n", "2000", "-f", "200", "-w", "small.pcap"],
+        ),
+        "pcap_generator",
+    );
+    let size = |extra: &[&str], file: &str| {
+        let spec = format!("f:{file}");
+        let mut args = vec!["-r", "small.pcap", "-i", spec.as_str()];
+        args.extend(extra);
+        ok_stdout(&sb.run("flow_meter", &args), "flow_meter");
+        std::fs::metadata(sb.path(file)).unwrap().len()
+    };
+    let with_eos = size(&[], "eos.trapcap");
+    let no_eos = size(&["--no-eos"], "no-eos.trapcap");
+    assert_eq!(size(&["--no-eof"], "no-eof.trapcap"), no_eos);
+    assert_eq!(size(&["-n"], "n.trapcap"), no_eos);
+    assert!(no_eos < with_eos, "{no_eos} < {with_eos}");
+    let help = ok_stdout(&sb.run("flow_meter", &["--help"]), "flow_meter --help");
+    assert!(
+        help.contains("--no-eos") && !help.contains("--no-eof"),
+        "{help}"
+    );
 }

@@ -14,6 +14,12 @@
 //!   packet starts a new flow; a SYN after FIN/RST in the same direction
 //!   starts a new flow too. Each packet also checks line/2 slots (a rotating
 //!   cursor) for inactive flows.
+//! * [`FlowCache::sweep`] moves the same cursor on time instead of packets:
+//!   over the whole table once per [`sweep_period_us`] (0.25 s up to 2^22
+//!   slots) of the time it is given, so that on a quiet link inactive flows
+//!   leave within a period of expiring. Its cost is bounded by time, not by
+//!   packets: one pass over the slot index per period, at most one pass per
+//!   call. The cache never reads a clock; the caller passes the time in.
 //!
 //! Unlike ipfixprobe, flows are matched by their whole key, not by the hash
 //! alone, so a hash collision never merges two flows.
@@ -264,6 +270,20 @@ impl FragCache {
     }
 }
 
+/// Table slots [`FlowCache::sweep`] visits per second at most: larger tables
+/// get a longer sweep period so that sweeping stays a small, fixed cost.
+const SWEEP_SLOTS_PER_SEC: u64 = 1 << 24;
+
+/// How long [`FlowCache::sweep`] takes to pass over a table of `size` slots,
+/// in microseconds of the time given to it: 0.25 s, longer for tables over
+/// 2^22 slots (2^24 slots a second; 2^30 slots take 64 s).
+pub fn sweep_period_us(size: usize) -> u64 {
+    (size as u64)
+        .saturating_mul(1_000_000)
+        .div_ceil(SWEEP_SLOTS_PER_SEC)
+        .max(250_000)
+}
+
 /// The flow cache. Exported flows are appended to the `out` vectors.
 pub struct FlowCache {
     cfg: CacheConfig,
@@ -277,6 +297,9 @@ pub struct FlowCache {
     line_len: usize,
     line_start_mask: usize,
     cursor: usize,
+    /// Time up to which [`FlowCache::sweep`] has accounted its slots.
+    swept_us: Option<u64>,
+    sweep_period_us: u64,
     frags: FragCache,
     stats: CacheStats,
     scratch: Vec<Lookup>,
@@ -295,6 +318,8 @@ impl FlowCache {
             line_len,
             line_start_mask: (size - 1) & !(line_len - 1),
             cursor: 0,
+            swept_us: None,
+            sweep_period_us: sweep_period_us(size),
             frags: FragCache::new(),
             stats: CacheStats::default(),
             scratch: Vec::new(),
@@ -494,6 +519,70 @@ impl FlowCache {
         self.cursor = (self.cursor + step) % size;
     }
 
+    /// Time-driven expiry (live capture on a quiet link): moves the expiry
+    /// cursor over as many slots as the time since the last call allows (the
+    /// whole table per [`sweep_period_us`], at most once per call) and exports
+    /// the inactive flows it passes. `now_us`: microseconds since the epoch
+    /// (the wall clock, or the last packet's time). The first call only sets
+    /// the start; a clock going back restarts from there.
+    ///
+    /// Called at least every 100 ms, it exports a flow within the period plus
+    /// that interval after its inactive timeout.
+    pub fn sweep(&mut self, now_us: u64, out: &mut Vec<Flow>) {
+        let size = self.hashes.len() as u64;
+        let period = self.sweep_period_us;
+        let since = match self.swept_us {
+            Some(t) if now_us >= t => t,
+            _ => {
+                self.swept_us = Some(now_us);
+                return;
+            }
+        };
+        let elapsed = now_us - since;
+        if elapsed >= period {
+            self.swept_us = Some(now_us);
+            self.scan(now_us / 1_000_000, size as usize, out);
+            return;
+        }
+        // elapsed < period ≤ 2^26 µs and size ≤ 2^30: no overflow.
+        let slots = elapsed * size / period;
+        if slots == 0 {
+            return;
+        }
+        // Account the time these slots stand for (rounded down, so the sweep
+        // never falls behind); the rest carries over to the next call.
+        self.swept_us = Some(since + slots * period / size);
+        self.scan(now_us / 1_000_000, slots as usize, out);
+    }
+
+    /// Exports the inactive flows among the `n` (≤ size) slots from the
+    /// cursor on, wrapping around, and moves the cursor past them.
+    fn scan(&mut self, now_sec: u64, n: usize, out: &mut Vec<Flow>) {
+        let size = self.hashes.len();
+        let start = self.cursor;
+        let end = start + n.min(size);
+        let (a, b) = if end <= size {
+            (start..end, 0..0)
+        } else {
+            (start..size, 0..end - size)
+        };
+        for i in a.chain(b) {
+            if self.hashes[i] == 0
+                || now_sec.saturating_sub(u64::from(self.last_sec[i])) < self.cfg.inactive
+            {
+                continue;
+            }
+            let flow = &self.entries[self.slots[i] as usize].flow;
+            let reason = if (flow.tcp_flags | flow.tcp_flags_rev) & (FIN | RST) != 0 {
+                EndReason::EndOfFlow
+            } else {
+                EndReason::Inactive
+            };
+            self.export(i, reason, out);
+        }
+        self.cursor = end % size;
+    }
+
     /// Exports every flow (end of input).
     pub fn flush_all(&mut self, out: &mut Vec<Flow>) {
         for i in 0..self.hashes.len() {
@@ -663,6 +752,112 @@ mod tests {
         many.flush_all(&mut bat);
         assert_eq!(seq, bat);
         assert!(seq.len() > 100);
+    }
+
+    /// A cache of 2^`size_exp` slots (inactive timeout 2 s) holding flows
+    /// whose only packet came at second `t`.
+    fn cache_with_flows(size_exp: u32, flows: u16, t: u64) -> FlowCache {
+        let mut c = FlowCache::new(CacheConfig {
+            size_exp,
+            inactive: 2,
+            ..CacheConfig::default()
+        });
+        let mut out = Vec::new();
+        for port in 1..=flows {
+            c.put(&mut pkt(t, 1, 2, port, 80, 0), &mut out);
+        }
+        assert!(out.is_empty());
+        c
+    }
+
+    #[test]
+    fn the_sweep_period_is_half_a_second_and_bounded_in_slots_per_second() {
+        assert_eq!(sweep_period_us(1 << 4), 250_000);
+        assert_eq!(sweep_period_us(1 << 17), 250_000);
+        assert_eq!(sweep_period_us(1 << 22), 250_000);
+        assert_eq!(sweep_period_us(1 << 23), 500_000);
+        assert_eq!(sweep_period_us(1 << 24), 1_000_000);
+        assert_eq!(sweep_period_us(1 << 30), 64_000_000);
+    }
+
+    #[test]
+    fn a_quiet_cache_is_swept_whole_within_the_period_after_the_timeout() {
+        // 4096 slots, flows last seen at 100.0 s, inactive 2 s: no packets
+        // come; the sweep is called every 100 ms of wall clock.
+        let mut c = cache_with_flows(12, 1200, 100);
+        let held = c.len();
+        assert_eq!(held, 1200);
+        let mut out = Vec::new();
+        let mut last_export = 0;
+        for step in 0..=40u64 {
+            let now = 100_000_000 + step * 100_000;
+            let before = out.len();
+            c.sweep(now, &mut out);
+            if now < 102_000_000 {
+                assert!(out.is_empty(), "exported before the timeout at {now}");
+            }
+            if out.len() > before {
+                last_export = now;
+            }
+        }
+        assert_eq!(out.len(), held);
+        assert!(c.is_empty());
+        assert!(out.iter().all(|f| f.end_reason == EndReason::Inactive));
+        // Whole seconds: expired at 102.0 s; swept within the period (0.25 s)
+        // plus one call interval (0.1 s).
+        assert!(
+            last_export <= 102_000_000 + sweep_period_us(4096) + 100_000,
+            "last flow exported at {last_export}"
+        );
+    }
+
+    #[test]
+    fn each_sweep_visits_slots_in_proportion_to_the_time_passed() {
+        let mut c = cache_with_flows(12, 100, 100);
+        let mut out = Vec::new();
+        let t0 = 100_000_000;
+        c.sweep(t0, &mut out);
+        let start = c.cursor;
+        // 25 ms of a 0.25 s period: a tenth of the table.
+        c.sweep(t0 + 25_000, &mut out);
+        assert_eq!((c.cursor + 4096 - start) % 4096, 409);
+        // No time passed: nothing visited.
+        c.sweep(t0 + 25_000, &mut out);
+        assert_eq!((c.cursor + 4096 - start) % 4096, 409);
+        // Many calls 7 µs apart add up to the same rate (the remainders carry).
+        let mut t = t0 + 25_000;
+        while t < t0 + 50_000 {
+            t += 7;
+            c.sweep(t, &mut out);
+        }
+        let visited = (c.cursor + 4096 - start) % 4096;
+        assert!((818..=820).contains(&visited), "{visited}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_sweep_after_a_long_pause_visits_the_table_once() {
+        let mut c = cache_with_flows(12, 500, 100);
+        let held = c.len();
+        let mut out = Vec::new();
+        c.sweep(100_000_000, &mut out);
+        c.cursor = 1234;
+        c.sweep(110_000_000, &mut out);
+        assert_eq!(out.len(), held);
+        assert_eq!(c.cursor, 1234, "one pass, no more");
+    }
+
+    #[test]
+    fn a_clock_going_back_restarts_the_sweep_there() {
+        let mut c = cache_with_flows(12, 500, 100);
+        let mut out = Vec::new();
+        c.sweep(200_000_000, &mut out);
+        c.sweep(101_000_000, &mut out);
+        assert!(out.is_empty());
+        let cursor = c.cursor;
+        c.sweep(102_000_000, &mut out);
+        assert_eq!(c.cursor, cursor, "one whole pass from the new start");
+        assert_eq!(out.len(), 500);
     }
 
     #[test]

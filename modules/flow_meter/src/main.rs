@@ -15,8 +15,9 @@ use unirec::RecordBuilder;
 /// ipfixprobe with its basic template: a flow is keyed by addresses, ports,
 /// protocol and VLAN; both directions are counted in one record (_REV fields);
 /// BYTES are IP lengths. Flows end on the active/inactive timeouts (packet
-/// time), a SYN after FIN/RST, a full cache line, or the end of input; then an
-/// end-of-stream message is sent.
+/// time; live, inactive flows also leave on the wall clock while the link is
+/// quiet), a SYN after FIN/RST, a full cache line, or the end of input or
+/// SIGINT/SIGTERM; then an end-of-stream message is sent.
 #[derive(Parser, Debug)]
 #[command(
     name = "flow_meter",
@@ -26,14 +27,9 @@ use unirec::RecordBuilder;
 struct Args {
     #[command(flatten)]
     trap: TrapArgs,
-    /// Capture live on this network interface (promiscuous, immediate mode).
-    #[arg(
-        short = 'I',
-        long = "interface",
-        value_name = "IFACE",
-        conflicts_with = "read",
-        required_unless_present = "read"
-    )]
+    /// Capture live on this network interface (promiscuous, immediate mode;
+    /// root or CAP_NET_RAW and CAP_NET_ADMIN).
+    #[arg(short = 'I', long = "interface", value_name = "IFACE")]
     interface: Option<String>,
     /// Read packets from a pcap or pcapng file.
     #[arg(short = 'r', long = "read", value_name = "FILE")]
@@ -68,7 +64,8 @@ struct Args {
     /// Stop after N parsed packets.
     #[arg(short = 'c', long = "count", value_name = "N")]
     count: Option<u64>,
-    /// Print SnabbWall L7Spy's statistics line on stdout (every 2 s when live, and at the end).
+    /// Print SnabbWall L7Spy's statistics line on stdout: bytes, packets, B/s
+    /// and packets/s, every 2 s when live (also with no traffic) and at the end.
     #[arg(short = 'S', long = "stats")]
     stats: bool,
     /// Value of LINK_BIT_FIELD in every record.
@@ -78,8 +75,8 @@ struct Args {
     #[arg(short = 'D', long = "dir", value_name = "N", default_value_t = 0)]
     dir: u8,
     /// Do not send end-of-stream at the end.
-    #[arg(short = 'n', long = "no-eof")]
-    no_eof: bool,
+    #[arg(short = 'n', long = "no-eos", alias = "no-eof")]
+    no_eos: bool,
     /// Keep the two directions of a connection in separate flows.
     #[arg(long = "split-biflow")]
     split_biflow: bool,
@@ -97,6 +94,10 @@ struct Counts {
     file_bytes: u64,
     flows: u64,
 }
+
+/// How long a live capture waits for packets before it looks at the clock
+/// (expiry, `-S`, SIGINT/SIGTERM).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 struct Sink<'t> {
     exporter: &'t Exporter,
@@ -124,6 +125,11 @@ impl Sink<'_> {
 }
 
 /// Packets from libpcap, live or offline, behind one interface.
+///
+/// A live capture is non-blocking (`TimeoutExpired`: no packet waiting) and
+/// waits in [`Source::wait`]: libpcap's own blocking read (1.10, immediate
+/// mode) retries its poll on timeouts and signals and never returns on a
+/// quiet link, which would stop expiry, `-S` and SIGINT.
 enum Source {
     Live(pcap::Capture<pcap::Active>),
     File(pcap::Capture<pcap::Offline>),
@@ -136,12 +142,60 @@ impl Source {
             Source::File(c) => c.next_packet(),
         }
     }
+
+    /// Waits until a live capture has a packet, at most `timeout` (less when a
+    /// signal comes).
+    fn wait(&self, timeout: Duration) -> Result<()> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let Source::Live(c) = self else { return Ok(()) };
+        let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(c.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(anyhow!("waiting for packets: {e}")),
+        }
+    }
+
     fn datalink(&self) -> i32 {
         match self {
             Source::Live(c) => c.get_datalink().0,
             Source::File(c) => c.get_datalink().0,
         }
     }
+}
+
+/// `-I` or `-r`, exactly one: the message when not.
+fn check_input_choice(args: &Args) -> Result<(), &'static str> {
+    match (&args.interface, &args.read) {
+        (Some(_), Some(_)) => Err("give either -I IFACE or -r FILE, not both"),
+        (None, None) => Err("give -I IFACE to capture live or -r FILE to read a capture"),
+        _ => Ok(()),
+    }
+}
+
+/// libpcap's reason a live capture cannot start, with what to do about it.
+fn capture_error(ifc: &str, e: &pcap::Error) -> anyhow::Error {
+    let why = match e {
+        pcap::Error::PcapError(s) => s.clone(),
+        e => e.to_string(),
+    };
+    let lower = why.to_lowercase();
+    let hint = if lower.contains("permission") || lower.contains("not permitted") {
+        let exe = std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "$(command -v flow_meter)".into());
+        format!(
+            " (run as root, or allow flow_meter to capture: setcap cap_net_raw,cap_net_admin+eip {exe})"
+        )
+    } else if lower.contains("no such device") {
+        " (`ip link` lists the interfaces)".into()
+    } else if lower.contains("not up") {
+        format!(" (bring it up: ip link set {ifc} up)")
+    } else {
+        String::new()
+    };
+    anyhow!("cannot capture on {ifc}: {why}{hint}")
 }
 
 fn open_source(args: &Args) -> Result<Source> {
@@ -155,13 +209,14 @@ fn open_source(args: &Args) -> Result<Source> {
                         .timeout(100)
                         .open()
                 })
-                .map_err(|e| anyhow!("cannot capture on {ifc}: {e}"))?;
+                .and_then(|c| c.setnonblock())
+                .map_err(|e| capture_error(ifc, &e))?;
             Source::Live(cap)
         }
         (None, Some(file)) => Source::File(
             pcap::Capture::from_file(file).map_err(|e| anyhow!("cannot read {file}: {e}"))?,
         ),
-        (None, None) => bail!("give -I IFACE or -r FILE"),
+        (None, None) => bail!(check_input_choice(args).err().unwrap_or("no input")),
     };
     if let Some(bpf) = &args.filter {
         match &mut src {
@@ -217,18 +272,18 @@ fn run(args: &Args) -> Result<()> {
     let mut batch: Vec<Packet> = vec![Packet::default(); batch_size];
     let mut filled = 0;
     let mut input_error = None;
-    let mut last_ts_sec = 0u64;
-    let mut idle_since: Option<Instant> = None;
     let mut report = StatsLine::new(args.stats);
     let mut progress = Progress::new(args.read.as_deref());
     let mut done = false;
+    // Live: flows sent since the output was last flushed.
+    let mut unflushed = false;
     while !done {
+        let mut idle = false;
         if libtrap::is_terminated() || args.count.is_some_and(|c| counts.parsed >= c) {
             done = true;
         } else {
             match source.next() {
                 Ok(packet) => {
-                    idle_since = None;
                     counts.seen += 1;
                     counts.bytes += u64::from(packet.header.len);
                     counts.file_bytes += 16 + u64::from(packet.header.caplen);
@@ -239,7 +294,6 @@ fn run(args: &Args) -> Result<()> {
                     match parser::parse(link, packet.data, pkt) {
                         Ok(()) => {
                             counts.parsed += 1;
-                            last_ts_sec = pkt.ts_us / 1_000_000;
                             filled += 1;
                         }
                         Err(ParseError::NotIp) => counts.not_ip += 1,
@@ -247,11 +301,8 @@ fn run(args: &Args) -> Result<()> {
                     }
                 }
                 Err(pcap::Error::NoMorePackets) => done = true,
-                Err(pcap::Error::TimeoutExpired) => {
-                    // Idle link: let inactive flows expire on the wall clock.
-                    let since = *idle_since.get_or_insert_with(Instant::now);
-                    cache.export_expired(last_ts_sec + since.elapsed().as_secs(), &mut flows);
-                }
+                // Live: no packet waiting.
+                Err(pcap::Error::TimeoutExpired) => idle = true,
                 Err(e) => {
                     input_error = Some(e);
                     done = true;
@@ -262,16 +313,30 @@ fn run(args: &Args) -> Result<()> {
             cache.put_batch(&mut batch[..filled], &mut flows);
             filled = 0;
         }
+        if live {
+            // Inactive flows leave on the wall clock, also on a quiet link.
+            cache.sweep(wall_clock_us(), &mut flows);
+            report.tick(&counts, false);
+        }
         if !flows.is_empty() {
             match sink.send(out, &mut flows, &mut counts) {
                 Err(TrapError::Terminated) => break,
                 r => r?,
             }
+            unflushed = live;
         }
-        if counts.seen & 0x3ff == 0 || idle_since.is_some() {
-            if live {
-                report.tick(&counts, false);
+        if idle {
+            // A quiet moment: pass on what was exported now, not at the
+            // output's autoflush, then wait for packets.
+            if unflushed {
+                match out.flush() {
+                    Err(TrapError::Terminated) => break,
+                    r => r?,
+                }
+                unflushed = false;
             }
+            source.wait(report.until_due().min(IDLE_WAIT))?;
+        } else if counts.seen & 0x3ff == 0 {
             progress.tick(&counts);
         }
     }
@@ -280,7 +345,7 @@ fn run(args: &Args) -> Result<()> {
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
     libtrap::ok_if_terminated(sink.send(out, &mut flows, &mut counts))?;
-    trap.end(!args.no_eof)?;
+    trap.end(!args.no_eos)?;
     libtrap::log::info(
         0,
         &format!(
@@ -302,43 +367,82 @@ fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// Microseconds since the epoch, by the system clock (the clock of live
+/// packets' timestamps).
+fn wall_clock_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 /// `-S`: SnabbWall L7Spy's statistics line on stdout, every 2 s while
-/// capturing live and once at the end: the bytes and packets of the period
-/// and their rates (which L7Spy prints in millions per second; kept so).
+/// capturing live (also when nothing arrives) and once at the end: the bytes
+/// and packets of the period and their rates in plain units, as L7Spy prints
+/// them (`=== TIME === 71866 Bytes, 99 packets, 35933.272 B/s, 49.500 PPS`).
 struct StatsLine {
     on: bool,
     start: Instant,
+    due: Instant,
     bytes: u64,
     packets: u64,
 }
 
+/// How often `-S` prints while capturing live.
+const STATS_EVERY: Duration = Duration::from_secs(2);
+
 impl StatsLine {
     fn new(on: bool) -> StatsLine {
+        let start = Instant::now();
         StatsLine {
             on,
-            start: Instant::now(),
+            start,
+            due: start + STATS_EVERY,
             bytes: 0,
             packets: 0,
         }
     }
 
+    /// Time left until the next line (forever when off).
+    fn until_due(&self) -> Duration {
+        if self.on {
+            self.due.saturating_duration_since(Instant::now())
+        } else {
+            Duration::MAX
+        }
+    }
+
     /// Prints when the period is over (`force`: now).
     fn tick(&mut self, c: &Counts, force: bool) {
-        if !self.on || (!force && self.start.elapsed() < Duration::from_secs(2)) {
+        if !self.on {
             return;
         }
-        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        let now = Instant::now();
+        if !force && now < self.due {
+            return;
+        }
+        let secs = now.duration_since(self.start).as_secs_f64();
         let (bytes, packets) = (c.bytes - self.bytes, c.seen - self.packets);
         println!(
-            "=== {} === {bytes} Bytes, {packets} packets, {:.3} B/s, {:.3} PPS",
+            "=== {} === {}",
             chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%z"),
-            bytes as f64 / secs / 1e6,
-            packets as f64 / secs / 1e6
+            stats_text(bytes, packets, secs)
         );
-        self.start = Instant::now();
+        self.start = now;
+        // The next line 2 s after this one was due: no drift.
+        self.due = (self.due + STATS_EVERY).max(now);
         self.bytes = c.bytes;
         self.packets = c.seen;
     }
+}
+
+/// L7Spy's counts and rates: `71866 Bytes, 99 packets, 35933.272 B/s, 49.500 PPS`.
+fn stats_text(bytes: u64, packets: u64, secs: f64) -> String {
+    let secs = secs.max(1e-9);
+    format!(
+        "{bytes} Bytes, {packets} packets, {:.3} B/s, {:.3} PPS",
+        bytes as f64 / secs,
+        packets as f64 / secs
+    )
 }
 
 /// A progress line on stderr while reading a file, when stderr is a terminal.
@@ -387,6 +491,29 @@ impl Progress {
 fn main() -> ExitCode {
     module::handle_trap_help();
     let args = Args::parse();
+    if let Err(why) = check_input_choice(&args) {
+        // A usage error, with clap's exit status.
+        eprintln!("flow_meter: error: {why}");
+        return ExitCode::from(2);
+    }
     module::start("flow_meter", &args.trap);
     module::exit_status(run(&args).map_err(|e| format!("{e:#}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_in_plain_units_as_l7spy_prints_them() {
+        // L7Spy's example line: 71866 Bytes and 99 packets in its 2 s period.
+        assert_eq!(
+            stats_text(71866, 99, 71866.0 / 35933.272),
+            "71866 Bytes, 99 packets, 35933.272 B/s, 49.500 PPS"
+        );
+        assert_eq!(
+            stats_text(0, 0, 2.0),
+            "0 Bytes, 0 packets, 0.000 B/s, 0.000 PPS"
+        );
+    }
 }
