@@ -128,7 +128,8 @@ echo "\$ supcli -s sup.sock stats"
 "$R/supcli" -s sup.sock stats
 echo "\$ tail -2 logs/modules_logs/zwave_logger_stdout"
 tail -2 logs/modules_logs/zwave_logger_stdout
-kill -TERM "$sup_pid"   # stops the modules too
+echo "\$ supcli -s sup.sock shutdown   # stops the modules, then the supervisor"
+"$R/supcli" -s sup.sock shutdown
 wait "$sup_pid"
 
 echo
