@@ -12,7 +12,8 @@ pub struct Counts {
 }
 
 /// Repeats until end of stream (forwarded when `forward_eos`) or until the
-/// module is terminated.
+/// module is terminated (then an end of stream is sent when `forward_eos`,
+/// so that readers stop cleanly too).
 pub fn repeat(
     input: &mut Input,
     output: &mut Output,
@@ -26,7 +27,12 @@ pub fn repeat(
                 c.timeouts += 1;
                 continue;
             }
-            Err(TrapError::Terminated) => return Ok(c),
+            Err(TrapError::Terminated) => {
+                if forward_eos && output.format().is_some() {
+                    libtrap::ok_if_terminated(output.send_eos())?;
+                }
+                return Ok(c);
+            }
             Err(e) => return Err(e),
         };
         if msg.format_changed {
