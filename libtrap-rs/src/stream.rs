@@ -104,6 +104,11 @@ fn wait_fd(fd: BorrowedFd<'_>, write: bool, timeout: Duration) -> bool {
     matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
 }
 
+/// Clients never send anything: a readable client socket has been closed.
+fn peer_closed(conn: &Conn) -> bool {
+    wait_fd(conn.fd(), false, Duration::ZERO)
+}
+
 /// Writes all of `bytes` to a non-blocking socket, waiting while it is full.
 /// Gives up when `stop` is set or `limit` passes.
 fn write_all_waiting(
@@ -425,6 +430,11 @@ impl Shared {
         if write_all_waiting(&mut conn, &hello, &self.stop, limit).is_err() {
             return;
         }
+        // A process that only checked whether the socket is served is gone
+        // already: it must not count as a reader.
+        if peer_closed(&conn) {
+            return;
+        }
         crate::log::info(0, &format!("{}: client {id} connected", self.ifc));
         let client = Client {
             conn,
@@ -490,6 +500,63 @@ impl Shared {
     }
 }
 
+/// Where a socket output listens.
+pub(crate) enum Bind {
+    /// `u:NAME`.
+    Unix(String),
+    /// `t:PORT` (no host: every IPv4 address, as libtrap) or `t:HOST:PORT`.
+    Tcp(Option<String>, u16),
+}
+
+/// True when a live process accepts connections on the unix socket `path`
+/// (probed with a non-blocking connect, which a full backlog does not stall).
+fn unix_socket_served(path: &std::path::Path) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let Ok(addr) = UnixAddr::new(path) else {
+        return false;
+    };
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    matches!(
+        connect(fd.as_raw_fd(), &addr),
+        Ok(()) | Err(Errno::EAGAIN | Errno::EINPROGRESS)
+    )
+}
+
+/// Listens on `t:PORT` (libtrap: the first passive address, 0.0.0.0 on
+/// Linux, so IPv4 only) or on the first address of `HOST` that works.
+fn bind_tcp(ifc: &str, host: Option<&str>, port: u16) -> Result<TcpListener> {
+    let Some(host) = host else {
+        return TcpListener::bind(("0.0.0.0", port))
+            .map_err(|e| TrapError::io(ifc, format!("cannot listen on TCP port {port}"), e));
+    };
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| TrapError::io(ifc, format!("cannot resolve {host}"), e))?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpListener::bind(addr) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
+    Err(TrapError::io(ifc, format!("cannot listen on {shown}"), e))
+}
+
 /// The sending side of a `u:` or `t:` interface.
 pub struct StreamWriter {
     shared: Arc<Shared>,
@@ -499,45 +566,38 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    /// Binds `u:NAME` (unix) or `t:PORT` (TCP) and starts accepting clients.
+    /// Binds `u:NAME` (unix) or `t:[HOST:]PORT` (TCP) and starts accepting clients.
     pub(crate) fn bind(
         ifc: String,
-        unix: bool,
-        target: &str,
+        target: Bind,
         opts: StreamOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<StreamWriter> {
-        let (listener, socket_file) = if unix {
-            let path = socket_path(target);
-            let _ = std::fs::remove_file(&path);
-            let l = UnixListener::bind(&path).map_err(|e| {
-                TrapError::io(
-                    &ifc,
-                    io::Error::new(
-                        e.kind(),
-                        format!("cannot listen on {}: {e}", path.display()),
-                    ),
-                )
-            })?;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
-            (Listener::Unix(l), Some(path))
-        } else {
-            let port: u16 = target
-                .parse()
-                .map_err(|_| TrapError::BadSpec(format!("{ifc}: `{target}` is not a TCP port")))?;
-            let l = TcpListener::bind(("0.0.0.0", port)).map_err(|e| {
-                TrapError::io(
-                    &ifc,
-                    io::Error::new(e.kind(), format!("cannot listen on TCP port {port}: {e}")),
-                )
-            })?;
-            (Listener::Tcp(l), None)
+        let (listener, socket_file, id) = match &target {
+            Bind::Unix(name) => {
+                let path = socket_path(name);
+                if unix_socket_served(&path) {
+                    return Err(TrapError::SocketInUse { ifc, path });
+                }
+                // A stale socket of a process that is gone: replaced, as libtrap does.
+                let _ = std::fs::remove_file(&path);
+                let l = UnixListener::bind(&path).map_err(|e| {
+                    TrapError::io(&ifc, format!("cannot listen on {}", path.display()), e)
+                })?;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+                (Listener::Unix(l), Some(path), name.clone())
+            }
+            Bind::Tcp(host, port) => {
+                let l = bind_tcp(&ifc, host.as_deref(), *port)?;
+                (Listener::Tcp(l), None, port.to_string())
+            }
         };
         match &listener {
             Listener::Unix(l) => l.set_nonblocking(true),
             Listener::Tcp(l) => l.set_nonblocking(true),
         }
-        .map_err(|e| TrapError::io(&ifc, e))?;
+        .map_err(|e| TrapError::io(&ifc, "cannot set up the listening socket", e))?;
+        let unix = matches!(target, Bind::Unix(_));
         let mut active = Vec::with_capacity(HEADER_SIZE + opts.payload);
         active.resize(HEADER_SIZE, 0);
         let shared = Arc::new(Shared {
@@ -563,8 +623,8 @@ impl StreamWriter {
         let thread = std::thread::Builder::new()
             .name(format!("trap-{ifc}"))
             .spawn(move || bg.run(listener))
-            .map_err(|e| TrapError::io(&ifc, e))?;
-        let info = Arc::new(IfcInfo::new(if unix { 'u' } else { 't' }, target));
+            .map_err(|e| TrapError::io(&ifc, "cannot start its thread", e))?;
+        let info = Arc::new(IfcInfo::new(if unix { 'u' } else { 't' }, id));
         Ok(StreamWriter {
             shared,
             thread: Some(thread),
@@ -779,7 +839,7 @@ impl StreamSource {
             Err(_) => return Ok(None),
         };
         conn.set_nonblocking(true)
-            .map_err(|e| TrapError::io(&self.ifc, e))?;
+            .map_err(|e| TrapError::io(&self.ifc, "cannot set up the connection", e))?;
         // The output sends its hello at once; allow a generous 2 s.
         let limit = Some(Instant::now() + Duration::from_secs(2));
         let mut head = [0u8; HELLO_SIZE];
@@ -909,6 +969,7 @@ impl Source for StreamSource {
                         .to_string()
                 })
                 .unwrap_or_default(),
+            Target::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
             Target::Tcp(h, p) => format!("{h}:{p}"),
         }
     }
