@@ -41,6 +41,8 @@ pub const DEFAULT_BUFFER_SIZE: usize = 100_000;
 pub const MAX_CONTAINER: usize = 1 << 22;
 /// How often blocked operations look at the terminate flag.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a new connection must stay open before it counts as a client.
+const ACCEPT_GRACE: Duration = Duration::from_millis(100);
 
 /// Where unix sockets live: `$TRAP_SOCKET_DIR/trap-NAME.sock` (default `/tmp`).
 pub fn socket_path(name: &str) -> PathBuf {
@@ -102,11 +104,6 @@ fn wait_fd(fd: BorrowedFd<'_>, write: bool, timeout: Duration) -> bool {
     let mut fds = [PollFd::new(fd, flags)];
     let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
     matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
-}
-
-/// Clients never send anything: a readable client socket has been closed.
-fn peer_closed(conn: &Conn) -> bool {
-    wait_fd(conn.fd(), false, Duration::ZERO)
 }
 
 /// Writes all of `bytes` to a non-blocking socket, waiting while it is full.
@@ -430,9 +427,12 @@ impl Shared {
         if write_all_waiting(&mut conn, &hello, &self.stop, limit).is_err() {
             return;
         }
-        // A process that only checked whether the socket is served is gone
-        // already: it must not count as a reader.
-        if peer_closed(&conn) {
+        // Clients never send anything, so a socket that turns readable has
+        // been closed: a process that only checked whether the socket is
+        // served (see `unix_socket_served`), or a reader that refused the
+        // format. Give it a moment to do so before counting it as a reader,
+        // so that it cannot take the container a WAIT output holds back.
+        if wait_fd(conn.fd(), false, ACCEPT_GRACE) {
             return;
         }
         crate::log::info(0, &format!("{}: client {id} connected", self.ifc));
