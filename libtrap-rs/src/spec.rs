@@ -341,11 +341,14 @@ fn check(s: &IfcSpec, input: bool) -> Result<()> {
     match s.kind {
         IfcKind::Unix if first.is_empty() => fail("missing socket name (u:NAME)"),
         IfcKind::File if first.is_empty() => fail("missing file name (f:PATH)"),
-        IfcKind::Tcp if first.is_empty() => fail(if input {
-            "missing port (t:HOST:PORT or t:PORT)"
-        } else {
-            "missing port (t:PORT)"
-        }),
+        IfcKind::Tcp => {
+            let addr = if input {
+                tcp_input_addr(&s.params).map(|_| ())
+            } else {
+                tcp_output_addr(&s.params).map(|_| ())
+            };
+            addr.or_else(|m| fail(&m))
+        }
         IfcKind::Blackhole if input => fail("a blackhole (b:) can only be an output"),
         IfcKind::Generator => fail(&format!(
             "libtrap's test generator (g:) is not supported ({TYPES_HINT})"
