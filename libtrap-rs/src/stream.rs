@@ -41,8 +41,6 @@ pub const DEFAULT_BUFFER_SIZE: usize = 100_000;
 pub const MAX_CONTAINER: usize = 1 << 22;
 /// How often blocked operations look at the terminate flag.
 const TICK: Duration = Duration::from_millis(100);
-/// How long a new connection must stay open before it counts as a client.
-const ACCEPT_GRACE: Duration = Duration::from_millis(100);
 
 /// Where unix sockets live: `$TRAP_SOCKET_DIR/trap-NAME.sock` (default `/tmp`).
 pub fn socket_path(name: &str) -> PathBuf {
@@ -324,12 +322,19 @@ impl Shared {
             return (st, Ok(()));
         }
         self.adopt_newcomers(&mut st);
-        if st.clients.is_empty() {
-            if self.opts.mode != Timeout::Wait {
-                // Nobody to give it to: the container is gone, as in libtrap.
-                self.reset_active(&mut st);
-                return (st, Ok(()));
-            }
+        if st.clients.is_empty() && self.opts.mode != Timeout::Wait {
+            // Nobody to give it to: the container is gone, as in libtrap.
+            self.reset_active(&mut st);
+            return (st, Ok(()));
+        }
+        let payload = (st.active.len() - HEADER_SIZE) as u32;
+        let (seq, count) = (st.active_seq, st.active_count);
+        st.active[0..4].copy_from_slice(&payload.to_be_bytes());
+        st.active[4..12].copy_from_slice(&seq.to_le_bytes());
+        st.active[12..14].copy_from_slice(&count.to_le_bytes());
+        let mut stopped = false;
+        let container = loop {
+            // WAIT: the container waits for a first client.
             while st.clients.is_empty() {
                 if self.stop.load(Relaxed) {
                     return (st, Err(TrapError::Terminated));
@@ -341,37 +346,48 @@ impl Shared {
                     .unwrap_or_else(|e| e.into_inner().0);
                 self.adopt_newcomers(&mut st);
             }
-        }
-        let payload = (st.active.len() - HEADER_SIZE) as u32;
-        let (seq, count) = (st.active_seq, st.active_count);
-        st.active[0..4].copy_from_slice(&payload.to_be_bytes());
-        st.active[4..12].copy_from_slice(&seq.to_le_bytes());
-        st.active[12..14].copy_from_slice(&count.to_le_bytes());
-        let container = std::mem::take(&mut st.active);
-        let mut stopped = false;
-        st.clients
-            .retain_mut(|c| match self.deliver(c, &container) {
-                Delivery::Sent => {
-                    c.stats.sent_containers += 1;
-                    c.stats.sent_messages += u64::from(count);
-                    true
-                }
-                Delivery::Skipped => {
-                    c.stats.skipped_messages += u64::from(count);
-                    true
-                }
-                Delivery::Dead => {
-                    crate::log::info(
-                        0,
-                        &format!("{}: client {} disconnected", self.ifc, c.stats.id),
-                    );
-                    false
-                }
-                Delivery::Stopped => {
-                    stopped = true;
-                    true
-                }
-            });
+            let container = std::mem::take(&mut st.active);
+            let (mut delivered, mut only_fresh_left) = (false, true);
+            st.clients
+                .retain_mut(|c| match self.deliver(c, &container) {
+                    Delivery::Sent => {
+                        c.stats.sent_containers += 1;
+                        c.stats.sent_messages += u64::from(count);
+                        delivered = true;
+                        true
+                    }
+                    Delivery::Skipped => {
+                        c.stats.skipped_messages += u64::from(count);
+                        true
+                    }
+                    Delivery::Dead => {
+                        crate::log::info(
+                            0,
+                            &format!("{}: client {} disconnected", self.ifc, c.stats.id),
+                        );
+                        only_fresh_left &= c.stats.sent_containers == 0;
+                        false
+                    }
+                    Delivery::Stopped => {
+                        stopped = true;
+                        true
+                    }
+                });
+            // Under WAIT, when the only clients were connections that left
+            // before taking anything (a process that only checked whether
+            // the socket is served, a reader that refused the format), the
+            // container waits for the next client as if they had never come.
+            if self.opts.mode == Timeout::Wait
+                && st.clients.is_empty()
+                && !delivered
+                && !stopped
+                && only_fresh_left
+            {
+                st.active = container;
+                continue;
+            }
+            break container;
+        };
         st.active = container;
         self.reset_active(&mut st);
         self.stats
@@ -427,12 +443,10 @@ impl Shared {
         if write_all_waiting(&mut conn, &hello, &self.stop, limit).is_err() {
             return;
         }
-        // Clients never send anything, so a socket that turns readable has
-        // been closed: a process that only checked whether the socket is
-        // served (see `unix_socket_served`), or a reader that refused the
-        // format. Give it a moment to do so before counting it as a reader,
-        // so that it cannot take the container a WAIT output holds back.
-        if wait_fd(conn.fd(), false, ACCEPT_GRACE) {
+        // Clients never send anything, so a readable socket has been closed
+        // already (e.g. by a process that only checked whether the socket
+        // is served, see `unix_socket_served`).
+        if wait_fd(conn.fd(), false, Duration::ZERO) {
             return;
         }
         crate::log::info(0, &format!("{}: client {id} connected", self.ifc));
