@@ -375,5 +375,71 @@ fn repeater_with_n_waits_for_the_next_sender_after_end_of_stream() {
     assert!(
         text.contains("1,1,100\n1,2,200\n") && text.contains("2,1,100\n2,2,200\n"),
         "{text}"
+/// Local addresses (as /proc/net/tcp* print them, hex) of the sockets
+/// listening on TCP `port`, once there is at least one.
+fn listeners(port: u16) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let mut found = Vec::new();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let Some((addr, p)) = cols.get(1).and_then(|a| a.split_once(':')) else {
+                    continue;
+                };
+                if cols.get(3) == Some(&"0A") && u16::from_str_radix(p, 16) == Ok(port) {
+                    found.push(addr.to_string());
+                }
+            }
+        }
+        if !found.is_empty() {
+            return found;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nothing listens on TCP port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// traffic_repeater serves `want`'s records on the TCP output `out`, which
+/// must listen on `expect` (hex, as in /proc/net/tcp*); logger reads them
+/// from `input`.
+fn tcp_pipeline(out: &str, port: u16, expect: &str, input: &str) {
+    let sb = Sandbox::new();
+    let want = flows(&sb, "in.trapcap", 50_000);
+    let rep = sb.spawn("traffic_repeater", &["-i", &format!("f:in.trapcap,{out}")]);
+    assert_eq!(listeners(port), [expect], "{out} listens on");
+    let got = ok_stdout(&sb.run("logger", &["-i", input]), "logger");
+    ok_stdout(
+        &wait_output(rep, Duration::from_secs(60), "traffic_repeater"),
+        "traffic_repeater",
+    );
+    assert!(got == want, "{input}: the records differ");
+}
+
+#[test]
+fn tcp_output_listens_on_the_host_it_is_given() {
+    tcp_pipeline("t:127.0.0.1:23110", 23110, "0100007F", "t:127.0.0.1:23110");
+}
+
+#[test]
+fn tcp_port_alone_listens_on_every_ipv4_address_as_libtrap() {
+    tcp_pipeline("t:23112", 23112, "00000000", "t:127.0.0.1:23112");
+}
+
+#[test]
+fn ipv6_works_both_ways() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    tcp_pipeline(
+        "t:[::1]:23111",
+        23111,
+        "00000000000000000000000001000000",
+        "t:[::1]:23111",
     );
 }

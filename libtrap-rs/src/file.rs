@@ -170,10 +170,7 @@ impl Source for FileSource {
                 };
                 self.next += 1;
                 let file = File::open(&path).map_err(|e| {
-                    TrapError::io(
-                        &self.ifc,
-                        io::Error::new(e.kind(), format!("{}: {e}", path.display())),
-                    )
+                    TrapError::io(&self.ifc, format!("cannot open {}", path.display()), e)
                 })?;
                 // Smaller than a block, so that blocks are read straight into
                 // the caller's buffer (one copy, into memory that stays in
@@ -183,9 +180,10 @@ impl Source for FileSource {
                     ifc: self.ifc.clone(),
                     detail: format!("{}: {d}", path.display()),
                 };
+                let cannot_read =
+                    |e| TrapError::io(&self.ifc, format!("cannot read {}", path.display()), e);
                 let mut head = [0u8; HELLO_SIZE];
-                let n =
-                    read_full(&mut reader, &mut head).map_err(|e| TrapError::io(&self.ifc, e))?;
+                let n = read_full(&mut reader, &mut head).map_err(cannot_read)?;
                 if n == 0 {
                     return Err(fail("the file is empty (no TRAP hello)".into()));
                 }
@@ -194,9 +192,7 @@ impl Source for FileSource {
                 }
                 let header = HelloHeader::parse(&head).map_err(fail)?;
                 let mut spec = vec![0u8; header.spec_len];
-                if read_full(&mut reader, &mut spec).map_err(|e| TrapError::io(&self.ifc, e))?
-                    < spec.len()
-                {
+                if read_full(&mut reader, &mut spec).map_err(cannot_read)? < spec.len() {
                     return Err(fail("the file ends inside its hello (truncated)".into()));
                 }
                 let format = match header.into_format(&spec).map_err(fail)? {
@@ -210,8 +206,10 @@ impl Source for FileSource {
             let at = *offset;
             let corrupt =
                 |d: String| TrapError::corrupt(&self.ifc, format!("{}: {d}", path.display()));
+            let cannot_read =
+                |e| TrapError::io(&self.ifc, format!("cannot read {}", path.display()), e);
             let mut head = [0u8; 4];
-            let n = read_full(reader, &mut head).map_err(|e| TrapError::io(&self.ifc, e))?;
+            let n = read_full(reader, &mut head).map_err(cannot_read)?;
             if n == 0 {
                 self.current = None;
                 continue;
@@ -228,7 +226,7 @@ impl Source for FileSource {
                 )));
             }
             buf.resize(len, 0);
-            let got = read_full(reader, buf).map_err(|e| TrapError::io(&self.ifc, e))?;
+            let got = read_full(reader, buf).map_err(cannot_read)?;
             *offset += 4 + got as u64;
             if got < len {
                 // Deliver the complete messages of the cut block first.
@@ -405,11 +403,9 @@ impl FileWriter {
         &self.current_name
     }
 
-    fn io(&self, e: io::Error, what: &Path) -> TrapError {
-        TrapError::io(
-            &self.ifc,
-            io::Error::new(e.kind(), format!("{}: {e}", what.display())),
-        )
+    /// `IFC: cannot VERB PATH: reason`.
+    fn io(&self, e: io::Error, verb: &str, path: &Path) -> TrapError {
+        TrapError::io(&self.ifc, format!("cannot {verb} {}", path.display()), e)
     }
 
     /// Sets the format; a change closes the current file and starts the next one.
@@ -451,7 +447,7 @@ impl FileWriter {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
         {
-            fs::create_dir_all(dir).map_err(|e| self.io(e, dir))?;
+            fs::create_dir_all(dir).map_err(|e| self.io(e, "create directory", dir))?;
         }
         let name = if self.opts.append {
             loop {
@@ -479,7 +475,7 @@ impl FileWriter {
         } else {
             oo.write(true).create(true).truncate(true);
         }
-        let file = oo.open(&name).map_err(|e| self.io(e, &name))?;
+        let file = oo.open(&name).map_err(|e| self.io(e, "create", &name))?;
         self.written = file.metadata().map(|m| m.len()).unwrap_or(0);
         self.file = Some(BufWriter::with_capacity(1 << 16, file));
         self.info.set_id(name.display().to_string());
@@ -497,7 +493,7 @@ impl FileWriter {
         };
         if let Err(e) = f.write_all(bytes) {
             let name = self.current_name.clone();
-            return Err(self.io(e, &name));
+            return Err(self.io(e, "write", &name));
         }
         self.written += bytes.len() as u64;
         Ok(())
@@ -506,7 +502,7 @@ impl FileWriter {
     fn close_file(&mut self) -> Result<()> {
         if let Some(mut f) = self.file.take() {
             f.flush()
-                .map_err(|e| self.io(e, &self.current_name.clone()))?;
+                .map_err(|e| self.io(e, "write", &self.current_name.clone()))?;
         }
         Ok(())
     }
@@ -578,7 +574,7 @@ impl FileWriter {
         if let Some(f) = self.file.as_mut() {
             if let Err(e) = f.flush() {
                 let name = self.current_name.clone();
-                return Err(self.io(e, &name));
+                return Err(self.io(e, "write", &name));
             }
         }
         Ok(())

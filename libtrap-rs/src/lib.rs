@@ -99,19 +99,11 @@ fn open_input(spec: &IfcSpec) -> Result<Input> {
             ))
         }
         IfcKind::Tcp => {
-            let (host, port) = match spec.params.as_slice() {
-                [port] => ("localhost", port.as_str()),
-                [host, port, ..] => (host.as_str(), port.as_str()),
-                [] => ("localhost", ""),
-            };
-            let port: u16 = port.parse().map_err(|_| {
-                TrapError::BadSpec(format!(
-                    "input interface `{name}`: `{port}` is not a TCP port"
-                ))
-            })?;
+            let (host, port) = spec::tcp_input_addr(&spec.params)
+                .map_err(|e| TrapError::BadSpec(format!("input interface `{name}`: {e}")))?;
             Box::new(stream::StreamSource::new(
                 name.clone(),
-                stream::Target::Tcp(host.to_string(), port),
+                stream::Target::Tcp(host, port),
                 stop_flag(),
             ))
         }
@@ -143,11 +135,17 @@ fn open_output(spec: &IfcSpec) -> Result<Output> {
             ))
         }
         IfcKind::Unix | IfcKind::Tcp => {
-            let (target, extra) = spec
-                .params
-                .split_first()
-                .map(|(t, e)| (t.as_str(), e))
-                .unwrap_or(("", &[]));
+            let (bind, extra) = if spec.kind == IfcKind::Unix {
+                let (name, extra) = spec
+                    .params
+                    .split_first()
+                    .map(|(t, e)| (t.as_str(), e))
+                    .unwrap_or(("", &[]));
+                (stream::Bind::Unix(name.to_string()), extra)
+            } else {
+                let (host, port, extra) = spec::tcp_output_addr(&spec.params).map_err(bad)?;
+                (stream::Bind::Tcp(host, port), extra)
+            };
             let opts = stream::StreamOptions::parse(
                 extra,
                 spec.timeout.unwrap_or_default(),
@@ -157,8 +155,7 @@ fn open_output(spec: &IfcSpec) -> Result<Output> {
             .map_err(bad)?;
             Sink::Stream(stream::StreamWriter::bind(
                 name.clone(),
-                spec.kind == IfcKind::Unix,
-                target,
+                bind,
                 opts,
                 stop_flag(),
             )?)

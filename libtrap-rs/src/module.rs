@@ -28,8 +28,14 @@ IFC_SPEC: the interfaces of a module, given with -i.
 Interface types:
   u:NAME             unix socket $TRAP_SOCKET_DIR/trap-NAME.sock (default dir /tmp).
                      Output: the server; optional max_clients=N (<= 64),
-                     buffer_size=BYTES. Input: connects, reconnects when lost.
-  t:[HOST:]PORT      TCP. Output: t:PORT listens on all IPv4 addresses.
+                     buffer_size=BYTES; refuses a socket another live process
+                     serves (a stale socket file is replaced).
+                     Input: connects, reconnects when lost.
+  t:[HOST:]PORT      TCP; HOST is a name, an IPv4 address or an IPv6 address
+                     in brackets (t:[::1]:7600).
+                     Output: t:PORT listens on all IPv4 addresses (as libtrap);
+                     t:HOST:PORT on that address only (t:[::]:PORT: IPv6 and
+                     IPv4); optional max_clients=N (<= 64), buffer_size=BYTES.
                      Input: connects to HOST (default localhost).
   f:PATH             file. Output: f:PATH[:w|:a][:size=MB][:time=MIN]
                        w        overwrite (default)
@@ -41,6 +47,7 @@ Interface types:
                      Input: f:PATTERN, several files or globs separated by
                      spaces (f:\"rot.trapcap.*\"), read in order as one stream.
   b:                 blackhole output: discards everything.
+  (TLS, T:, is not supported yet; libtrap's test generator g: is not supported.)
 
 Common parameters (after the type-specific ones):
   timeout=WAIT|NO_WAIT|HALF_WAIT|MICROSECONDS
@@ -71,6 +78,59 @@ pub fn handle_trap_help() {
     }
 }
 
+/// Parses the module's arguments (after `-h trap`, see [`handle_trap_help`]).
+/// `--help` and `--version` print as usual; a usage error is one line,
+/// `program: error: <what clap says> (try --help)`, and exit status 2.
+pub fn parse_args<A: clap::Parser>(program: &str) -> A {
+    handle_trap_help();
+    log::set_program_name(program);
+    match A::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit();
+            }
+            eprintln!(
+                "{program}: error: {}",
+                usage_error_line(&e.render().to_string())
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+/// clap's error text as one line: the first paragraph without `error: `,
+/// its lines joined, and clap's tip (a similar option...) when it gives one.
+pub fn usage_error_line(rendered: &str) -> String {
+    let mut paragraphs = rendered.split("\n\n").map(|p| {
+        p.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let first = paragraphs.next().unwrap_or_default();
+    let mut line = first
+        .strip_prefix("error: ")
+        .unwrap_or(&first)
+        .trim_end_matches(':')
+        .to_string();
+    for p in paragraphs {
+        if let Some(tip) = p.strip_prefix("tip: ") {
+            line.push_str("; ");
+            line.push_str(tip);
+        }
+    }
+    line.push_str(" (try --help)");
+    line
+}
+
 /// SIGINT/SIGTERM set the terminate flag (modules then flush and send
 /// end-of-stream); a second signal exits at once with 130.
 pub fn install_signal_handlers() {
@@ -97,6 +157,45 @@ pub fn exit_status<E: Display>(result: Result<(), E>) -> ExitCode {
         Err(e) => {
             eprintln!("{}: error: {e}", log::program_name());
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    #[command(name = "demo")]
+    struct Demo {
+        #[command(flatten)]
+        trap: TrapArgs,
+        #[arg(short = 't', long = "title")]
+        title: bool,
+    }
+
+    fn line(args: &[&str]) -> String {
+        let e = Demo::try_parse_from(args).unwrap_err();
+        usage_error_line(&e.render().to_string())
+    }
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        assert_eq!(
+            line(&["demo"]),
+            "the following required arguments were not provided: -i <IFC_SPEC> (try --help)"
+        );
+        assert_eq!(
+            line(&["demo", "-i", "u:x", "--titl"]),
+            "unexpected argument '--titl' found; a similar argument exists: '--title' (try --help)"
+        );
+        assert_eq!(
+            line(&["demo", "-i"]),
+            "a value is required for '-i <IFC_SPEC>' but none was supplied (try --help)"
+        );
+        for args in [&["demo"][..], &["demo", "-i", "u:x", "-q"], &["demo", "-i"]] {
+            assert!(!line(args).contains('\n'), "{args:?}");
         }
     }
 }

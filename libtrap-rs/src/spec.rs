@@ -5,9 +5,14 @@
 //! may stand among the parameters of any interface and are taken out before
 //! the type-specific parameters are read. Inputs come first, then outputs.
 //!
+//! TCP hosts may be IPv6 addresses in brackets (`t:[::1]:7600`); inside the
+//! brackets `:` does not separate parameters.
+//!
 //! Differences from libtrap, all on input libtrap mishandles: a bare letter
 //! (`b,u:x`) is one interface here (libtrap reads it as `bb`); `buffer=` or
-//! `autoflush=` on an input is an error instead of a mangled socket name.
+//! `autoflush=` on an input is an error instead of a mangled socket name;
+//! extra parameters of a TCP input (`t:HOST:PORT:x`) are an error (libtrap
+//! ignores them), which catches an IPv6 address written without brackets.
 
 use crate::error::{Result, TrapError};
 use std::fmt;
@@ -134,19 +139,53 @@ pub fn parse(spec: &str) -> Result<Vec<IfcSpec>> {
         .collect()
 }
 
+/// The interface types a module can use, for hints.
+const TYPES_HINT: &str = "u: unix socket, t: TCP, f: file, b: blackhole";
+
+/// The likely meaning of a segment written without a type letter.
+fn untyped_hint(seg: &str) -> String {
+    let guess = if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+        format!("`t:{seg}` (TCP port)")
+    } else if seg.contains('/') || seg.ends_with(".trapcap") {
+        format!("`f:{seg}` (file)")
+    } else {
+        format!("`u:{seg}` (unix socket)")
+    };
+    format!("no interface type: did you mean {guess}? (types: {TYPES_HINT})")
+}
+
+/// Splits parameters on `:`, keeping `[...]` (an IPv6 address) whole.
+fn split_bracketed(rest: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut depth) = (0, 0usize);
+    for (i, c) in rest.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 => {
+                out.push(&rest[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&rest[start..]);
+    out
+}
+
 fn parse_one(seg: &str) -> Result<IfcSpec, String> {
     let mut chars = seg.chars();
     let letter = chars
         .next()
         .ok_or("empty interface (two commas in a row?)")?;
-    let kind = IfcKind::from_letter(letter)
-        .ok_or_else(|| format!("unknown interface type `{letter}` (use t, T, u, f, b or g)"))?;
     let rest = chars.as_str();
     let rest = match rest.strip_prefix(':') {
         Some(r) => r,
         None if rest.is_empty() => "",
-        None => return Err(format!("expected `:` after the type letter `{letter}`")),
+        None => return Err(untyped_hint(seg)),
     };
+    let kind = IfcKind::from_letter(letter)
+        .ok_or_else(|| format!("unknown interface type `{letter}` ({TYPES_HINT})"))?;
     let mut out = IfcSpec {
         kind,
         params: Vec::new(),
@@ -157,7 +196,11 @@ fn parse_one(seg: &str) -> Result<IfcSpec, String> {
     if rest.is_empty() {
         return Ok(out);
     }
-    for tok in rest.split(':') {
+    let tokens = match kind {
+        IfcKind::Tcp | IfcKind::Tls => split_bracketed(rest),
+        _ => rest.split(':').collect(),
+    };
+    for tok in tokens {
         if let Some(v) = tok.strip_prefix("timeout=") {
             out.timeout = Some(match v {
                 "WAIT" => Timeout::Wait,
@@ -186,6 +229,65 @@ fn parse_one(seg: &str) -> Result<IfcSpec, String> {
         }
     }
     Ok(out)
+}
+
+/// A TCP port: a number 1 to 65535.
+fn tcp_port(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("`{s}` is not a TCP port (1 to 65535)")),
+    }
+}
+
+/// A host name, IPv4 address or bracketed IPv6 address, without the brackets.
+fn tcp_host(s: &str) -> Result<String, String> {
+    if let Some(inner) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(inner.to_string()),
+            Err(_) => Err(format!("`{s}` is not an IPv6 address in brackets")),
+        };
+    }
+    if s.is_empty() {
+        return Err(
+            "empty host (t:HOST:PORT; an IPv6 address goes in brackets: t:[::1]:PORT)".into(),
+        );
+    }
+    if s.contains(['[', ']']) {
+        return Err(format!(
+            "bad host `{s}` (an IPv6 address goes in brackets: t:[::1]:PORT)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Where a TCP input connects: `t:PORT` (to localhost) or `t:HOST:PORT`.
+pub fn tcp_input_addr(params: &[String]) -> Result<(String, u16), String> {
+    match params {
+        [port] => Ok(("localhost".to_string(), tcp_port(port)?)),
+        [host, port] => Ok((tcp_host(host)?, tcp_port(port)?)),
+        [] => Err("missing port (t:HOST:PORT or t:PORT)".into()),
+        _ => Err(format!(
+            "too many parameters in `{}` (t:HOST:PORT; an IPv6 address goes in brackets: t:[::1]:PORT)",
+            params.join(":")
+        )),
+    }
+}
+
+/// Where a TCP output listens: `t:PORT` (every IPv4 address, as libtrap) or
+/// `t:HOST:PORT` (the addresses of HOST, IPv6 in brackets); then the rest of
+/// the parameters (`max_clients=`...).
+pub fn tcp_output_addr(params: &[String]) -> Result<(Option<String>, u16, &[String]), String> {
+    let is_port = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match params {
+        [] => Err("missing port (t:PORT or t:HOST:PORT)".into()),
+        [port, rest @ ..] if is_port(port) => Ok((None, tcp_port(port)?, rest)),
+        [host, port, rest @ ..] if !host.contains('=') && !port.contains('=') => {
+            Ok((Some(tcp_host(host)?), tcp_port(port)?, rest))
+        }
+        [first, ..] => Err(format!(
+            "`{first}` is not a TCP port (t:PORT or t:HOST:PORT)"
+        )),
+    }
 }
 
 /// Splits a parsed spec into inputs and outputs for a module with `n_in`
@@ -239,13 +341,18 @@ fn check(s: &IfcSpec, input: bool) -> Result<()> {
     match s.kind {
         IfcKind::Unix if first.is_empty() => fail("missing socket name (u:NAME)"),
         IfcKind::File if first.is_empty() => fail("missing file name (f:PATH)"),
-        IfcKind::Tcp if first.is_empty() => fail(if input {
-            "missing port (t:HOST:PORT or t:PORT)"
-        } else {
-            "missing port (t:PORT)"
-        }),
+        IfcKind::Tcp => {
+            let addr = if input {
+                tcp_input_addr(&s.params).map(|_| ())
+            } else {
+                tcp_output_addr(&s.params).map(|_| ())
+            };
+            addr.or_else(|m| fail(&m))
+        }
         IfcKind::Blackhole if input => fail("a blackhole (b:) can only be an output"),
-        IfcKind::Generator if !input => fail("a generator (g:) can only be an input"),
+        IfcKind::Generator => fail(&format!(
+            "libtrap's test generator (g:) is not supported ({TYPES_HINT})"
+        )),
         IfcKind::Service => fail("`s` is not an interface type a module can use"),
         _ => Ok(()),
     }
@@ -285,11 +392,92 @@ mod tests {
     #[test]
     fn errors_are_clear() {
         let e = |s| parse(s).unwrap_err().to_string();
-        assert!(e("x:foo").contains("unknown interface type `x`"));
+        assert_eq!(
+            e("x:foo"),
+            "interface 1 `x:foo`: unknown interface type `x` \
+             (u: unix socket, t: TCP, f: file, b: blackhole)"
+        );
         assert!(e("u:a,,u:b").contains("empty interface"));
-        assert!(e("ux").contains("expected `:`"));
+        assert_eq!(
+            e("mysocket"),
+            "interface 1 `mysocket`: no interface type: did you mean `u:mysocket` \
+             (unix socket)? (types: u: unix socket, t: TCP, f: file, b: blackhole)"
+        );
+        assert!(e("u:a,flows.trapcap").contains("did you mean `f:flows.trapcap` (file)?"));
+        assert!(e("7600").contains("did you mean `t:7600` (TCP port)?"));
         assert!(e("u:a:timeout=SOMETIMES").contains("bad timeout"));
         assert!(e("").contains("empty"));
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tcp_hosts_may_be_bracketed_ipv6() {
+        let v = parse("t:[::1]:12346:timeout=NO_WAIT,t:[fe80::1%lo]:1,t:h:2").unwrap();
+        assert_eq!(v[0].params, ["[::1]", "12346"]);
+        assert_eq!(v[0].timeout, Some(Timeout::NoWait));
+        assert_eq!(v[0].to_string(), "t:[::1]:12346");
+        assert_eq!(tcp_input_addr(&v[0].params), Ok(("::1".to_string(), 12346)));
+        assert!(
+            tcp_input_addr(&v[1].params).is_err(),
+            "zone ids are not Ipv6Addr"
+        );
+        assert_eq!(tcp_input_addr(&v[2].params), Ok(("h".to_string(), 2)));
+        assert_eq!(
+            tcp_input_addr(&strings(&["7600"])),
+            Ok(("localhost".to_string(), 7600))
+        );
+        // Other interfaces keep `[` as text (globs in file names).
+        assert_eq!(parse("f:a[:]b").unwrap()[0].params, ["a[", "]b"]);
+    }
+
+    #[test]
+    fn tcp_address_errors_say_what_to_write() {
+        let e = |p: &[&str]| tcp_input_addr(&strings(p)).unwrap_err();
+        assert_eq!(
+            e(&["", "", "1", "12346"]),
+            "too many parameters in `::1:12346` \
+            (t:HOST:PORT; an IPv6 address goes in brackets: t:[::1]:PORT)"
+        );
+        assert_eq!(e(&["h", "x"]), "`x` is not a TCP port (1 to 65535)");
+        assert_eq!(e(&["h", "0"]), "`0` is not a TCP port (1 to 65535)");
+        assert_eq!(e(&["h", "70000"]), "`70000` is not a TCP port (1 to 65535)");
+        assert_eq!(
+            e(&["[::g]", "1"]),
+            "`[::g]` is not an IPv6 address in brackets"
+        );
+        assert!(e(&["", "1"]).starts_with("empty host"));
+        // Through the whole parser: `t:[::1]:P` is no longer cut at its colons.
+        let v = parse("t:[::1]:12346").unwrap();
+        assert!(tcp_input_addr(&v[0].params).is_ok());
+    }
+
+    #[test]
+    fn tcp_outputs_take_port_or_host_and_port() {
+        let o = |p: &[&str]| {
+            tcp_output_addr(&strings(p)).map(|(h, port, rest)| (h, port, rest.to_vec()))
+        };
+        assert_eq!(o(&["7600"]), Ok((None, 7600, vec![])));
+        assert_eq!(
+            o(&["7600", "max_clients=2"]),
+            Ok((None, 7600, strings(&["max_clients=2"])))
+        );
+        assert_eq!(
+            o(&["127.0.0.1", "12347", "max_clients=2"]),
+            Ok((Some("127.0.0.1".into()), 12347, strings(&["max_clients=2"])))
+        );
+        assert_eq!(o(&["[::1]", "9"]), Ok((Some("::1".into()), 9, vec![])));
+        assert_eq!(
+            o(&["host", "max_clients=2"]),
+            Err("`host` is not a TCP port (t:PORT or t:HOST:PORT)".into())
+        );
+        assert_eq!(
+            o(&["h", "99999"]),
+            Err("`99999` is not a TCP port (1 to 65535)".into())
+        );
+        assert!(o(&[]).is_err());
     }
 
     #[test]
@@ -317,5 +505,9 @@ mod tests {
         assert_eq!((i.len(), o.len()), (2, 1));
         assert!(split(parse("f:x").unwrap(), Some(0), Some(1)).is_ok());
         assert!(split(parse("s:x").unwrap(), Some(0), Some(1)).is_err());
+        let e = split(parse("g:5:hello").unwrap(), Some(1), Some(0))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(g:) is not supported"), "{e}");
     }
 }

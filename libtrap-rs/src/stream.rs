@@ -322,12 +322,19 @@ impl Shared {
             return (st, Ok(()));
         }
         self.adopt_newcomers(&mut st);
-        if st.clients.is_empty() {
-            if self.opts.mode != Timeout::Wait {
-                // Nobody to give it to: the container is gone, as in libtrap.
-                self.reset_active(&mut st);
-                return (st, Ok(()));
-            }
+        if st.clients.is_empty() && self.opts.mode != Timeout::Wait {
+            // Nobody to give it to: the container is gone, as in libtrap.
+            self.reset_active(&mut st);
+            return (st, Ok(()));
+        }
+        let payload = (st.active.len() - HEADER_SIZE) as u32;
+        let (seq, count) = (st.active_seq, st.active_count);
+        st.active[0..4].copy_from_slice(&payload.to_be_bytes());
+        st.active[4..12].copy_from_slice(&seq.to_le_bytes());
+        st.active[12..14].copy_from_slice(&count.to_le_bytes());
+        let mut stopped = false;
+        let container = loop {
+            // WAIT: the container waits for a first client.
             while st.clients.is_empty() {
                 if self.stop.load(Relaxed) {
                     return (st, Err(TrapError::Terminated));
@@ -339,37 +346,48 @@ impl Shared {
                     .unwrap_or_else(|e| e.into_inner().0);
                 self.adopt_newcomers(&mut st);
             }
-        }
-        let payload = (st.active.len() - HEADER_SIZE) as u32;
-        let (seq, count) = (st.active_seq, st.active_count);
-        st.active[0..4].copy_from_slice(&payload.to_be_bytes());
-        st.active[4..12].copy_from_slice(&seq.to_le_bytes());
-        st.active[12..14].copy_from_slice(&count.to_le_bytes());
-        let container = std::mem::take(&mut st.active);
-        let mut stopped = false;
-        st.clients
-            .retain_mut(|c| match self.deliver(c, &container) {
-                Delivery::Sent => {
-                    c.stats.sent_containers += 1;
-                    c.stats.sent_messages += u64::from(count);
-                    true
-                }
-                Delivery::Skipped => {
-                    c.stats.skipped_messages += u64::from(count);
-                    true
-                }
-                Delivery::Dead => {
-                    crate::log::info(
-                        0,
-                        &format!("{}: client {} disconnected", self.ifc, c.stats.id),
-                    );
-                    false
-                }
-                Delivery::Stopped => {
-                    stopped = true;
-                    true
-                }
-            });
+            let container = std::mem::take(&mut st.active);
+            let (mut delivered, mut only_fresh_left) = (false, true);
+            st.clients
+                .retain_mut(|c| match self.deliver(c, &container) {
+                    Delivery::Sent => {
+                        c.stats.sent_containers += 1;
+                        c.stats.sent_messages += u64::from(count);
+                        delivered = true;
+                        true
+                    }
+                    Delivery::Skipped => {
+                        c.stats.skipped_messages += u64::from(count);
+                        true
+                    }
+                    Delivery::Dead => {
+                        crate::log::info(
+                            0,
+                            &format!("{}: client {} disconnected", self.ifc, c.stats.id),
+                        );
+                        only_fresh_left &= c.stats.sent_containers == 0;
+                        false
+                    }
+                    Delivery::Stopped => {
+                        stopped = true;
+                        true
+                    }
+                });
+            // Under WAIT, when the only clients were connections that left
+            // before taking anything (a process that only checked whether
+            // the socket is served, a reader that refused the format), the
+            // container waits for the next client as if they had never come.
+            if self.opts.mode == Timeout::Wait
+                && st.clients.is_empty()
+                && !delivered
+                && !stopped
+                && only_fresh_left
+            {
+                st.active = container;
+                continue;
+            }
+            break container;
+        };
         st.active = container;
         self.reset_active(&mut st);
         self.stats
@@ -423,6 +441,12 @@ impl Shared {
             return;
         };
         if write_all_waiting(&mut conn, &hello, &self.stop, limit).is_err() {
+            return;
+        }
+        // Clients never send anything, so a readable socket has been closed
+        // already (e.g. by a process that only checked whether the socket
+        // is served, see `unix_socket_served`).
+        if wait_fd(conn.fd(), false, Duration::ZERO) {
             return;
         }
         crate::log::info(0, &format!("{}: client {id} connected", self.ifc));
@@ -490,6 +514,63 @@ impl Shared {
     }
 }
 
+/// Where a socket output listens.
+pub(crate) enum Bind {
+    /// `u:NAME`.
+    Unix(String),
+    /// `t:PORT` (no host: every IPv4 address, as libtrap) or `t:HOST:PORT`.
+    Tcp(Option<String>, u16),
+}
+
+/// True when a live process accepts connections on the unix socket `path`
+/// (probed with a non-blocking connect, which a full backlog does not stall).
+fn unix_socket_served(path: &std::path::Path) -> bool {
+    use nix::errno::Errno;
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let Ok(addr) = UnixAddr::new(path) else {
+        return false;
+    };
+    let Ok(fd) = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    use std::os::fd::AsRawFd;
+    matches!(
+        connect(fd.as_raw_fd(), &addr),
+        Ok(()) | Err(Errno::EAGAIN | Errno::EINPROGRESS)
+    )
+}
+
+/// Listens on `t:PORT` (libtrap: the first passive address, 0.0.0.0 on
+/// Linux, so IPv4 only) or on the first address of `HOST` that works.
+fn bind_tcp(ifc: &str, host: Option<&str>, port: u16) -> Result<TcpListener> {
+    let Some(host) = host else {
+        return TcpListener::bind(("0.0.0.0", port))
+            .map_err(|e| TrapError::io(ifc, format!("cannot listen on TCP port {port}"), e));
+    };
+    let shown = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| TrapError::io(ifc, format!("cannot resolve {host}"), e))?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpListener::bind(addr) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
+    Err(TrapError::io(ifc, format!("cannot listen on {shown}"), e))
+}
+
 /// The sending side of a `u:` or `t:` interface.
 pub struct StreamWriter {
     shared: Arc<Shared>,
@@ -499,45 +580,38 @@ pub struct StreamWriter {
 }
 
 impl StreamWriter {
-    /// Binds `u:NAME` (unix) or `t:PORT` (TCP) and starts accepting clients.
+    /// Binds `u:NAME` (unix) or `t:[HOST:]PORT` (TCP) and starts accepting clients.
     pub(crate) fn bind(
         ifc: String,
-        unix: bool,
-        target: &str,
+        target: Bind,
         opts: StreamOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<StreamWriter> {
-        let (listener, socket_file) = if unix {
-            let path = socket_path(target);
-            let _ = std::fs::remove_file(&path);
-            let l = UnixListener::bind(&path).map_err(|e| {
-                TrapError::io(
-                    &ifc,
-                    io::Error::new(
-                        e.kind(),
-                        format!("cannot listen on {}: {e}", path.display()),
-                    ),
-                )
-            })?;
-            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
-            (Listener::Unix(l), Some(path))
-        } else {
-            let port: u16 = target
-                .parse()
-                .map_err(|_| TrapError::BadSpec(format!("{ifc}: `{target}` is not a TCP port")))?;
-            let l = TcpListener::bind(("0.0.0.0", port)).map_err(|e| {
-                TrapError::io(
-                    &ifc,
-                    io::Error::new(e.kind(), format!("cannot listen on TCP port {port}: {e}")),
-                )
-            })?;
-            (Listener::Tcp(l), None)
+        let (listener, socket_file, id) = match &target {
+            Bind::Unix(name) => {
+                let path = socket_path(name);
+                if unix_socket_served(&path) {
+                    return Err(TrapError::SocketInUse { ifc, path });
+                }
+                // A stale socket of a process that is gone: replaced, as libtrap does.
+                let _ = std::fs::remove_file(&path);
+                let l = UnixListener::bind(&path).map_err(|e| {
+                    TrapError::io(&ifc, format!("cannot listen on {}", path.display()), e)
+                })?;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
+                (Listener::Unix(l), Some(path), name.clone())
+            }
+            Bind::Tcp(host, port) => {
+                let l = bind_tcp(&ifc, host.as_deref(), *port)?;
+                (Listener::Tcp(l), None, port.to_string())
+            }
         };
         match &listener {
             Listener::Unix(l) => l.set_nonblocking(true),
             Listener::Tcp(l) => l.set_nonblocking(true),
         }
-        .map_err(|e| TrapError::io(&ifc, e))?;
+        .map_err(|e| TrapError::io(&ifc, "cannot set up the listening socket", e))?;
+        let unix = matches!(target, Bind::Unix(_));
         let mut active = Vec::with_capacity(HEADER_SIZE + opts.payload);
         active.resize(HEADER_SIZE, 0);
         let shared = Arc::new(Shared {
@@ -563,8 +637,8 @@ impl StreamWriter {
         let thread = std::thread::Builder::new()
             .name(format!("trap-{ifc}"))
             .spawn(move || bg.run(listener))
-            .map_err(|e| TrapError::io(&ifc, e))?;
-        let info = Arc::new(IfcInfo::new(if unix { 'u' } else { 't' }, target));
+            .map_err(|e| TrapError::io(&ifc, "cannot start its thread", e))?;
+        let info = Arc::new(IfcInfo::new(if unix { 'u' } else { 't' }, id));
         Ok(StreamWriter {
             shared,
             thread: Some(thread),
@@ -779,7 +853,7 @@ impl StreamSource {
             Err(_) => return Ok(None),
         };
         conn.set_nonblocking(true)
-            .map_err(|e| TrapError::io(&self.ifc, e))?;
+            .map_err(|e| TrapError::io(&self.ifc, "cannot set up the connection", e))?;
         // The output sends its hello at once; allow a generous 2 s.
         let limit = Some(Instant::now() + Duration::from_secs(2));
         let mut head = [0u8; HELLO_SIZE];
@@ -909,6 +983,7 @@ impl Source for StreamSource {
                         .to_string()
                 })
                 .unwrap_or_default(),
+            Target::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
             Target::Tcp(h, p) => format!("{h}:{p}"),
         }
     }

@@ -102,7 +102,9 @@ fn half_wait_and_no_wait_outputs_never_block_without_clients() {
 #[test]
 fn a_required_field_the_sender_lacks_is_named() {
     setup();
-    let mut t = Trap::init("u:fields", Some(0), Some(1)).unwrap();
+    // HALF_WAIT: the only reader refuses the format and leaves before taking
+    // anything; under WAIT the output would keep the data for another one.
+    let mut t = Trap::init("u:fields:timeout=HALF_WAIT", Some(0), Some(1)).unwrap();
     t.outputs()[0]
         .set_format(DataFormat::UniRec("ipaddr SRC_IP,uint16 SRC_PORT".into()))
         .unwrap();

@@ -39,12 +39,10 @@ pub enum Error {
     Config(String),
     #[error("{url}: {detail}")]
     Fetch { url: String, detail: String },
+    /// The io::Error is in the text, so it is not also a `source()`
+    /// (that would print the cause twice under anyhow's `{:#}`).
     #[error("{path}: {err}")]
-    Write {
-        path: String,
-        #[source]
-        err: std::io::Error,
-    },
+    Write { path: String, err: std::io::Error },
 }
 
 fn default_interval() -> u64 {
@@ -633,6 +631,17 @@ fn http_error(e: ureq::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_their_cause_once() {
+        use std::error::Error as _;
+        let e = Error::Write {
+            path: "x".into(),
+            err: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(e.to_string(), "x: permission denied");
+        assert!(e.source().is_none());
+    }
 
     fn list(id: u8) -> ListConfig {
         ListConfig::new(id, format!("l{id}"), String::new())

@@ -281,16 +281,31 @@ impl<D: FlowDetector, F: FnMut(&D::Alert)> FlowDetector for Tap<D, F> {
     }
 }
 
+/// A detector's error; each says its cause once: the wrapped error is
+/// either the whole text (`transparent`) or part of it, never also a
+/// `source()` (anyhow's `{:#}` would print it twice).
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
     #[error(transparent)]
     Trap(#[from] TrapError),
     #[error("bad template: {0}")]
-    Template(#[from] TemplateError),
+    Template(TemplateError),
     #[error("cannot encode an alert: {0}")]
-    Encode(#[from] RecordError),
+    Encode(RecordError),
     #[error("{0}")]
     Input(String),
+}
+
+impl From<TemplateError> for DetectError {
+    fn from(e: TemplateError) -> Self {
+        DetectError::Template(e)
+    }
+}
+
+impl From<RecordError> for DetectError {
+    fn from(e: RecordError) -> Self {
+        DetectError::Encode(e)
+    }
 }
 
 /// What a detector run saw.
@@ -565,6 +580,20 @@ pub mod bench {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_their_cause_once() {
+        use std::error::Error;
+        let e = DetectError::from(Template::parse("uint99 X").unwrap_err());
+        assert_eq!(
+            e.to_string(),
+            "bad template: unknown UniRec type `uint99` for field `X`"
+        );
+        assert!(e.source().is_none());
+        let e = DetectError::from(RecordError::TooLarge(70000));
+        assert!(e.to_string().ends_with("more than UniRec's 65535"));
+        assert!(e.source().is_none());
+    }
 
     #[test]
     fn clock_runs_the_periodic_task_each_period() {

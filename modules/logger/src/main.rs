@@ -126,8 +126,7 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("logger");
     module::start("logger", &args.trap);
     match run(args) {
         Err(e)

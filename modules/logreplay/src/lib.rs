@@ -63,8 +63,10 @@ pub fn split_columns(line: &str) -> Vec<Cow<'_, str>> {
 }
 
 impl Header {
-    /// Reads the header line.
+    /// Reads the header line (a UTF-8 byte order mark before it, as some
+    /// editors and spreadsheets write, is skipped).
     pub fn parse(line: &str) -> Result<Header, String> {
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
         let line = line.trim_end_matches(['\r', '\n']);
         let (time_column, spec) = match line.strip_prefix("time,") {
             Some(rest) => (true, rest),
@@ -189,6 +191,14 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, b"10.0.0.1,80\n");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let h = Header::parse("\u{feff}uint32 A,uint16 B\r\n").unwrap();
+        assert_eq!(h.template().spec(), "uint32 A,uint16 B");
+        let h = Header::parse("\u{feff}time,uint32 A\n").unwrap();
+        assert!(h.has_time_column());
     }
 
     #[test]

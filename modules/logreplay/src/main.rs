@@ -109,8 +109,7 @@ fn run(args: Args) -> Result<u64> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("logreplay");
     module::start("logreplay", &args.trap);
     let file = args.file.clone();
     match run(args) {

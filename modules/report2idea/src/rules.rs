@@ -50,12 +50,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    // Causes are in the text, so not also `source()`s (that would print
+    // them twice under anyhow's `{:#}`).
+    #[error("cannot read {path}: {cause}")]
+    Read { path: String, cause: io::Error },
     #[error("{path}: {detail}")]
     Syntax { path: String, detail: String },
     #[error("{0}")]
@@ -64,12 +62,11 @@ pub enum ConfigError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    #[error("action {id}: {path}: {source}")]
+    #[error("action {id}: {path}: {cause}")]
     File {
         id: String,
         path: String,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("action {id}: {detail}")]
     Sink { id: String, detail: String },
@@ -318,9 +315,9 @@ impl RuleSet {
     /// `.yaml` or `.yml`, TOML otherwise.
     pub fn load(path: &Path) -> Result<RuleSet, ConfigError> {
         let p = path.display().to_string();
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: p.clone(),
-            source,
+            cause,
         })?;
         let yaml = path
             .extension()
@@ -541,17 +538,17 @@ impl RuleSet {
                     Action::Mark { path, value } => set_path(&mut copy, path, value.clone()),
                     Action::File(f) if f.path.is_dir() => f
                         .write_dir(&copy, &copy.to_string())
-                        .map_err(|source| ActionError::File {
+                        .map_err(|cause| ActionError::File {
                             id: id.clone(),
                             path: f.path.display().to_string(),
-                            source,
+                            cause,
                         })?,
                     Action::File(f) => {
                         f.write(&copy.to_string())
-                            .map_err(|source| ActionError::File {
+                            .map_err(|cause| ActionError::File {
                                 id: id.clone(),
                                 path: f.path.display().to_string(),
-                                source,
+                                cause,
                             })?
                     }
                 }
@@ -610,6 +607,24 @@ fn set_path(v: &mut Value, path: &[String], value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_say_their_cause_once() {
+        use std::error::Error;
+        let e = RuleSet::load(Path::new("/nonexistent/rules.yaml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read /nonexistent/rules.yaml: "),
+            "{e}"
+        );
+        assert!(e.source().is_none());
+        let e = ActionError::File {
+            id: "a".into(),
+            path: "p".into(),
+            cause: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert!(e.source().is_none());
+    }
     use serde_json::json;
 
     #[derive(Default)]

@@ -12,10 +12,11 @@ pub struct Counts {
 }
 
 /// Repeats until end of stream (forwarded when `forward_eos`) or until the
-/// module is terminated. Without `forward_eos` an end of stream on a socket
-/// input is dropped and the repeater waits for the sender's next run (the
-/// input reconnects), so it and the modules after it keep running; a file
-/// input still ends the run after its last file.
+/// module is terminated (then an end of stream is sent when `forward_eos`,
+/// so that readers stop cleanly too). Without `forward_eos` an end of stream
+/// on a socket input is dropped and the repeater waits for the sender's next
+/// run (the input reconnects), so it and the modules after it keep running;
+/// a file input still ends the run after its last file.
 pub fn repeat(
     input: &mut Input,
     output: &mut Output,
@@ -29,7 +30,12 @@ pub fn repeat(
                 c.timeouts += 1;
                 continue;
             }
-            Err(TrapError::Terminated) => return Ok(c),
+            Err(TrapError::Terminated) => {
+                if forward_eos && output.format().is_some() {
+                    libtrap::ok_if_terminated(output.send_eos())?;
+                }
+                return Ok(c);
+            }
             Err(e) => return Err(e),
         };
         if msg.format_changed {

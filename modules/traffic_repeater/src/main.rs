@@ -48,8 +48,7 @@ fn run(args: &Args) -> Result<(), TrapError> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("traffic_repeater");
     module::start("traffic_repeater", &args.trap);
     module::exit_status(run(&args))
 }
