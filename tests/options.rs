@@ -132,3 +132,61 @@ fn hyphenated_spellings_are_the_documented_ones() {
         }
     }
 }
+
+/// Every binary of the workspace (the `[[bin]]`s cargo built).
+const BINARIES: &[&str] = &[
+    "logger",
+    "logreplay",
+    "traffic_repeater",
+    "zwave_generator",
+    "flow_generator",
+    "flow_meter",
+    "pcap_generator",
+    "supervisor",
+    "supcli",
+    "vportscan_detector",
+    "vportscan_aggregator",
+    "haddrscan_detector",
+    "haddrscan_aggregator",
+    "bruteforce_detector",
+    "ddos_detector",
+    "dns_amplification",
+    "hoststats",
+    "ipblacklistfilter",
+    "bl_downloader",
+    "blacklist_aggregator",
+    "miner_detector",
+    "vportscan2idea",
+    "haddrscan2idea",
+    "bruteforce2idea",
+    "ddos_detector2idea",
+    "amplification2idea",
+    "hoststats2idea",
+    "blacklist2idea",
+    "minerdetector2idea",
+];
+
+/// A usage error is one line `NAME: error: … (try --help)` with exit status 2,
+/// in every binary (clap's own format is five lines).
+#[test]
+fn usage_errors_are_one_line_in_every_binary() {
+    let sb = Sandbox::new();
+    for m in BINARIES {
+        let o = sb.run(m, &["--no-such-option"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{m}: {err}");
+        assert_eq!(err.lines().count(), 1, "{m}: {err}");
+        assert!(
+            err.starts_with(&format!(
+                "{m}: error: unexpected argument '--no-such-option'"
+            )) && err.trim_end().ends_with("(try --help)"),
+            "{m}: {err}"
+        );
+        // --help still prints clap's help on stdout, successfully.
+        let help = sb.run(m, &["--help"]);
+        assert!(
+            help.status.success() && !help.stdout.is_empty(),
+            "{m} --help"
+        );
+    }
+}

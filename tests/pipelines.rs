@@ -375,6 +375,9 @@ fn repeater_with_n_waits_for_the_next_sender_after_end_of_stream() {
     assert!(
         text.contains("1,1,100\n1,2,200\n") && text.contains("2,1,100\n2,2,200\n"),
         "{text}"
+    );
+}
+
 /// Local addresses (as /proc/net/tcp* print them, hex) of the sockets
 /// listening on TCP `port`, once there is at least one.
 fn listeners(port: u16) -> Vec<String> {

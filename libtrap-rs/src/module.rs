@@ -83,6 +83,12 @@ pub fn handle_trap_help() {
 /// `program: error: <what clap says> (try --help)`, and exit status 2.
 pub fn parse_args<A: clap::Parser>(program: &str) -> A {
     handle_trap_help();
+    parse_cli(program)
+}
+
+/// [`parse_args`] for programs without TRAP interfaces (no `-h trap`):
+/// the supervisor, supcli, bl_downloader, the capture generator.
+pub fn parse_cli<A: clap::Parser>(program: &str) -> A {
     log::set_program_name(program);
     match A::try_parse() {
         Ok(a) => a,

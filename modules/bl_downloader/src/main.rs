@@ -173,7 +173,7 @@ fn update_repo(repo: &Path, content: &BTreeMap<u8, Vec<Entity>>, names: &BTreeMa
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_cli("bl_downloader");
     libtrap::log::set_program_name("bl_downloader");
     let from_level = match args.log_level {
         Some(l) if l <= 10 => 2,

@@ -45,8 +45,7 @@ fn run(args: &Args) -> Result<(), DetectError> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("blacklist_aggregator");
     module::start("blacklist_aggregator", &args.trap);
     module::exit_status(run(&args))
 }

@@ -85,8 +85,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("ddos_detector");
     module::start("ddos_detector", &args.trap);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -114,8 +114,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("dns_amplification");
     module::start("dns_amplification", &args.trap);
     if !(0.0..=1.0).contains(&args.min_count) {
         return module::exit_status(Err("-I must be between 0 and 1"));

@@ -57,8 +57,7 @@ fn run(args: &Args) -> Result<(), TrapError> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("flow_generator");
     module::start("flow_generator", &args.trap);
     module::exit_status(run(&args))
 }

@@ -489,8 +489,7 @@ impl Progress {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("flow_meter");
     if let Err(why) = check_input_choice(&args) {
         // A usage error, with clap's exit status.
         eprintln!("flow_meter: error: {why}");

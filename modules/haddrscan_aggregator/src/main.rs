@@ -38,8 +38,7 @@ fn run(args: &Args) -> Result<(), DetectError> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("haddrscan_aggregator");
     module::start("haddrscan_aggregator", &args.trap);
     module::exit_status(run(&args))
 }

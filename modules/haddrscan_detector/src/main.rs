@@ -50,8 +50,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("haddrscan_detector");
     module::start("haddrscan_detector", &args.trap);
     let mut det = Detector::new(Config {
         threshold: args.threshold,

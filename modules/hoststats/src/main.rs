@@ -87,8 +87,7 @@ fn run(args: &Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("hoststats");
     module::start("hoststats", &args.trap);
     module::exit_status(run(&args).map_err(|e| format!("{e:#}")))
 }

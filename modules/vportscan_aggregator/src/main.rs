@@ -44,8 +44,7 @@ fn run(args: &Args) -> Result<(), DetectError> {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("vportscan_aggregator");
     module::start("vportscan_aggregator", &args.trap);
     module::exit_status(run(&args))
 }

@@ -38,8 +38,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = module::parse_args("vportscan_detector");
     module::start("vportscan_detector", &args.trap);
     let mut det = Detector::new(Config {
         threshold: args.threshold,

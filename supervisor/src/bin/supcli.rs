@@ -239,7 +239,7 @@ fn configuration_mode(socket: &std::path::Path) -> Result<i32> {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    match run(libtrap::module::parse_cli::<Args>("supcli")) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::FAILURE,
         Err(e) => {

@@ -97,7 +97,7 @@ fn run(args: Args) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_cli("supervisor");
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -47,7 +47,7 @@ fn next(state: &mut u64) -> u64 {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_cli("pcap_generator");
     let flows = args.flows.max(1);
     let file =
         File::create(&args.write).with_context(|| format!("cannot create {}", args.write))?;

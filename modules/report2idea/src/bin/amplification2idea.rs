@@ -22,7 +22,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    libtrap::module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_args("amplification2idea");
     report2idea::main_with("amplification2idea", &args.common, AmplificationReporter)
 }

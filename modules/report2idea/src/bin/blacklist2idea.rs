@@ -32,8 +32,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    libtrap::module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_args("blacklist2idea");
     let lists = bl_downloader::Config::load(&args.blacklist_config);
     match lists {
         Ok(cfg) => report2idea::main_with(

@@ -23,7 +23,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    libtrap::module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_args("ddos_detector2idea");
     report2idea::main_with("ddos_detector2idea", &args.common, DdosReporter)
 }

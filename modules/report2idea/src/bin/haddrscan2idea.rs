@@ -27,8 +27,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    libtrap::module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_args("haddrscan2idea");
     report2idea::main_with(
         "haddrscan2idea",
         &args.common,

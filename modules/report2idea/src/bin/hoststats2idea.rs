@@ -24,7 +24,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    libtrap::module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_args("hoststats2idea");
     report2idea::main_with("hoststats2idea", &args.common, HoststatsReporter)
 }

@@ -26,8 +26,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    libtrap::module::handle_trap_help();
-    let args = Args::parse();
+    let args: Args = libtrap::module::parse_args("vportscan2idea");
     report2idea::main_with(
         "vportscan2idea",
         &args.common,
