@@ -102,10 +102,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 }
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
-        path: path.to_path_buf(),
-        cause,
-    })?;
+    let text =
+        crate::xml::read_limited(path, crate::xml::MAX_SIZE).map_err(|cause| ConfigError::Io {
+            path: path.to_path_buf(),
+            cause,
+        })?;
     parse(&text, &path.display().to_string())
 }
 
