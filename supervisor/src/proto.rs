@@ -87,7 +87,8 @@ impl Request {
             Request::Reload => format!("{CODE_RELOAD}\n"),
             Request::ConfigMode => format!("{CODE_CONFIG_MODE}\n"),
             Request::Cmd(verb, args) => {
-                let mut s = format!("{EXT_PREFIX}\t{verb}");
+                // One line whatever the words hold (the daemon reads one).
+                let mut s = format!("{EXT_PREFIX}\t{}", verb.replace(['\t', '\n'], " "));
                 for a in args {
                     s.push('\t');
                     s.push_str(&a.replace(['\t', '\n'], " "));
@@ -190,6 +191,9 @@ mod tests {
             assert_eq!(Request::parse(&r.line()), Some(r));
         }
         assert_eq!(Request::parse("hello\n"), None);
+        // Found by fuzzing: a newline in the verb made two lines.
+        let r = Request::Cmd("st\natus".into(), vec!["a\nb".into()]);
+        assert_eq!(r.line(), "CMD\tst atus\ta b\n");
         assert_eq!(split_answer("1\nno such module\n"), (1, "no such module\n"));
         assert_eq!(split_answer("0\n"), (0, ""));
         assert_eq!(split_answer("0"), (0, ""));
