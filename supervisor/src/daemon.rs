@@ -101,9 +101,15 @@ fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 /// Opens a file for appending; a new one is created with exactly `mode`
-/// (whatever the umask), an existing one keeps its mode.
+/// (whatever the umask), an existing one keeps its mode. A symbolic link is
+/// not followed.
 fn open_append(path: &Path, mode: u32) -> std::io::Result<File> {
-    match OpenOptions::new().append(true).open(path) {
+    let nofollow = nix::fcntl::OFlag::O_NOFOLLOW.bits();
+    match OpenOptions::new()
+        .append(true)
+        .custom_flags(nofollow)
+        .open(path)
+    {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         other => return other,
     }
@@ -117,20 +123,24 @@ fn open_append(path: &Path, mode: u32) -> std::io::Result<File> {
             f.set_permissions(std::fs::Permissions::from_mode(mode))?;
             Ok(f)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            OpenOptions::new().append(true).open(path)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => OpenOptions::new()
+            .append(true)
+            .custom_flags(nofollow)
+            .open(path),
         Err(e) => Err(e),
     }
 }
 
-/// Writes a whole file, which is created with exactly `mode`; an existing
-/// file gets `mode` too.
+/// Writes a whole file anew (an old one, or a link in its place, is removed
+/// first), created with exactly `mode`.
 fn write_private(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(path)?;
     f.set_permissions(std::fs::Permissions::from_mode(mode))?;
@@ -2020,6 +2030,72 @@ mod tests {
         let other = std::io::Error::from(std::io::ErrorKind::AddrInUse);
         let e = socket_err(default, "cannot listen".into())(other);
         assert!(!e.to_string().contains("-s PATH"), "{e}");
+    }
+
+    #[test]
+    fn log_files_get_their_modes_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mode = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .expect("stat")
+        };
+        let logs = dir.path().join("a/b");
+        create_dir(&logs, LOG_DIR_MODE).expect("create");
+        assert_eq!((mode(&dir.path().join("a")), mode(&logs)), (0o750, 0o750));
+        let f = logs.join("events");
+        drop(open_append(&f, LOG_FILE_MODE).expect("open"));
+        assert_eq!(mode(&f), 0o640);
+        // A link planted in place of a log file is neither followed for
+        // appending nor for the backup.
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep").expect("write");
+        let link = logs.join("link");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(open_append(&link, LOG_FILE_MODE).is_err());
+        write_private(&link, "backup", BACKUP_MODE).expect("backup");
+        assert_eq!(
+            std::fs::read_to_string(&target).ok().as_deref(),
+            Some("keep")
+        );
+        assert_eq!(mode(&link), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&link).ok().as_deref(),
+            Some("backup")
+        );
+    }
+
+    #[test]
+    fn the_control_socket_is_private_and_replaces_only_sockets() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("s.sock");
+        let l = bind_socket(&sock, None).expect("bind");
+        let m = std::fs::symlink_metadata(&sock).expect("stat");
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+        // Served: a second one refuses.
+        let e = bind_socket(&sock, None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("another supervisor is already serving {}", sock.display())
+        );
+        drop(l);
+        // A stale socket is replaced; a file that is not one is kept.
+        drop(bind_socket(&sock, None).expect("rebind"));
+        let file = dir.path().join("notes");
+        std::fs::write(&file, "keep").expect("write");
+        let e = bind_socket(&file, None).unwrap_err().to_string();
+        assert!(e.ends_with("exists and is not a socket; remove it or pass another -s PATH"));
+        assert!(file.exists());
+        // Where anyone could replace it: refused.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = bind_socket(&open.join("s.sock"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is writable by every user (mode 0777)"), "{e}");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        assert!(bind_socket(&open.join("s.sock"), None).is_ok());
     }
 
     #[test]
