@@ -1206,3 +1206,409 @@ fn nix_is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+// ---- Hardening (issue 16): bounded requests, connection caps, a second user ----
+
+/// A field of /proc/PID/status (`Threads`, `VmRSS` in kB) as a number.
+fn proc_field(pid: u32, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    s.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// Starts a supervisor with extra arguments, under `umask` when given.
+fn start_with(sb: Sandbox, cfg: PathBuf, extra: &[&str], umask: Option<&str>) -> Sup {
+    let plain = Sup::command(&sb, &cfg);
+    let mut c = match umask {
+        Some(mask) => {
+            // The shell sets the umask and becomes the supervisor (same PID).
+            let mut c = sb.cmd("supervisor");
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c")
+                .arg(format!("umask {mask} && exec \"$0\" \"$@\""))
+                .arg(c.get_program())
+                .args(plain.get_args());
+            for (k, v) in c.get_envs() {
+                if let Some(v) = v {
+                    sh.env(k, v);
+                }
+            }
+            if let Some(d) = c.get_current_dir() {
+                sh.current_dir(d);
+            }
+            c = sh;
+            c.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            c
+        }
+        None => plain,
+    };
+    let child = c.args(extra).spawn().expect("spawn supervisor");
+    let mut sup = Sup {
+        sb,
+        child: Some(child),
+        config: cfg,
+    };
+    sup.wait_ready();
+    sup
+}
+
+fn sup_pid(sup: &Sup) -> u32 {
+    sup.child.as_ref().expect("running supervisor").id()
+}
+
+/// Writes `total` bytes of `a` without a newline until the peer refuses;
+/// returns how many were written.
+fn flood(w: &mut impl std::io::Write, total: usize) -> usize {
+    let chunk = vec![b'a'; 1 << 20];
+    let mut sent = 0;
+    while sent < total {
+        match w.write(&chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => sent += n,
+        }
+    }
+    sent
+}
+
+/// Reads what comes until EOF, an error or `limit`.
+fn read_some(r: &mut impl std::io::Read) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = r.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn metrics_bound_request_size_time_and_connections() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let addr = "127.0.0.1:23301";
+    let sup = start_with(sb, cfg, &["--metrics", addr], None);
+    let pid = sup_pid(&sup);
+    poll("metrics", || {
+        http_get(addr).filter(|t| t.starts_with("HTTP/1.0 200"))
+    });
+    // VmHWM: the peak, so memory taken and given back is seen too.
+    let (rss0, threads0) = (proc_field(pid, "VmHWM"), proc_field(pid, "Threads"));
+
+    // Headers beyond 8 KiB: 431, and the connection is closed.
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut req = b"GET /metrics HTTP/1.0\r\n".to_vec();
+    while req.len() < 16 << 10 {
+        req.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    c.write_all(&req).expect("write headers");
+    let answer = read_some(&mut c);
+    assert!(
+        answer.starts_with("HTTP/1.0 431 "),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+
+    // One 64 MiB line without a newline is cut off, memory stays flat.
+    let mut c = TcpStream::connect(addr).expect("connect");
+    let sent = flood(&mut c, 64 << 20);
+    assert!(sent < 64 << 20, "the supervisor read all of a 64 MiB line");
+    drop(c);
+    let rss = proc_field(pid, "VmHWM");
+    assert!(
+        rss < rss0 + 16 * 1024,
+        "peak RSS grew from {rss0} kB to {rss} kB"
+    );
+
+    // Slowloris: one byte a second never completes a request; the
+    // supervisor closes the connection after its 5 s limit.
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_millis(900)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut closed = false;
+    for b in b"GET /metrics HTTP/1.0\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaa" {
+        if slow.write_all(&[*b]).is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match slow.read(&mut buf) {
+            Ok(_) => {
+                closed = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(12) {
+            break;
+        }
+    }
+    assert!(closed, "a dripping client kept its connection for 12 s");
+
+    // 400 idle connections: a bounded number of threads.
+    let conns: Vec<TcpStream> = (0..400)
+        .filter_map(|_| TcpStream::connect_timeout(&addr.parse().expect("addr"), DEADLINE).ok())
+        .collect();
+    assert!(conns.len() > 100, "only {} connections", conns.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let threads = proc_field(pid, "Threads");
+    assert!(
+        threads <= threads0 + 20,
+        "{} connections: {threads} threads (was {threads0})",
+        conns.len()
+    );
+    drop(conns);
+    // Once they are gone, requests are served again.
+    poll("metrics after the flood", || {
+        http_get(addr).filter(|t| t.starts_with("HTTP/1.0 200"))
+    });
+}
+
+#[test]
+fn control_socket_bounds_messages_and_clients() {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let sb = Sup::sandbox();
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let sup = Sup::start(sb, cfg);
+    let pid = sup_pid(&sup);
+    let sock = Sup::socket(&sup.sb);
+    sup.running_pid("zlog");
+    // VmHWM: the peak, so memory taken and given back is seen too.
+    let (rss0, threads0) = (proc_field(pid, "VmHWM"), proc_field(pid, "Threads"));
+
+    // A 64 MiB request without a newline: refused with one line, memory flat.
+    let mut c = UnixStream::connect(&sock).expect("connect");
+    c.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let sent = flood(&mut c, 64 << 20);
+    assert!(
+        sent < 64 << 20,
+        "the supervisor read all of a 64 MiB request"
+    );
+    let answer = read_some(&mut c);
+    assert_eq!(answer, "[ERROR] Request longer than 64 KiB.\n");
+    let rss = proc_field(pid, "VmHWM");
+    assert!(
+        rss < rss0 + 16 * 1024,
+        "peak RSS grew from {rss0} kB to {rss} kB"
+    );
+
+    // A request dripped a byte a second is cut off after 5 s.
+    let mut slow = UnixStream::connect(&sock).expect("connect");
+    slow.set_read_timeout(Some(Duration::from_millis(900)))
+        .expect("timeout");
+    let start = Instant::now();
+    let mut answer = None;
+    for b in b"CMD\tstatus\txxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" {
+        if slow.write_all(&[*b]).is_err() {
+            answer = Some(String::new());
+            break;
+        }
+        let mut buf = [0u8; 256];
+        match slow.read(&mut buf) {
+            Ok(n) => {
+                answer = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                answer = Some(String::new());
+                break;
+            }
+        }
+        if start.elapsed() > Duration::from_secs(12) {
+            break;
+        }
+    }
+    let answer = answer.expect("a dripping client kept its connection for 12 s");
+    assert_eq!(answer, "[ERROR] No complete request within 5 s.\n");
+
+    // 200 idle clients: a bounded number of threads; a client beyond the
+    // cap is told so at once.
+    let conns: Vec<UnixStream> = (0..200)
+        .filter_map(|_| UnixStream::connect(&sock).ok())
+        .collect();
+    assert_eq!(conns.len(), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let threads = proc_field(pid, "Threads");
+    assert!(
+        threads <= threads0 + 20,
+        "200 clients: {threads} threads (was {threads0})"
+    );
+    let out = sup.cli(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "supcli: error: The supervisor is busy: 16 clients connected; try again later.\n"
+    );
+    drop(conns);
+    poll("status after the flood", || {
+        sup.cli(&["status"]).status.success().then_some(())
+    });
+}
+
+/// `setpriv` to run as nobody, or `None` (with the reason printed) when this
+/// test cannot switch users; under `CI=true` setpriv is required.
+fn setpriv() -> Option<PathBuf> {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let found = ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let Some(p) = found else {
+        assert!(
+            !ci,
+            "setpriv is missing (util-linux; required under CI=true)"
+        );
+        eprintln!("skipped: setpriv is missing (util-linux)");
+        return None;
+    };
+    if !nix_is_root() {
+        eprintln!("skipped: switching to another user (setpriv --reuid) needs root");
+        return None;
+    }
+    Some(p)
+}
+
+/// supcli run as uid/gid 65534 (nobody) without supplementary groups.
+fn cli_as(setpriv: &Path, gid: u32, sock: &Path, args: &[&str]) -> Output {
+    let child = Command::new(setpriv)
+        .args(["--reuid=65534", &format!("--regid={gid}"), "--clear-groups"])
+        .arg(bin("supcli"))
+        .arg("-s")
+        .arg(sock)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn setpriv supcli");
+    wait_output(child, Duration::from_secs(30), "supcli as nobody")
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn a_second_user_cannot_use_the_control_socket() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(setpriv) = setpriv() else { return };
+    for umask in ["000", "022"] {
+        let sb = Sup::sandbox();
+        // nobody may pass through the sandbox, not list or write it.
+        std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o711))
+            .expect("chmod sandbox");
+        let cfg = write(&sb, "sup.toml", &pipeline_config());
+        let sup = start_with(sb, cfg, &[], Some(umask));
+        let sock = Sup::socket(&sup.sb);
+        let zlog = sup.running_pid("zlog");
+        assert_eq!(mode(&sock), 0o600, "socket under umask {umask}");
+        // Log directory and files: explicit modes, whatever the umask.
+        let logs = sup.sb.path("logs");
+        poll("module log files", || {
+            sup.sb
+                .path("logs/modules_logs/zlog_stderr")
+                .exists()
+                .then_some(())
+        });
+        for (p, want) in [
+            (logs.clone(), 0o750),
+            (logs.join("modules_logs"), 0o750),
+            (logs.join("supervisor_log"), 0o640),
+            (logs.join("modules_events"), 0o640),
+            (logs.join("modules_statistics"), 0o640),
+            (logs.join("modules_logs/zlog_stdout"), 0o640),
+            (logs.join("modules_logs/zlog_stderr"), 0o640),
+        ] {
+            assert_eq!(mode(&p), want, "{} under umask {umask}", p.display());
+        }
+        for args in [&["stop", "Loggers"][..], &["status"], &["-x"]] {
+            let out = cli_as(&setpriv, 65534, &sock, args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "nobody ran {args:?}: {err}");
+            assert!(
+                err.starts_with("supcli: error: Could not connect to supervisor at ")
+                    && err.ends_with(": Permission denied (os error 13)\n"),
+                "{err}"
+            );
+        }
+        // Even through a socket made accessible by mistake, the peer's
+        // credentials are checked on every connection.
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666))
+            .expect("chmod socket");
+        let out = cli_as(&setpriv, 65534, &sock, &["stop", "Loggers"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "supcli: error: Permission denied: uid 65534 may not control this supervisor (only root may).\n"
+        );
+        let events = sup.events();
+        assert!(
+            events.contains("[REFUSED] Client connection from uid 65534 gid 65534 (PID "),
+            "{events}"
+        );
+        assert_eq!(sup.row("zlog").pid, zlog);
+        assert!(sup.row("zlog").enabled);
+    }
+}
+
+#[test]
+fn a_control_group_admits_its_members_only() {
+    let Some(setpriv) = setpriv() else { return };
+    let group = std::fs::read_to_string("/etc/group").ok().and_then(|g| {
+        g.lines()
+            .find(|l| l.split(':').nth(2) == Some("65534"))
+            .and_then(|l| l.split(':').next().map(str::to_string))
+    });
+    let Some(group) = group else {
+        eprintln!("skipped: no group 65534 in /etc/group");
+        return;
+    };
+    let sb = Sup::sandbox();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(sb.dir.path(), std::fs::Permissions::from_mode(0o711))
+            .expect("chmod sandbox");
+    }
+    let cfg = write(&sb, "sup.toml", &pipeline_config());
+    let sup = start_with(sb, cfg, &["--control-group", &group], Some("077"));
+    let sock = Sup::socket(&sup.sb);
+    sup.running_pid("zlog");
+    assert_eq!(mode(&sock), 0o660);
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&sock).expect("stat").gid(), 65534);
+    }
+    // A member commands the supervisor.
+    let out = cli_as(&setpriv, 65534, &sock, &["stop", "spare", "zlog"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!sup.row("zlog").enabled);
+    // The same user in another group cannot connect.
+    let out = cli_as(&setpriv, 1, &sock, &["start", "zlog"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).ends_with(": Permission denied (os error 13)\n"));
+    assert!(!sup.row("zlog").enabled);
+}

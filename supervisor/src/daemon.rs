@@ -5,6 +5,7 @@
 
 use crate::config::{Config, Module};
 use crate::error::ConfigError;
+use crate::net::{self, Access, Gate, LineError, LineReader, Peer, RateLimit};
 use crate::proto::{self, Request};
 use crate::restart::{decide, Action, Restarts};
 use crate::status::{self, IfcStats, ModuleView, ProfileView};
@@ -15,7 +16,8 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -49,6 +51,9 @@ pub enum DaemonError {
     },
     #[error("another supervisor is already serving {}", .0.display())]
     SocketInUse(PathBuf),
+    /// A setting or a file that cannot be used safely, with the fix.
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
@@ -66,6 +71,80 @@ pub struct Options {
     pub configs_dir: Option<PathBuf>,
     /// Serve the counters in Prometheus text format over HTTP here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// A group (name or number) whose members may use the control socket
+    /// besides root and the supervisor's user.
+    pub control_group: Option<String>,
+}
+
+/// Mode of the log directory and of `modules_logs/`.
+pub const LOG_DIR_MODE: u32 = 0o750;
+/// Mode of the log files.
+pub const LOG_FILE_MODE: u32 = 0o640;
+/// Mode of the backup file (who may write it decides what is re-attached).
+const BACKUP_MODE: u32 = 0o600;
+
+/// Creates a directory (and missing parents) with exactly `mode`; an
+/// existing one is left as it is.
+fn create_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(parent, mode)?;
+    }
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        // The umask may have taken bits away; nobody else can be inside yet.
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a file for appending; a new one is created with exactly `mode`
+/// (whatever the umask), an existing one keeps its mode. A symbolic link is
+/// not followed.
+fn open_append(path: &Path, mode: u32) -> std::io::Result<File> {
+    let nofollow = nix::fcntl::OFlag::O_NOFOLLOW.bits();
+    match OpenOptions::new()
+        .append(true)
+        .custom_flags(nofollow)
+        .open(path)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        other => return other,
+    }
+    match OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(f) => {
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            Ok(f)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => OpenOptions::new()
+            .append(true)
+            .custom_flags(nofollow)
+            .open(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a whole file anew (an old one, or a link in its place, is removed
+/// first), created with exactly `mode`.
+fn write_private(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(text.as_bytes())
 }
 
 /// ctime(3) without the newline: `Thu Nov 21 10:00:00 2024`.
@@ -83,7 +162,7 @@ pub struct Logs {
 
 impl Logs {
     pub fn new(dir: &Path) -> Result<Logs, DaemonError> {
-        std::fs::create_dir_all(dir.join("modules_logs")).map_err(|cause| {
+        create_dir(&dir.join("modules_logs"), LOG_DIR_MODE).map_err(|cause| {
             let what = format!("cannot create {}", dir.join("modules_logs").display());
             if cause.kind() == std::io::ErrorKind::PermissionDenied {
                 DaemonError::Hint {
@@ -95,17 +174,26 @@ impl Logs {
                 DaemonError::Io { what, cause }
             }
         })?;
-        Ok(Logs {
+        let logs = Logs {
             dir: dir.to_path_buf(),
-        })
+        };
+        for d in [dir.to_path_buf(), dir.join("modules_logs")] {
+            if let Ok(m) = std::fs::metadata(&d) {
+                if m.mode() & 0o002 != 0 {
+                    logs.log(&format!(
+                        "[WARNING] {} is writable by every user (mode {:04o}); chmod {:04o} it.",
+                        d.display(),
+                        m.mode() & 0o7777,
+                        LOG_DIR_MODE
+                    ));
+                }
+            }
+        }
+        Ok(logs)
     }
 
     fn append(&self, file: &str, text: &str) {
-        if let Ok(mut f) = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join(file))
-        {
+        if let Ok(mut f) = open_append(&self.dir.join(file), LOG_FILE_MODE) {
             let _ = f.write_all(text.as_bytes());
         }
     }
@@ -123,10 +211,12 @@ impl Logs {
     /// stdout and stderr files of a module, each with a `---> <asctime>` line.
     fn module_files(&self, name: &str) -> std::io::Result<(File, File)> {
         let open = |suffix: &str| -> std::io::Result<File> {
-            let mut f = OpenOptions::new().create(true).append(true).open(
-                self.dir
+            let mut f = open_append(
+                &self
+                    .dir
                     .join("modules_logs")
                     .join(format!("{name}_{suffix}")),
+                LOG_FILE_MODE,
             )?;
             writeln!(f, "---> {}", ctime())?;
             Ok(f)
@@ -868,7 +958,7 @@ impl State {
         };
         if let Ok(text) = serde_json::to_string_pretty(&b) {
             let path = self.opts.logs.join(BACKUP_FILE);
-            if std::fs::write(&path, text).is_err() {
+            if write_private(&path, &text, BACKUP_MODE).is_err() {
                 self.logs.log("[ERROR] Cannot write the backup file.");
             }
         }
@@ -877,6 +967,20 @@ impl State {
     /// Re-attaches to the modules a previous supervisor left running.
     fn restore_backup(&mut self) {
         let path = self.opts.logs.join(BACKUP_FILE);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return;
+        };
+        // Whoever can write the backup chooses the processes we signal.
+        let own = nix::unistd::geteuid().as_raw();
+        if !meta.is_file() || meta.uid() != own || meta.mode() & 0o022 != 0 || meta.len() > 16 << 20
+        {
+            self.logs.log(&format!(
+                "[WARNING] Ignoring the backup file {}: not a regular file of uid {own} writable only by it.",
+                path.display()
+            ));
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
         let Ok(text) = std::fs::read_to_string(&path) else {
             return;
         };
@@ -964,22 +1068,119 @@ fn socket_err(path: &Path, what: String) -> impl FnOnce(std::io::Error) -> Daemo
     }
 }
 
-/// Binds the client socket, refusing when another daemon answers on it.
-fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(socket_err(path, format!("cannot create {}", dir.display())))?;
+/// Mode of the control socket: 0600, or 0660 with a control group.
+fn socket_mode(group: bool) -> u32 {
+    if group {
+        0o660
+    } else {
+        0o600
     }
-    if path.exists() {
+}
+
+/// Resolves `--control-group` (a name or a number).
+fn control_group(spec: &str) -> Result<(u32, String), DaemonError> {
+    let by_name = nix::unistd::Group::from_name(spec).ok().flatten();
+    let group = by_name.or_else(|| {
+        spec.parse::<u32>()
+            .ok()
+            .and_then(|g| nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(g)).ok())
+            .flatten()
+    });
+    match group {
+        Some(g) => Ok((g.gid.as_raw(), g.name)),
+        None => Err(DaemonError::Refused(format!(
+            "--control-group {spec}: no such group (see getent group)"
+        ))),
+    }
+}
+
+/// Binds the client socket, refusing when another daemon answers on it.
+/// The socket is created 0600 (0660 and owned by the control group when one
+/// is given) whatever the umask: its mode is set on the socket before bind,
+/// so the name never exists with more rights.
+fn bind_socket(path: &Path, group: Option<u32>) -> Result<UnixListener, DaemonError> {
+    use nix::sys::socket::{
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+    };
+    use nix::sys::stat::{fchmod, Mode};
+    use std::os::fd::AsRawFd;
+    let listen_err = || socket_err(path, format!("cannot listen on {}", path.display()));
+    let errno = |e: Errno| std::io::Error::from_raw_os_error(e as i32);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            create_dir(dir, 0o755)
+                .map_err(socket_err(path, format!("cannot create {}", dir.display())))?;
+        }
+        // Anyone who can rename entries there could replace the socket.
+        if let Ok(m) = std::fs::metadata(dir) {
+            if m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0 {
+                return Err(DaemonError::Refused(format!(
+                    "{} is writable by every user (mode {:04o}), so anyone could replace the socket; use a directory only root and the supervisor's user can write, or a sticky one such as /tmp",
+                    dir.display(),
+                    m.mode() & 0o7777
+                )));
+            }
+        }
+    }
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(DaemonError::Refused(format!(
+                "{} exists and is not a socket; remove it or pass another -s PATH",
+                path.display()
+            )));
+        }
         if UnixStream::connect(path).is_ok() {
             return Err(DaemonError::SocketInUse(path.to_path_buf()));
         }
         let _ = std::fs::remove_file(path);
     }
-    UnixListener::bind(path).map_err(socket_err(
-        path,
-        format!("cannot listen on {}", path.display()),
-    ))
+    let mode = socket_mode(group.is_some());
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| listen_err()(errno(e)))?;
+    // Linux creates the name with the socket's mode less the umask: 0600 at
+    // most from the start. The group, then 0660, come once it is ours.
+    fchmod(&fd, Mode::from_bits_truncate(0o600)).map_err(|e| listen_err()(errno(e)))?;
+    let addr = UnixAddr::new(path).map_err(|e| listen_err()(errno(e)))?;
+    bind(fd.as_raw_fd(), &addr).map_err(|e| listen_err()(errno(e)))?;
+    let listener = UnixListener::from(fd);
+    let cleanup = |e: DaemonError| {
+        let _ = std::fs::remove_file(path);
+        e
+    };
+    if let Some(gid) = group {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            None,
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| {
+            cleanup(DaemonError::Hint {
+                what: format!("cannot give {} to group {gid}", path.display()),
+                cause: errno(e),
+                hint: "the supervisor's user must be root or a member of --control-group".into(),
+            })
+        })?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|cause| cleanup(listen_err()(cause)))?;
+    let got = std::fs::symlink_metadata(path).map(|m| m.mode() & 0o7777);
+    if got.as_ref().ok() != Some(&mode) {
+        return Err(cleanup(DaemonError::Refused(format!(
+            "cannot create {} with mode {mode:04o} (got {})",
+            path.display(),
+            got.map_or_else(|e| e.to_string(), |m| format!("{m:04o}"))
+        ))));
+    }
+    listen(&listener, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
+        .map_err(|e| cleanup(listen_err()(errno(e))))?;
+    Ok(listener)
 }
 
 /// Runs the supervisor until SIGTERM (modules stopped) or SIGINT/SIGQUIT
@@ -987,7 +1188,15 @@ fn bind_socket(path: &Path) -> Result<UnixListener, DaemonError> {
 pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
     let logs = Logs::new(&opts.logs)?;
     let (cfg, generated) = load_config(&opts)?;
-    let listener = bind_socket(&opts.socket)?;
+    let access = Access {
+        own_uid: nix::unistd::geteuid().as_raw(),
+        group: opts
+            .control_group
+            .as_deref()
+            .map(control_group)
+            .transpose()?,
+    };
+    let listener = bind_socket(&opts.socket, access.group.as_ref().map(|g| g.0))?;
     let metrics = opts
         .metrics
         .map(|addr| {
@@ -1036,7 +1245,7 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
         let done = done.clone();
         std::thread::Builder::new()
             .name("clients".into())
-            .spawn(move || serve_clients(listener, shared, done))
+            .spawn(move || serve_clients(listener, shared, done, access))
             .map_err(io_err("thread"))?;
     }
     if let Some(metrics) = metrics {
@@ -1123,27 +1332,126 @@ fn stop_all(st: &mut State) {
     }
 }
 
-fn serve_clients(listener: UnixListener, shared: Arc<Shared>, done: Arc<AtomicBool>) {
+/// Answers a client we will not serve and closes, never blocking.
+fn turn_away(conn: &mut impl Write, text: &str) {
+    let _ = conn.write(text.as_bytes());
+}
+
+/// The credentials of a control client.
+fn peer(conn: &UnixStream) -> Option<Peer> {
+    let c = nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    Some(Peer {
+        pid: c.pid(),
+        uid: c.uid(),
+        gid: c.gid(),
+    })
+}
+
+/// The groups of a user, from the group database.
+fn user_groups(uid: u32) -> Vec<u32> {
+    let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) else {
+        return Vec::new();
+    };
+    let Ok(name) = std::ffi::CString::new(user.name) else {
+        return Vec::new();
+    };
+    nix::unistd::getgrouplist(&name, user.gid)
+        .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+        .unwrap_or_default()
+}
+
+/// Accepts control clients: checks each peer's credentials, serves at most
+/// [`net::MAX_CLIENTS`] at once (one thread each), turns away the rest.
+fn serve_clients(
+    listener: UnixListener,
+    shared: Arc<Shared>,
+    done: Arc<AtomicBool>,
+    access: Access,
+) {
+    let gate = Gate::new(net::MAX_CLIENTS);
+    let mut refusals = RateLimit::new(20);
+    let logs = shared.lock().logs.clone();
     for conn in listener.incoming() {
         if done.load(Relaxed) {
             return;
         }
-        let Ok(conn) = conn else { continue };
+        let Ok(mut conn) = conn else {
+            // Out of descriptors, typically: let some clients finish.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        if conn.set_nonblocking(true).is_err() {
+            continue;
+        }
+        let who = peer(&conn);
+        match who {
+            Some(p) if access.allows(&p, user_groups) => {}
+            _ => {
+                let p = who.unwrap_or(Peer {
+                    pid: 0,
+                    uid: u32::MAX,
+                    gid: u32::MAX,
+                });
+                if let Some(left_out) = refusals.pass(Instant::now()) {
+                    let more = if left_out > 0 {
+                        format!(" ({left_out} more refused before, not logged)")
+                    } else {
+                        String::new()
+                    };
+                    logs.event(
+                        "REFUSED",
+                        &format!(
+                            "Client connection from uid {} gid {} (PID {}) refused: {} may control this supervisor.{more}",
+                            p.uid,
+                            p.gid,
+                            p.pid,
+                            access.who()
+                        ),
+                    );
+                }
+                turn_away(&mut conn, &access.refusal(&p));
+                continue;
+            }
+        }
+        let Some(slot) = gate.enter() else {
+            turn_away(
+                &mut conn,
+                &format!(
+                    "[ERROR] The supervisor is busy: {} clients connected; try again later.\n",
+                    gate.max()
+                ),
+            );
+            continue;
+        };
         let shared = shared.clone();
         let _ = std::thread::Builder::new()
             .name("client".into())
             .spawn(move || {
+                let _slot = slot;
                 let _ = answer(conn, &shared);
             });
     }
 }
 
+/// The one-line answer to a request line that did not come.
+fn line_error(e: LineError) -> std::io::Result<&'static str> {
+    match e {
+        LineError::TooLong => Ok("[ERROR] Request longer than 64 KiB.\n"),
+        LineError::TimedOut => Ok("[ERROR] No complete request within 5 s.\n"),
+        LineError::Io(e) => Err(e),
+    }
+}
+
 fn answer(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(2)))?;
-    let mut line = String::new();
-    let mut reader = BufReader::new(&conn);
-    reader.read_line(&mut line)?;
+    conn.set_nonblocking(false)?;
+    conn.set_write_timeout(Some(net::WRITE_TIME))?;
     let mut out = &conn;
+    let mut reader = LineReader::new(&conn, net::MAX_CONTROL_REQUEST);
+    let line = match reader.read_line(Instant::now() + net::REQUEST_TIME) {
+        Ok(Some(line)) => line,
+        Ok(None) => return Ok(()),
+        Err(e) => return out.write_all(line_error(e)?.as_bytes()),
+    };
     let Some(req) = Request::parse(&line) else {
         return out.write_all(b"[ERROR] Unknown request.\n");
     };
@@ -1188,39 +1496,117 @@ fn answer(conn: UnixStream, shared: &Shared) -> std::io::Result<()> {
     out.write_all(reply.as_bytes())
 }
 
-/// Answers every HTTP request with the Prometheus text of the counters.
+/// Time the metrics port gives a refused client to read its answer.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Reads (and drops) what a client still sends after its answer, so that
+/// closing does not reset the connection before the answer is read.
+fn linger(conn: &std::net::TcpStream) {
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    let deadline = Instant::now() + LINGER;
+    let mut buf = [0u8; 16 * 1024];
+    let mut left = 1usize << 20;
+    let mut c = conn;
+    while left > 0 {
+        let rest = deadline.saturating_duration_since(Instant::now());
+        if rest.is_zero() || conn.set_read_timeout(Some(rest)).is_err() {
+            return;
+        }
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+fn http_answer(mut out: &std::net::TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// One metrics request: its head within 8 KiB and 5 s, then the answer.
+fn metrics_client(conn: &std::net::TcpStream, shared: &Shared) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_write_timeout(Some(net::WRITE_TIME))?;
+    let deadline = Instant::now() + net::REQUEST_TIME;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let mut eof = false;
+    let mut c = conn;
+    loop {
+        let head = net::parse_http_head(&buf, eof);
+        if let Some((status, body)) = net::http_refusal(&head) {
+            http_answer(conn, status, body)?;
+            linger(conn);
+            return Ok(());
+        }
+        if head != net::HttpHead::Incomplete {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            http_answer(
+                conn,
+                "408 Request Timeout",
+                "no complete request within 5 s\n",
+            )?;
+            linger(conn);
+            return Ok(());
+        }
+        conn.set_read_timeout(Some(left))?;
+        let room = (net::MAX_HTTP_HEAD + 1 - buf.len().min(net::MAX_HTTP_HEAD)).min(chunk.len());
+        match c.read(&mut chunk[..room]) {
+            Ok(0) => eof = true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let body = {
+        let st = shared.lock();
+        status::prometheus(&st.profiles, &st.views())
+    };
+    http_answer(conn, "200 OK", &body)
+}
+
+/// Answers every HTTP GET with the Prometheus text of the counters, at most
+/// [`net::MAX_CLIENTS`] at once; more are answered 503 and closed.
 fn serve_metrics(listener: std::net::TcpListener, shared: Arc<Shared>) {
+    let gate = Gate::new(net::MAX_CLIENTS);
     for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
+        let Ok(mut conn) = conn else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let Some(slot) = gate.enter() else {
+            if conn.set_nonblocking(true).is_ok() {
+                turn_away(
+                    &mut conn,
+                    "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 5\r\n\r\n",
+                );
+            }
+            continue;
+        };
         let shared = shared.clone();
         let _ = std::thread::Builder::new()
             .name("metrics-client".into())
-            .spawn(move || -> std::io::Result<()> {
-                conn.set_read_timeout(Some(Duration::from_secs(5)))?;
-                let mut reader = BufReader::new(&conn);
-                let mut request = String::new();
-                reader.read_line(&mut request)?;
-                loop {
-                    let mut header = String::new();
-                    if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
-                        break;
-                    }
-                }
-                let (status, body) = if request.starts_with("GET ") {
-                    let st = shared.lock();
-                    ("200 OK", status::prometheus(&st.profiles, &st.views()))
-                } else {
-                    ("405 Method Not Allowed", String::new())
-                };
-                let mut out = &conn;
-                write!(
-                    out,
-                    "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                )
+            .spawn(move || {
+                let _slot = slot;
+                let _ = metrics_client(&conn, &shared);
             });
     }
 }
+
+/// How long the menu waits for the user's next line.
+const MENU_IDLE: Duration = Duration::from_secs(30 * 60);
 
 const MENU: &str = "\x1b[36m--------OPTIONS--------\n1. ENABLE MODULE OR PROFILE\n2. DISABLE MODULE OR PROFILE\n3. RESTART RUNNING MODULE\n4. PRINT BRIEF STATUS\n5. PRINT DETAILED STATUS\n6. PRINT LOADED CONFIGURATION\n7. RELOAD CONFIGURATION\n8. PRINT SUPERVISOR INFO\n9. BROWSE LOG FILES\n-- Type \"Cquit\" to exit client --\n-- Type \"Dstop\" to stop daemon --\n\x1b[0m\x1b[38;5;214;1m[INTERACTIVE] Your choice: \x1b[0m";
 
@@ -1249,17 +1635,29 @@ pub fn parse_selection(text: &str) -> Option<Vec<usize>> {
 /// Three `0` lines in a row (what supcli sends for `Dstop`) stop the daemon
 /// and leave the modules running.
 fn config_mode(
-    reader: BufReader<&UnixStream>,
+    mut lines: LineReader<&UnixStream>,
     conn: &UnixStream,
     shared: &Shared,
 ) -> std::io::Result<()> {
-    conn.set_read_timeout(None)?;
-    let mut lines = reader.lines();
     let mut out = conn;
     let mut zeros = 0;
+    // The next line of the user at the menu, who may think for a while.
+    let mut next = |out: &mut &UnixStream| -> std::io::Result<Option<String>> {
+        match lines.read_line(Instant::now() + MENU_IDLE) {
+            Ok(line) => Ok(line),
+            Err(LineError::TimedOut) => {
+                out.write_all(b"\n[INFO] Idle for 30 minutes; closing.\n")?;
+                Ok(None)
+            }
+            Err(e) => {
+                out.write_all(line_error(e)?.as_bytes())?;
+                Ok(None)
+            }
+        }
+    };
     loop {
         out.write_all(MENU.as_bytes())?;
-        let Some(line) = lines.next().transpose()? else {
+        let Some(line) = next(&mut out)? else {
             return Ok(());
         };
         let choice = line.trim();
@@ -1306,7 +1704,7 @@ fn config_mode(
                         .collect();
                     list += "[INTERACTIVE] Type in number or interval separated by comma (e.g. \"2,4-6,13\"): ";
                     out.write_all(list.as_bytes())?;
-                    let Some(sel) = lines.next().transpose()? else {
+                    let Some(sel) = next(&mut out)? else {
                         return Ok(());
                     };
                     match parse_selection(&sel) {
@@ -1632,6 +2030,72 @@ mod tests {
         let other = std::io::Error::from(std::io::ErrorKind::AddrInUse);
         let e = socket_err(default, "cannot listen".into())(other);
         assert!(!e.to_string().contains("-s PATH"), "{e}");
+    }
+
+    #[test]
+    fn log_files_get_their_modes_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mode = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .expect("stat")
+        };
+        let logs = dir.path().join("a/b");
+        create_dir(&logs, LOG_DIR_MODE).expect("create");
+        assert_eq!((mode(&dir.path().join("a")), mode(&logs)), (0o750, 0o750));
+        let f = logs.join("events");
+        drop(open_append(&f, LOG_FILE_MODE).expect("open"));
+        assert_eq!(mode(&f), 0o640);
+        // A link planted in place of a log file is neither followed for
+        // appending nor for the backup.
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep").expect("write");
+        let link = logs.join("link");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(open_append(&link, LOG_FILE_MODE).is_err());
+        write_private(&link, "backup", BACKUP_MODE).expect("backup");
+        assert_eq!(
+            std::fs::read_to_string(&target).ok().as_deref(),
+            Some("keep")
+        );
+        assert_eq!(mode(&link), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&link).ok().as_deref(),
+            Some("backup")
+        );
+    }
+
+    #[test]
+    fn the_control_socket_is_private_and_replaces_only_sockets() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let sock = dir.path().join("s.sock");
+        let l = bind_socket(&sock, None).expect("bind");
+        let m = std::fs::symlink_metadata(&sock).expect("stat");
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+        // Served: a second one refuses.
+        let e = bind_socket(&sock, None).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("another supervisor is already serving {}", sock.display())
+        );
+        drop(l);
+        // A stale socket is replaced; a file that is not one is kept.
+        drop(bind_socket(&sock, None).expect("rebind"));
+        let file = dir.path().join("notes");
+        std::fs::write(&file, "keep").expect("write");
+        let e = bind_socket(&file, None).unwrap_err().to_string();
+        assert!(e.ends_with("exists and is not a socket; remove it or pass another -s PATH"));
+        assert!(file.exists());
+        // Where anyone could replace it: refused.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).expect("mkdir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let e = bind_socket(&open.join("s.sock"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is writable by every user (mode 0777)"), "{e}");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        assert!(bind_socket(&open.join("s.sock"), None).is_ok());
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum ClientError {
     /// No (complete) answer within the time limit; holds what came.
     #[error("the supervisor did not answer in time")]
     TimedOut(String),
+    #[error("the supervisor's answer is longer than {} MiB", .0 >> 20)]
+    TooLong(usize),
 }
 
 impl From<std::io::Error> for ClientError {

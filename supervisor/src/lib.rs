@@ -11,6 +11,7 @@
 pub mod config;
 pub mod daemon;
 pub mod error;
+pub mod net;
 pub mod proto;
 pub mod restart;
 pub mod status;

@@ -43,6 +43,9 @@ pub fn split_wait(args: &[String]) -> (Option<Duration>, Vec<String>) {
     (wait, names)
 }
 
+/// Longest answer a client reads (a status of thousands of modules fits).
+pub const MAX_ANSWER: usize = 64 << 20;
+
 /// NEMEA's default client socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/nemea-supervisor/nemea-supervisor.sock";
 
@@ -84,7 +87,8 @@ impl Request {
             Request::Reload => format!("{CODE_RELOAD}\n"),
             Request::ConfigMode => format!("{CODE_CONFIG_MODE}\n"),
             Request::Cmd(verb, args) => {
-                let mut s = format!("{EXT_PREFIX}\t{verb}");
+                // One line whatever the words hold (the daemon reads one).
+                let mut s = format!("{EXT_PREFIX}\t{}", verb.replace(['\t', '\n'], " "));
                 for a in args {
                     s.push('\t');
                     s.push_str(&a.replace(['\t', '\n'], " "));
@@ -107,8 +111,16 @@ pub fn send_within(socket: &Path, req: &Request, limit: Duration) -> Result<Stri
         path: socket.to_path_buf(),
         cause,
     })?;
-    conn.write_all(req.line().as_bytes())?;
-    if *req == Request::Reload {
+    if let Err(e) = conn.write_all(req.line().as_bytes()) {
+        // A daemon that turns us away (busy, not allowed) may close before
+        // reading the request: its answer is still there to read.
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+        ) {
+            return Err(e.into());
+        }
+    } else if *req == Request::Reload {
         return Ok(String::new());
     }
     let deadline = std::time::Instant::now() + limit;
@@ -124,8 +136,11 @@ pub fn send_within(socket: &Path, req: &Request, limit: Duration) -> Result<Stri
         conn.set_read_timeout(Some(left))?;
         match conn.read(&mut buf) {
             Ok(0) => break,
+            Ok(n) if out.len() + n > MAX_ANSWER => return Err(ClientError::TooLong(MAX_ANSWER)),
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Closed with our request unread, after its answer.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !out.is_empty() => break,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -142,12 +157,22 @@ pub fn send_within(socket: &Path, req: &Request, limit: Duration) -> Result<Stri
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Splits an extension answer into exit status and text.
+/// Splits an extension answer into exit status and text. An answer without
+/// the status line (`[ERROR] …` of a daemon that turned the client away) is
+/// a failure with that text.
 pub fn split_answer(answer: &str) -> (i32, &str) {
-    match answer.split_once('\n') {
-        Some((code, rest)) => (code.trim().parse().unwrap_or(1), rest),
-        None => (answer.trim().parse().unwrap_or(1), ""),
+    let (first, rest) = answer.split_once('\n').unwrap_or((answer, ""));
+    match first.trim().parse() {
+        Ok(code) => (code, rest),
+        Err(_) => (1, refusal(answer).unwrap_or(answer)),
     }
+}
+
+/// The text of a one-line `[ERROR] …` answer (too long, too slow, busy,
+/// permission denied, unknown request), with its newline.
+pub fn refusal(answer: &str) -> Option<&str> {
+    let text = answer.strip_prefix("[ERROR] ")?;
+    (text.find('\n').is_none_or(|i| i + 1 == text.len())).then_some(text)
 }
 
 #[cfg(test)]
@@ -166,7 +191,20 @@ mod tests {
             assert_eq!(Request::parse(&r.line()), Some(r));
         }
         assert_eq!(Request::parse("hello\n"), None);
+        // Found by fuzzing: a newline in the verb made two lines.
+        let r = Request::Cmd("st\natus".into(), vec!["a\nb".into()]);
+        assert_eq!(r.line(), "CMD\tst atus\ta b\n");
         assert_eq!(split_answer("1\nno such module\n"), (1, "no such module\n"));
+        assert_eq!(split_answer("0\n"), (0, ""));
+        assert_eq!(split_answer("0"), (0, ""));
+        assert_eq!(
+            split_answer("[ERROR] The supervisor is busy.\n"),
+            (1, "The supervisor is busy.\n")
+        );
+        assert_eq!(split_answer("garbage\nmore"), (1, "garbage\nmore"));
+        assert_eq!(split_answer(""), (1, ""));
+        assert_eq!(refusal("[ERROR] x\ny\n"), None);
+        assert_eq!(refusal("{\"x\": 1}"), None);
     }
 
     #[test]

@@ -55,7 +55,12 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let file: File = toml::from_str(text).map_err(|e| {
         let at = match e.span() {
             Some(span) => {
-                let before = &text[..span.start.min(text.len())];
+                // A byte offset; cut at a character boundary at or before it.
+                let mut start = span.start.min(text.len());
+                while !text.is_char_boundary(start) {
+                    start -= 1;
+                }
+                let before = &text[..start];
                 let line = before.matches('\n').count() + 1;
                 let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
                 format!("{origin}:{line}:{col}")
@@ -102,10 +107,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
 }
 
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
-        path: path.to_path_buf(),
-        cause,
-    })?;
+    let text =
+        crate::xml::read_limited(path, crate::xml::MAX_SIZE).map_err(|cause| ConfigError::Io {
+            path: path.to_path_buf(),
+            cause,
+        })?;
     parse(&text, &path.display().to_string())
 }
 

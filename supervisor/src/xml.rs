@@ -42,80 +42,220 @@ fn include_path(line: &str) -> Option<(&str, &str)> {
     (!path.is_empty()).then_some((path, &rest[end + 3..]))
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|cause| ConfigError::Io {
-        path: path.to_path_buf(),
-        cause,
-    })
+/// Largest template or fragment read, and largest expanded text.
+pub const MAX_SIZE: usize = 16 << 20;
+/// Most include directives followed in one expansion.
+pub const MAX_INCLUDES: usize = 10_000;
+
+/// What an include names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
 }
 
-fn expand(path: &Path, depth: usize, out: &mut Generated) -> Result<(), ConfigError> {
-    let text = read(path)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    for (i, line) in text.lines().enumerate() {
-        let Some((inc, rest)) = include_path(line) else {
-            out.text.push_str(line);
-            out.text.push('\n');
-            out.origins.push((path.to_path_buf(), i + 1));
-            continue;
-        };
-        let at = || format!("{}:{}", path.display(), i + 1);
-        if depth >= MAX_DEPTH {
-            return Err(ConfigError::Syntax {
-                at: at(),
-                why: "includes nested too deeply".into(),
-            });
-        }
-        let target = base.join(inc);
-        if target.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&target)
-                .map_err(|cause| ConfigError::Io {
-                    path: target.clone(),
-                    cause,
-                })?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sup"))
-                .collect();
-            files.sort();
-            for f in files {
-                expand(&f, depth + 1, out)?;
-            }
-        } else if target.is_file() {
-            if target.extension().is_none_or(|e| e != "sup") {
-                return Err(ConfigError::Syntax {
-                    at: at(),
-                    why: format!("included file {} does not end in .sup", target.display()),
-                });
-            }
-            expand(&target, depth + 1, out)?;
+/// Where a template and its fragments are read from: [`Disk`], or
+/// [`Memory`] for tests and fuzzing.
+pub trait Source {
+    /// The text of a file (at most [`MAX_SIZE`] bytes).
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+    /// A file, a directory, or nothing readable.
+    fn kind(&self, path: &Path) -> Option<Kind>;
+    /// The files directly inside a directory.
+    fn files(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>>;
+}
+
+/// Reads a file of at most `limit` bytes (not `/dev/zero` until memory runs out).
+pub fn read_limited(path: &Path, limit: usize) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_string(&mut text)?;
+    if text.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            limit >> 20
+        )));
+    }
+    Ok(text)
+}
+
+/// The filesystem.
+pub struct Disk;
+
+impl Source for Disk {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        read_limited(path, MAX_SIZE)
+    }
+
+    fn kind(&self, path: &Path) -> Option<Kind> {
+        if path.is_dir() {
+            Some(Kind::Dir)
+        } else if path.is_file() {
+            Some(Kind::File)
         } else {
+            None
+        }
+    }
+
+    fn files(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        Ok(std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect())
+    }
+}
+
+/// Files held in memory; a directory is any prefix of their paths.
+#[derive(Clone, Debug, Default)]
+pub struct Memory(pub std::collections::BTreeMap<PathBuf, String>);
+
+impl Source for Memory {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.0
+            .get(path)
+            .cloned()
+            .ok_or_else(|| std::io::ErrorKind::NotFound.into())
+    }
+
+    fn kind(&self, path: &Path) -> Option<Kind> {
+        if self.0.contains_key(path) {
+            Some(Kind::File)
+        } else if self.0.keys().any(|k| k.starts_with(path)) {
+            Some(Kind::Dir)
+        } else {
+            None
+        }
+    }
+
+    fn files(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        Ok(self
+            .0
+            .keys()
+            .filter(|k| k.parent() == Some(dir))
+            .cloned()
+            .collect())
+    }
+}
+
+struct Expansion<'s, S> {
+    src: &'s S,
+    includes: usize,
+    out: Generated,
+}
+
+impl<S: Source> Expansion<'_, S> {
+    fn push(&mut self, text: &str, origin: (&Path, usize)) -> Result<(), ConfigError> {
+        if self.out.text.len() + text.len() + 1 > MAX_SIZE {
             return Err(ConfigError::Syntax {
-                at: at(),
+                at: format!("{}:{}", origin.0.display(), origin.1),
                 why: format!(
-                    "include {}: neither a readable file nor a directory",
-                    target.display()
+                    "the expanded configuration is larger than {} MiB",
+                    MAX_SIZE >> 20
                 ),
             });
         }
-        if !rest.trim().is_empty() {
-            out.text.push_str(rest);
-            out.text.push('\n');
-            out.origins.push((path.to_path_buf(), i + 1));
-        }
+        self.out.text.push_str(text);
+        self.out.text.push('\n');
+        self.out.origins.push((origin.0.to_path_buf(), origin.1));
+        Ok(())
     }
-    Ok(())
+
+    fn expand(&mut self, path: &Path, depth: usize) -> Result<(), ConfigError> {
+        let text = self.src.read(path).map_err(|cause| ConfigError::Io {
+            path: path.to_path_buf(),
+            cause,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (i, line) in text.lines().enumerate() {
+            let Some((inc, rest)) = include_path(line) else {
+                self.push(line, (path, i + 1))?;
+                continue;
+            };
+            let at = || format!("{}:{}", path.display(), i + 1);
+            if depth >= MAX_DEPTH {
+                return Err(ConfigError::Syntax {
+                    at: at(),
+                    why: "includes nested too deeply".into(),
+                });
+            }
+            self.includes += 1;
+            if self.includes > MAX_INCLUDES {
+                return Err(ConfigError::Syntax {
+                    at: at(),
+                    why: format!("more than {MAX_INCLUDES} includes"),
+                });
+            }
+            let target = base.join(inc);
+            match self.src.kind(&target) {
+                Some(Kind::Dir) => {
+                    let mut files: Vec<PathBuf> = self
+                        .src
+                        .files(&target)
+                        .map_err(|cause| ConfigError::Io {
+                            path: target.clone(),
+                            cause,
+                        })?
+                        .into_iter()
+                        .filter(|p| p.extension().is_some_and(|e| e == "sup"))
+                        .collect();
+                    files.sort();
+                    for f in files {
+                        self.expand(&f, depth + 1)?;
+                    }
+                }
+                Some(Kind::File) => {
+                    if target.extension().is_none_or(|e| e != "sup") {
+                        return Err(ConfigError::Syntax {
+                            at: at(),
+                            why: format!("included file {} does not end in .sup", target.display()),
+                        });
+                    }
+                    self.expand(&target, depth + 1)?;
+                }
+                None => {
+                    return Err(ConfigError::Syntax {
+                        at: at(),
+                        why: format!(
+                            "include {}: neither a readable file nor a directory",
+                            target.display()
+                        ),
+                    });
+                }
+            }
+            if !rest.trim().is_empty() {
+                self.push(rest, (path, i + 1))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Expands the includes of a template.
 pub fn generate(template: &Path) -> Result<Generated, ConfigError> {
-    let mut g = Generated::default();
-    expand(template, 0, &mut g)?;
-    Ok(g)
+    generate_from(&Disk, template)
+}
+
+/// Expands the includes of a template read from `src`.
+pub fn generate_from(src: &impl Source, template: &Path) -> Result<Generated, ConfigError> {
+    let mut e = Expansion {
+        src,
+        includes: 0,
+        out: Generated::default(),
+    };
+    e.expand(template, 0)?;
+    Ok(e.out)
 }
 
 /// Loads a template: expands includes and parses the result.
 pub fn load(template: &Path) -> Result<(Config, Generated), ConfigError> {
-    let g = generate(template)?;
+    load_from(&Disk, template)
+}
+
+/// [`load`] from any [`Source`].
+pub fn load_from(src: &impl Source, template: &Path) -> Result<(Config, Generated), ConfigError> {
+    let g = generate_from(src, template)?;
     let cfg = parse_generated(&g)?;
     Ok((cfg, g))
 }
@@ -425,5 +565,86 @@ mod tests {
         );
         assert_eq!(include_path("<!-- includes -->"), None);
         assert_eq!(include_path("<!-- a comment -->"), None);
+    }
+
+    fn memory(files: &[(&str, &str)]) -> Memory {
+        Memory(
+            files
+                .iter()
+                .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn includes_from_memory_name_their_lines() {
+        let src = memory(&[
+            (
+                "/c/sup.xml",
+                "<nemea-supervisor>\n<!-- include d -->\n</nemea-supervisor>",
+            ),
+            (
+                "/c/d/b.sup",
+                "<modules>\n<name>B</name>\n<enabled>true</enabled>\n</modules>",
+            ),
+            (
+                "/c/d/a.sup",
+                "<modules>\n<name>A</name>\n<enabled>maybe</enabled>\n</modules>",
+            ),
+            ("/c/d/x.txt", "ignored"),
+        ]);
+        let e = load_from(&src, Path::new("/c/sup.xml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/c/d/a.sup:3: <enabled> must be true or false, not \"maybe\""
+        );
+    }
+
+    #[test]
+    fn include_bombs_are_cut_off() {
+        // Each of 14 levels includes the next twice: 2^14 includes.
+        let mut files = vec![("/t.xml".to_string(), "<!-- include l0.sup -->".to_string())];
+        for l in 0..14 {
+            files.push((
+                format!("/l{l}.sup"),
+                format!(
+                    "<!-- include l{n}.sup -->\n<!-- include l{n}.sup -->",
+                    n = l + 1
+                ),
+            ));
+        }
+        files.push(("/l14.sup".into(), "x".repeat(1000)));
+        let src = Memory(
+            files
+                .into_iter()
+                .map(|(p, t)| (PathBuf::from(p), t))
+                .collect(),
+        );
+        let e = generate_from(&src, Path::new("/t.xml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with(": more than 10000 includes"), "{e}");
+        // A wide one: one fragment included many times.
+        let mut files = vec![(
+            "/t.xml".to_string(),
+            "<!-- include w.sup -->\n".repeat(20_000),
+        )];
+        files.push(("/w.sup".into(), "y".into()));
+        let src = Memory(
+            files
+                .into_iter()
+                .map(|(p, t)| (PathBuf::from(p), t))
+                .collect(),
+        );
+        let e = generate_from(&src, Path::new("/t.xml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "/t.xml:10001: more than 10000 includes");
+    }
+
+    #[test]
+    fn huge_templates_are_refused() {
+        let e = read_limited(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert_eq!(e.to_string(), "larger than 1 MiB");
     }
 }

@@ -146,7 +146,11 @@ fn run(args: Args) -> Result<i32> {
         } else {
             Request::Reload
         };
-        out.write_all(proto::send(&args.socket, &req)?.as_bytes())?;
+        let answer = proto::send(&args.socket, &req)?;
+        if let Some(why) = proto::refusal(&answer) {
+            bail!("{}", why.trim_end());
+        }
+        out.write_all(answer.as_bytes())?;
         return Ok(0);
     }
     let Some(cmd) = args.cmd else {
@@ -204,36 +208,54 @@ fn configuration_mode(socket: &std::path::Path) -> Result<i32> {
         }
     })?;
     let mut reader = conn.try_clone()?;
-    let printer = std::thread::spawn(move || {
+    // The menu, or one `[ERROR] …` line when the daemon turns us away.
+    let printer = std::thread::spawn(move || -> Option<String> {
         let mut buf = [0u8; 4096];
         let mut out = std::io::stdout();
+        let mut first = true;
         while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]);
+            if first {
+                if let Some(why) = proto::refusal(&text) {
+                    return Some(why.trim_end().to_string());
+                }
+            }
+            first = false;
+            if out.write_all(&buf[..n]).and_then(|_| out.flush()).is_err() {
                 break;
             }
         }
+        None
     });
     let mut conn_w = &conn;
-    conn_w.write_all(Request::ConfigMode.line().as_bytes())?;
+    // Turned away, the daemon may close before reading: its answer says why.
+    let _ = conn_w.write_all(Request::ConfigMode.line().as_bytes());
     for line in std::io::stdin().lock().lines() {
         let line = line?;
         match line.trim() {
             "Cquit" => break,
             "Dstop" => {
-                for _ in 0..3 {
-                    conn_w.write_all(b"0\n")?;
-                }
+                let _ = conn_w.write_all(b"0\n0\n0\n");
                 break;
             }
             _ => {
-                conn_w.write_all(line.as_bytes())?;
-                conn_w.write_all(b"\n")?;
+                let mut l = line.into_bytes();
+                l.push(b'\n');
+                // A closed connection: the printer has the daemon's last word.
+                if conn_w.write_all(&l).is_err() {
+                    break;
+                }
             }
         }
     }
     // The daemon answers what was sent, then sees the end and closes.
     let _ = conn.shutdown(std::net::Shutdown::Write);
-    let _ = printer.join();
+    if let Ok(Some(why)) = printer.join() {
+        bail!("{why}");
+    }
     println!();
     Ok(0)
 }

@@ -37,6 +37,11 @@ struct Args {
     /// address (e.g. 127.0.0.1:9188), at any path.
     #[arg(long = "metrics", value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Also let the members of this group (name or number) use the client
+    /// socket (then mode 0660, owned by the group); otherwise only root and
+    /// the supervisor's own user may (mode 0600).
+    #[arg(long = "control-group", value_name = "GROUP")]
+    control_group: Option<String>,
 }
 
 const DETACHED: &str = "NEMEA_SUPERVISOR_DETACHED";
@@ -92,6 +97,7 @@ fn run(args: Args) -> Result<()> {
         socket: args.socket,
         configs_dir: args.configs,
         metrics: args.metrics,
+        control_group: args.control_group,
     })?;
     Ok(())
 }
