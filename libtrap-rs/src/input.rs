@@ -285,7 +285,8 @@ impl Input {
                                 self.stats.missed.fetch_add(first - expected, Relaxed);
                             }
                         }
-                        self.next_seq = Some(first + u64::from(count));
+                        // A sender's counter wraps, as libtrap's uint64 does.
+                        self.next_seq = Some(first.wrapping_add(u64::from(count)));
                     }
                 }
                 Ok(Fetch::Hello(fmt)) => {

@@ -1183,6 +1183,10 @@ impl Source for StreamSource {
                             self.next_attempt = None;
                             return Ok(Fetch::Hello(fmt));
                         }
+                        // In-memory bytes: nothing to come back to.
+                        Err(_) if matches!(self.target, Target::Memory(_)) => {
+                            return Ok(Fetch::End)
+                        }
                         Err(reason) => {
                             self.retry.failed(&self.ifc, &reason);
                             self.next_attempt = Some(Instant::now() + self.retry.pause());
@@ -1346,5 +1350,16 @@ mod tests {
         bad.extend_from_slice(&[0; 10]);
         let (_, err, _) = decode(bad, false);
         assert!(err.unwrap().contains("container of 4294967295 bytes"));
+    }
+
+    /// Found by fuzzing (trap_stream): a sequence number near 2^64 plus the
+    /// message count overflowed (a panic in debug builds).
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut bytes = DataFormat::UniRec("uint32 A".into()).hello();
+        bytes.extend(container(u64::MAX - 1, &[b"abcd", b"efgh", b"ijkl"]));
+        bytes.extend(container(1, &[b"mnop", &[0]]));
+        let (got, err, missed) = decode(bytes, false);
+        assert_eq!((got.len(), err, missed), (4, None, 0));
     }
 }
