@@ -13,6 +13,10 @@
 //! `autoflush=` on an input is an error instead of a mangled socket name;
 //! extra parameters of a TCP input (`t:HOST:PORT:x`) are an error (libtrap
 //! ignores them), which catches an IPv6 address written without brackets.
+//!
+//! [`check`] is the one place where every parameter of every interface kind
+//! is validated, for inputs as for outputs, numbers with their ranges
+//! (libtrap ignores unknown parameters and wraps large numbers).
 
 use crate::error::{Result, TrapError};
 use crate::file::FileOptions;

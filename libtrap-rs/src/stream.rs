@@ -14,6 +14,11 @@
 //!
 //! A background thread per output accepts clients, sends hellos and performs
 //! the autoflush (default every 2 s) while the module is idle.
+//!
+//! Unix sockets get their mode (0660 unless `perm=` / `TRAP_SOCKET_MODE`)
+//! before they can be reached ([`bind_unix_socket`]); an input does not read
+//! a socket served by another user, nor an output replace another user's
+//! stale socket, unless that mode was chosen ([`SocketMode::shared`]).
 
 use crate::error::{Result, TrapError};
 use crate::format::{DataFormat, HelloHeader, HELLO_SIZE};
