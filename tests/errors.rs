@@ -286,7 +286,8 @@ fn an_input_that_cannot_connect_says_so_rate_limited() {
     let verbose = waiting_logger(&sb, &["-v", "-i", "u:nobody_home"]);
     let quiet = waiting_logger(&sb, &["-i", "u:nobody_home"]);
     let refused = waiting_logger(&sb, &["-v", "-i", "t:127.0.0.1:23401"]);
-    std::thread::sleep(Duration::from_millis(11_500));
+    // The quiet one warns 10 s after its first attempt; 3 s to spare.
+    std::thread::sleep(Duration::from_secs(13));
     for c in [&verbose, &quiet, &refused] {
         nemea_rs::interrupt(c);
     }

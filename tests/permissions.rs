@@ -250,9 +250,9 @@ fn a_socket_squatted_by_another_user_is_not_read_nor_replaced() {
     assert_eq!(
         stderr(&o),
         format!(
-            "logreplay: error: u:stale: {} is a stale socket of user nobody (uid 65534), not \
-             replaced (placed there by someone else?): remove it, pick another name, or give \
-             perm=MODE or TRAP_SOCKET_MODE to share sockets between users\n",
+            "logreplay: error: u:stale: {} is a socket of user nobody (uid 65534), not \
+             replaced (left or placed there by someone else?): remove it, pick another name, \
+             or give perm=MODE or TRAP_SOCKET_MODE to share sockets between users\n",
             path.display()
         )
     );

@@ -113,8 +113,8 @@ fn check_replaceable(path: &Path, mode: SocketMode) -> Result<(), String> {
     }
     if foreign(meta.uid()) && !mode.shared {
         return Err(format!(
-            "{} is a stale socket of user {}, not replaced (placed there by someone else?): \
-             remove it, pick another name, or give perm=MODE or TRAP_SOCKET_MODE \
+            "{} is a socket of user {}, not replaced (left or placed there by someone \
+             else?): remove it, pick another name, or give perm=MODE or TRAP_SOCKET_MODE \
              to share sockets between users",
             path.display(),
             user_name(meta.uid())
