@@ -489,6 +489,23 @@ fn idle_service_connections_cost_no_threads_and_cannot_lock_out_a_supervisor() {
     // A supervisor still gets its answer, several times on one connection.
     let json = libtrap::service::query(&service).expect("query with 300 idle connections");
     assert!(json.starts_with("{\"in_cnt\": 1"), "{json}");
+    // Requests sent back to back on one connection each get their reply
+    // (header with the host-order size of JSON + NUL, as libtrap).
+    let mut sup = UnixStream::connect(&service).unwrap();
+    sup.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sup.write_all(&[10, 0, 0, 0, 0, 0, 0, 0].repeat(3)).unwrap();
+    for _ in 0..3 {
+        let mut head = [0u8; 8];
+        sup.read_exact(&mut head).unwrap();
+        assert_eq!(head[..4], [12, 0, 0, 0]);
+        let mut body = vec![0; u32::from_ne_bytes(head[4..].try_into().unwrap()) as usize];
+        sup.read_exact(&mut body).unwrap();
+        assert_eq!(body.pop(), Some(0));
+        assert!(body.starts_with(b"{\"in_cnt\": 1"));
+    }
+    // Any other command closes the connection.
+    sup.write_all(&[11, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(sup.read(&mut [0u8; 8]).unwrap_or(0), 0);
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let mut buf = [0u8; 1];

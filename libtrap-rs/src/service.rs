@@ -130,7 +130,13 @@ impl Client {
     /// Reads requests and writes replies as far as the socket allows.
     /// `false`: the connection is done (closed, broken or misbehaving).
     fn step(&mut self, registry: &Registry, now: Instant) -> bool {
+        // A few requests at a time, so that one busy client cannot hold up
+        // the others; the rest is still there at the next poll.
+        let mut answered = 0;
         loop {
+            if answered == 16 && self.reply.is_empty() {
+                return true;
+            }
             if !self.reply.is_empty() {
                 match self.conn.write(&self.reply[self.sent..]) {
                     Ok(0) => return false,
@@ -163,6 +169,7 @@ impl Client {
             }
             self.last_request = Some(now);
             self.reply = reply(registry);
+            answered += 1;
         }
     }
 }
