@@ -207,21 +207,9 @@ impl Input {
                 ]));
                 let start = self.pos + 2;
                 if start + len <= self.buf.len() {
-                    if len <= 1 {
-                        let last = start + len == self.buf.len();
-                        match self.source.end_of_stream(self.pos, last) {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                self.pos = start + len;
-                                continue;
-                            }
-                            Err(e) => {
-                                self.buf.clear();
-                                self.pos = 0;
-                                self.publish();
-                                return Err(e);
-                            }
-                        }
+                    if len <= 1 && !self.end_of_stream_here(start + len)? {
+                        self.pos = start + len;
+                        continue;
                     }
                     self.pos = start + len;
                     self.messages += 1;
@@ -302,6 +290,19 @@ impl Input {
                 }
             }
         }
+    }
+
+    /// A message of at most one byte at `self.pos`, ending at `end`: is it
+    /// the end of stream (`true`), one to skip (`false`), or corruption?
+    #[cold]
+    #[inline(never)]
+    fn end_of_stream_here(&mut self, end: usize) -> Result<bool> {
+        let last = end == self.buf.len();
+        self.source.end_of_stream(self.pos, last).inspect_err(|_| {
+            self.buf.clear();
+            self.pos = 0;
+            self.publish();
+        })
     }
 
     fn accept_format(&mut self, fmt: DataFormat) -> Result<()> {
