@@ -3,7 +3,7 @@
 //! both sides, never panic (no interface is opened).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use libtrap::spec::{check, parse, split, tcp_input_addr, tcp_output_addr, parse_mode};
+use libtrap::spec::{check, parse, parse_mode, split, tcp_input_addr, tcp_output_addr};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -18,10 +18,19 @@ fuzz_target!(|data: &[u8]| {
         let _ = check(s, false);
         let _ = tcp_input_addr(&s.params);
         let _ = tcp_output_addr(&s.params);
-        let _ = (s.to_string(), s.joined_params(), s.timeout.map(|t| t.as_duration()));
+        let _ = (
+            s.to_string(),
+            s.joined_params(),
+            s.timeout.map(|t| t.as_duration()),
+        );
     }
     let n = specs.len();
-    for (i, o) in [(Some(1), None), (None, Some(1)), (Some(n / 2), Some(n - n / 2)), (Some(0), Some(n))] {
+    for (i, o) in [
+        (Some(1), None),
+        (None, Some(1)),
+        (Some(n / 2), Some(n - n / 2)),
+        (Some(0), Some(n)),
+    ] {
         let _ = split(specs.clone(), i, o);
     }
 });

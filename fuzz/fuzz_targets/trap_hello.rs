@@ -30,6 +30,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let hello = format.hello();
     let back = HelloHeader::parse(hello[..HELLO_SIZE].try_into().unwrap()).unwrap();
-    assert_eq!(back.into_format(&hello[HELLO_SIZE..]).unwrap(), Some(format));
+    assert_eq!(
+        back.into_format(&hello[HELLO_SIZE..]).unwrap(),
+        Some(format)
+    );
     let _ = DataFormat::unknown_hello();
 });

@@ -22,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
             (rest.len() * share / 64).min(rest.len())
         };
         let (file, tail) = rest.split_at(cut);
-        files.push((format!("f{i}.trapcap"), Box::new(Cursor::new(file.to_vec()))));
+        files.push((
+            format!("f{i}.trapcap"),
+            Box::new(Cursor::new(file.to_vec())),
+        ));
         rest = tail;
     }
     let mut input = Input::from_trapcap_readers("f:fuzz", files);
