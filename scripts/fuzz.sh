@@ -28,7 +28,7 @@ cargo +nightly fuzz build -O > /dev/null
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     log=$(mktemp)
-    if ! cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" > "$log" 2>&1 \
+    if ! cargo +nightly fuzz run -O "$t" "corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 > "$log" 2>&1 \
         || ! grep -q "^Done" "$log"; then
         echo "fuzz: $t failed (log: $log)" >&2
         tail -30 "$log" >&2

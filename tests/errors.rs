@@ -184,3 +184,142 @@ fn a_stale_unix_socket_file_is_replaced() {
     );
     assert_eq!(text, "7\n");
 }
+
+/// Runs a module that must fail at start-up, at most 10 s (no retrying forever).
+fn run_briefly(sb: &Sandbox, module: &str, args: &[&str]) -> Output {
+    wait_output(sb.spawn(module, args), Duration::from_secs(10), module)
+}
+
+#[test]
+fn inputs_that_can_never_connect_fail_at_start_up() {
+    let sb = Sandbox::new();
+    assert_one_line(
+        &run_briefly(&sb, "logger", &["-vvv", "-i", "t:nonexistent.invalid:1234"]),
+        1,
+        "logger: error: input interface `t:nonexistent.invalid:1234`: cannot resolve host \
+         `nonexistent.invalid`: Name or service not known (check the name, or give an IP address)",
+    );
+    assert_one_line(
+        &run_briefly(&sb, "logger", &["-vvv", "-i", "t:0"]),
+        1,
+        "logger: error: input interface `t:0`: `0` is not a TCP port (1 to 65535)",
+    );
+    let long = "a".repeat(200);
+    let path = sb.path(&format!("trap-{long}.sock"));
+    let spec = format!("u:{long}");
+    assert_one_line(
+        &run_briefly(&sb, "logger", &["-vvv", "-i", &spec]),
+        1,
+        &format!(
+            "logger: error: input interface `{spec}`: socket path {} is {} bytes, longer than \
+             a unix socket address allows (107): use a shorter name or a shorter TRAP_SOCKET_DIR",
+            path.display(),
+            path.as_os_str().len()
+        ),
+    );
+}
+
+#[test]
+fn inputs_reject_the_parameters_outputs_reject() {
+    let sb = Sandbox::new();
+    for (spec, what) in [
+        (
+            "u:a:bogus=1",
+            "unknown parameter `bogus=1` (an input takes u:NAME[:perm=MODE])",
+        ),
+        ("u:a:max_clients=-1", "max_clients= applies to outputs only"),
+        (
+            "f:x.trapcap:size=-1",
+            "`size=-1`: w, a, size= and time= apply to file outputs only",
+        ),
+        (
+            "u:a:timeout=99999999999",
+            "timeout `99999999999` is too long (at most 86400000000 microseconds, a day)",
+        ),
+    ] {
+        let o = run_briefly(&sb, "logger", &["-i", spec]);
+        let line = if what.starts_with("timeout") {
+            format!("logger: error: interface 1 `{spec}`: {what}")
+        } else {
+            format!("logger: error: input interface `{spec}`: {what}")
+        };
+        assert_one_line(&o, 1, &line);
+    }
+    assert_one_line(
+        &run_briefly(
+            &sb,
+            "traffic_repeater",
+            &["-i", "u:in,u:out:max_clients=-1"],
+        ),
+        1,
+        "traffic_repeater: error: output interface `u:out:max_clients=-1`: bad number in \
+         `max_clients=-1` (0 to 4294967295)",
+    );
+    let o = sb
+        .cmd("logger")
+        .args(["-i", "u:a"])
+        .env("TRAP_SOCKET_MODE", "rw-rw-rw-")
+        .output()
+        .unwrap();
+    assert_one_line(
+        &o,
+        1,
+        "logger: error: input interface `u:a`: TRAP_SOCKET_MODE=`rw-rw-rw-` is not an octal \
+         mode 0 to 0777 (e.g. 0660)",
+    );
+}
+
+/// Starts `logger ARGS` in the background with piped output.
+fn waiting_logger(sb: &Sandbox, args: &[&str]) -> std::process::Child {
+    sb.cmd("logger")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn an_input_that_cannot_connect_says_so_rate_limited() {
+    let sb = Sandbox::new();
+    let verbose = waiting_logger(&sb, &["-v", "-i", "u:nobody_home"]);
+    let quiet = waiting_logger(&sb, &["-i", "u:nobody_home"]);
+    let refused = waiting_logger(&sb, &["-v", "-i", "t:127.0.0.1:23401"]);
+    // The quiet one warns 10 s after its first attempt; 3 s to spare.
+    std::thread::sleep(Duration::from_secs(13));
+    for c in [&verbose, &quiet, &refused] {
+        nemea_rs::interrupt(c);
+    }
+    let text = |c| {
+        let o = wait_output(c, Duration::from_secs(10), "logger");
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let path = sb.path("trap-nobody_home.sock");
+    // -v: the first failure at once, then nothing for 30 s.
+    assert_eq!(
+        text(verbose),
+        format!(
+            "logger: u:nobody_home: cannot connect to {}: No such file or directory; retrying\n",
+            path.display()
+        )
+    );
+    assert_eq!(
+        text(refused),
+        "logger: t:127.0.0.1:23401: cannot connect to 127.0.0.1:23401: Connection refused; \
+         retrying\n"
+    );
+    // Without -v: a warning after 10 s (a reader started before its sender
+    // prints nothing), with the count.
+    let q = text(quiet);
+    let prefix = format!(
+        "logger: warning: u:nobody_home: cannot connect to {}: No such file or directory (",
+        path.display()
+    );
+    assert!(
+        q.starts_with(&prefix) && q.ends_with(" attempts in 10 s); still retrying\n"),
+        "{q}"
+    );
+    assert_eq!(q.lines().count(), 1, "{q}");
+}

@@ -446,3 +446,82 @@ fn ipv6_works_both_ways() {
         "t:[::1]:23111",
     );
 }
+
+/// Threads of process `pid` (from /proc).
+fn threads(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn idle_service_connections_cost_no_threads_and_cannot_lock_out_a_supervisor() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let sb = Sandbox::new();
+    let logger = sb.spawn("logger", &["-i", "u:svc_idle"]);
+    let service = sb.path(&format!("trap-service_{}.sock", logger.id()));
+    let start = std::time::Instant::now();
+    while libtrap::service::query(&service).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no service socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = threads(logger.id());
+    // A request begun and never finished is dropped after 5 s.
+    let mut slow = UnixStream::connect(&service).unwrap();
+    slow.write_all(&[10, 0, 0]).unwrap();
+    let slow_since = std::time::Instant::now();
+    // (Read by the module before the crowd comes: a connection not read yet
+    // is one that never asked anything, the first to make room.)
+    std::thread::sleep(Duration::from_millis(300));
+    // Far more idle connections than libtrap's 64 places.
+    let idle: Vec<UnixStream> = (0..300)
+        .map(|_| UnixStream::connect(&service).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let during = threads(logger.id());
+    // A supervisor still gets its answer, several times on one connection.
+    let json = libtrap::service::query(&service).expect("query with 300 idle connections");
+    assert!(json.starts_with("{\"in_cnt\": 1"), "{json}");
+    // Requests sent back to back on one connection each get their reply
+    // (header with the host-order size of JSON + NUL, as libtrap).
+    let mut sup = UnixStream::connect(&service).unwrap();
+    sup.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sup.write_all(&[10, 0, 0, 0, 0, 0, 0, 0].repeat(3)).unwrap();
+    for _ in 0..3 {
+        let mut head = [0u8; 8];
+        sup.read_exact(&mut head).unwrap();
+        assert_eq!(head[..4], [12, 0, 0, 0]);
+        let mut body = vec![0; u32::from_ne_bytes(head[4..].try_into().unwrap()) as usize];
+        sup.read_exact(&mut body).unwrap();
+        assert_eq!(body.pop(), Some(0));
+        assert!(body.starts_with(b"{\"in_cnt\": 1"));
+    }
+    // Any other command closes the connection.
+    sup.write_all(&[11, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(sup.read(&mut [0u8; 8]).unwrap_or(0), 0);
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let waited = slow_since.elapsed();
+    interrupt(&logger);
+    let o = wait_output(logger, Duration::from_secs(10), "logger");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        during <= before + 1,
+        "{during} threads with 300 idle service connections (before: {before})"
+    );
+    assert_eq!(n, 0, "the unfinished request got an answer");
+    assert!(
+        waited >= Duration::from_secs(4) && waited < Duration::from_secs(9),
+        "{waited:?}"
+    );
+    drop(idle);
+}

@@ -46,6 +46,10 @@ pub enum TrapError {
     /// A valid specifier this build cannot serve (e.g. TLS).
     #[error("{0}")]
     Unsupported(String),
+    /// A unix socket this module will not use: a socket of another user
+    /// (squatted in a shared directory?) or a path that is not a socket.
+    #[error("{ifc}: {detail}")]
+    Refused { ifc: String, detail: String },
     /// A unix socket output whose socket another live process serves.
     #[error("{ifc}: {} is served by another process (a second instance? stop it or pick another name)", .path.display())]
     SocketInUse {

@@ -20,7 +20,7 @@ use crate::format::{DataFormat, HelloHeader, HELLO_SIZE};
 use crate::input::{Fetch, Source};
 use crate::stats::{IfcInfo, OutputStats};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -123,12 +123,42 @@ pub fn expand_input_pattern(pattern: &str) -> Vec<PathBuf> {
     files
 }
 
+/// A file of an input: a path, or bytes already at hand (tests, fuzzing).
+enum FileEntry {
+    Path(PathBuf),
+    Reader(PathBuf, Option<Box<dyn Read + Send>>),
+}
+
+impl FileEntry {
+    fn path(&self) -> &Path {
+        match self {
+            FileEntry::Path(p) | FileEntry::Reader(p, _) => p,
+        }
+    }
+}
+
+/// The file being read.
+struct Current {
+    reader: BufReader<Box<dyn Read + Send>>,
+    path: PathBuf,
+    /// Bytes consumed so far.
+    offset: u64,
+    /// Where the block in the caller's buffer starts.
+    block_at: u64,
+}
+
 /// Reads a sequence of `.trapcap` files as one stream.
+///
+/// End of stream (a message of at most one byte) belongs at the end of a
+/// file: C libtrap writes the producer's end-of-stream message into the last
+/// block of its last file. Such a message at the end of a file that more
+/// files follow (several runs' files read together) is skipped, so that the
+/// files read as one stream; anywhere else it is corruption.
 pub(crate) struct FileSource {
     ifc: String,
-    files: Vec<PathBuf>,
+    files: Vec<FileEntry>,
     next: usize,
-    current: Option<(BufReader<File>, PathBuf, u64)>,
+    current: Option<Current>,
     pending_error: Option<TrapError>,
 }
 
@@ -136,10 +166,55 @@ impl FileSource {
     pub(crate) fn new(ifc: String, pattern: &str) -> FileSource {
         FileSource {
             ifc,
-            files: expand_input_pattern(pattern),
+            files: expand_input_pattern(pattern)
+                .into_iter()
+                .map(FileEntry::Path)
+                .collect(),
             next: 0,
             current: None,
             pending_error: None,
+        }
+    }
+
+    /// Reads `files` (a name for messages and the bytes) as one stream.
+    pub(crate) fn from_readers(
+        ifc: String,
+        files: Vec<(String, Box<dyn Read + Send>)>,
+    ) -> FileSource {
+        FileSource {
+            ifc,
+            files: files
+                .into_iter()
+                .map(|(name, r)| FileEntry::Reader(PathBuf::from(name), Some(r)))
+                .collect(),
+            next: 0,
+            current: None,
+            pending_error: None,
+        }
+    }
+
+    fn open(&mut self, index: usize) -> Result<(Box<dyn Read + Send>, PathBuf)> {
+        let entry = self
+            .files
+            .get_mut(index)
+            .ok_or_else(|| TrapError::corrupt("f:", "no such file"))?;
+        match entry {
+            FileEntry::Path(path) => match File::open(&*path) {
+                Ok(f) => Ok((Box::new(f), path.clone())),
+                Err(e) => Err(TrapError::io(
+                    &self.ifc,
+                    format!("cannot open {}", path.display()),
+                    e,
+                )),
+            },
+            FileEntry::Reader(path, r) => match r.take() {
+                Some(r) => Ok((r, path.clone())),
+                None => Err(TrapError::io(
+                    &self.ifc,
+                    format!("cannot open {}", path.display()),
+                    io::Error::other("read already"),
+                )),
+            },
         }
     }
 }
@@ -164,14 +239,12 @@ impl Source for FileSource {
             return Err(e);
         }
         loop {
-            let Some((reader, path, offset)) = self.current.as_mut() else {
-                let Some(path) = self.files.get(self.next).cloned() else {
+            let Some(cur) = self.current.as_mut() else {
+                if self.next >= self.files.len() {
                     return Ok(Fetch::End);
-                };
+                }
+                let (file, path) = self.open(self.next)?;
                 self.next += 1;
-                let file = File::open(&path).map_err(|e| {
-                    TrapError::io(&self.ifc, format!("cannot open {}", path.display()), e)
-                })?;
                 // Smaller than a block, so that blocks are read straight into
                 // the caller's buffer (one copy, into memory that stays in
                 // cache); 256 KiB cost a second copy and 3x the system time.
@@ -200,16 +273,22 @@ impl Source for FileSource {
                     None => return Err(fail("the hello announces no data format".into())),
                 };
                 let offset = (HELLO_SIZE + spec.len()) as u64;
-                self.current = Some((reader, path, offset));
+                self.current = Some(Current {
+                    reader,
+                    path,
+                    offset,
+                    block_at: offset,
+                });
                 return Ok(Fetch::Hello(format));
             };
-            let at = *offset;
+            let at = cur.offset;
+            let path = &cur.path;
             let corrupt =
                 |d: String| TrapError::corrupt(&self.ifc, format!("{}: {d}", path.display()));
             let cannot_read =
                 |e| TrapError::io(&self.ifc, format!("cannot read {}", path.display()), e);
             let mut head = [0u8; 4];
-            let n = read_full(reader, &mut head).map_err(cannot_read)?;
+            let n = read_full(&mut cur.reader, &mut head).map_err(cannot_read)?;
             if n == 0 {
                 self.current = None;
                 continue;
@@ -226,8 +305,9 @@ impl Source for FileSource {
                 )));
             }
             buf.resize(len, 0);
-            let got = read_full(reader, buf).map_err(cannot_read)?;
-            *offset += 4 + got as u64;
+            let got = read_full(&mut cur.reader, buf).map_err(cannot_read)?;
+            cur.block_at = at;
+            cur.offset += 4 + got as u64;
             if got < len {
                 // Deliver the complete messages of the cut block first.
                 buf.truncate(got);
@@ -241,14 +321,50 @@ impl Source for FileSource {
         }
     }
 
+    fn end_of_stream(&mut self, at: usize, last: bool) -> Result<bool> {
+        // A cut file: its damage is the news, not the end of stream.
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        let Some(cur) = self.current.as_mut() else {
+            return Ok(true);
+        };
+        let byte = cur.block_at + 4 + at as u64;
+        let misplaced = |what: &str| {
+            Err(TrapError::corrupt(
+                &self.ifc,
+                format!(
+                    "{}: end-of-stream message at byte {byte}, but {what} (corrupt file)",
+                    cur.path.display()
+                ),
+            ))
+        };
+        if !last {
+            return misplaced("its block goes on");
+        }
+        match cur.reader.fill_buf() {
+            Ok(rest) if !rest.is_empty() => return misplaced("the file goes on"),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(TrapError::io(
+                    &self.ifc,
+                    format!("cannot read {}", cur.path.display()),
+                    e,
+                ))
+            }
+        }
+        // At the end of this file: the end of the stream only after the last one.
+        Ok(self.next >= self.files.len())
+    }
+
     fn id(&self) -> String {
         match &self.current {
-            Some((_, p, _)) => p.display().to_string(),
+            Some(cur) => cur.path.display().to_string(),
             None => self
                 .files
                 .get(self.next)
                 .or(self.files.last())
-                .map(|p| p.display().to_string())
+                .map(|p| p.path().display().to_string())
                 .unwrap_or_default(),
         }
     }
@@ -257,6 +373,11 @@ impl Source for FileSource {
         self.current.is_some()
     }
 }
+
+/// The largest `size=`: 16 TiB, in megabytes.
+pub const MAX_SIZE_MB: u64 = 1 << 24;
+/// The longest `time=`: a year, in minutes.
+pub const MAX_TIME_MIN: u64 = 365 * 24 * 60;
 
 /// File output options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,12 +413,25 @@ impl FileOptions {
             } else if p == "a" {
                 o.append = true;
             } else if let Some(v) = p.strip_prefix("size=") {
-                let mb: u64 = v
-                    .parse()
-                    .map_err(|_| format!("bad size `{v}` (megabytes)"))?;
-                o.size_limit = mb * 1_048_576;
+                let mb = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("bad size `{v}` (megabytes, 0 to {MAX_SIZE_MB})"))?;
+                if mb > MAX_SIZE_MB {
+                    return Err(format!(
+                        "size={v} is too large (at most {MAX_SIZE_MB} megabytes, 16 TiB)"
+                    ));
+                }
+                o.size_limit = mb << 20;
             } else if let Some(v) = p.strip_prefix("time=") {
-                o.time_minutes = v.parse().map_err(|_| format!("bad time `{v}` (minutes)"))?;
+                let min = v
+                    .parse::<u64>()
+                    .map_err(|_| format!("bad time `{v}` (minutes, 0 to {MAX_TIME_MIN})"))?;
+                if min > MAX_TIME_MIN {
+                    return Err(format!(
+                        "time={v} is too long (at most {MAX_TIME_MIN} minutes, a year)"
+                    ));
+                }
+                o.time_minutes = min;
                 o.timestamped = true;
             } else {
                 return Err(format!(
@@ -452,14 +586,14 @@ impl FileWriter {
         let name = if self.opts.append {
             loop {
                 let candidate = format!("{base}.{:05}", self.index);
-                self.index += 1;
+                self.index = self.index.wrapping_add(1);
                 if !Path::new(&candidate).exists() {
                     break candidate;
                 }
             }
         } else if self.opts.size_limit > 0 {
             let candidate = format!("{base}.{:05}", self.index);
-            self.index += 1;
+            self.index = self.index.wrapping_add(1);
             candidate
         } else {
             base
@@ -632,6 +766,101 @@ mod tests {
         assert!(!o.append && o.size_limit == 0);
         assert!(FileOptions::parse(&["x".into(), "size=big".into()], true).is_err());
         assert!(FileOptions::parse(&["x".into(), "q".into()], true).is_err());
+    }
+
+    #[test]
+    fn sizes_and_times_are_range_checked() {
+        let e = |p: &str| FileOptions::parse(&["x".into(), p.into()], true).unwrap_err();
+        // 2^44 + 1 MB wrapped to 1 MiB, 2^44 MB to 0 (never rotating).
+        for big in [
+            "size=17592186044417",
+            "size=17592186044416",
+            "size=16777217",
+        ] {
+            assert!(
+                e(big).contains("at most 16777216 megabytes"),
+                "{big}: {}",
+                e(big)
+            );
+        }
+        assert!(e("size=99999999999999999999").contains("bad size"));
+        assert!(e("time=99999999999999999").contains("at most 525600 minutes"));
+        assert!(e("time=-5").contains("bad time"));
+        let o = opts(&["x", "size=16777216", "time=525600"]);
+        assert_eq!((o.size_limit, o.time_minutes), (1 << 44, 525_600));
+    }
+
+    /// A `.trapcap` image: hello of `uint32 A`, then each block's messages.
+    fn image(blocks: &[&[&[u8]]]) -> Vec<u8> {
+        let mut out = DataFormat::UniRec("uint32 A".into()).hello();
+        for block in blocks {
+            let payload: usize = block.iter().map(|m| 2 + m.len()).sum();
+            out.extend_from_slice(&(payload as u32).to_be_bytes());
+            for m in *block {
+                out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                out.extend_from_slice(m);
+            }
+        }
+        out
+    }
+
+    /// The messages an input returns up to end of stream, or its error.
+    fn read_all(files: Vec<(&str, Vec<u8>)>) -> Result<Vec<Vec<u8>>, String> {
+        let files = files
+            .into_iter()
+            .map(|(n, b)| {
+                (
+                    n.to_string(),
+                    Box::new(io::Cursor::new(b)) as Box<dyn Read + Send>,
+                )
+            })
+            .collect();
+        let mut input = crate::Input::from_trapcap_readers("f:test", files);
+        let mut got = Vec::new();
+        loop {
+            let m = input.recv().map_err(|e| e.to_string())?;
+            if m.is_eos() {
+                return Ok(got);
+            }
+            got.push(m.data.to_vec());
+        }
+    }
+
+    const R1: &[u8] = &[1, 0, 0, 0];
+    const R2: &[u8] = &[2, 0, 0, 0];
+
+    #[test]
+    fn an_end_of_stream_inside_a_file_is_corruption() {
+        // Zero- and one-byte messages in the middle of a block.
+        for eos in [&[][..], &[0][..]] {
+            let e = read_all(vec![("a.trapcap", image(&[&[R1, eos, R2]]))]).unwrap_err();
+            assert_eq!(
+                e,
+                "f:test: a.trapcap: end-of-stream message at byte 26, \
+                 but its block goes on (corrupt file)"
+            );
+        }
+        // At the end of a block that more blocks follow.
+        let e = read_all(vec![("a.trapcap", image(&[&[R1, &[0]], &[R2]]))]).unwrap_err();
+        assert!(
+            e.contains("at byte 26, but the file goes on (corrupt file)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn files_ending_in_end_of_stream_read_as_one_stream() {
+        let a = image(&[&[R1], &[R2, &[0]]]);
+        let b = image(&[&[R2, R1, &[0]]]);
+        let got = read_all(vec![("a", a.clone()), ("b", b)]).unwrap();
+        assert_eq!(got, [R1, R2, R2, R1]);
+        // The last file's end of stream is the end; a file without one is fine.
+        assert_eq!(read_all(vec![("a", a)]).unwrap(), [R1, R2]);
+        let plain = image(&[&[R1]]);
+        assert_eq!(
+            read_all(vec![("a", plain.clone()), ("b", plain)]).unwrap(),
+            [R1, R1]
+        );
     }
 
     #[test]

@@ -29,6 +29,13 @@ pub(crate) trait Source: Send {
     /// Fetches the next buffer into `buf` (replacing its contents), waiting
     /// until `deadline` at most (`None` = as long as it takes).
     fn fetch(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> Result<Fetch>;
+    /// A message of at most one byte (end of stream) starts at byte `at`
+    /// of the buffer last fetched; `last`: nothing follows it there.
+    /// `Ok(true)`: it is the end of stream; `Ok(false)`: skip it; `Err`:
+    /// it cannot be there (a corrupt file).
+    fn end_of_stream(&mut self, _at: usize, _last: bool) -> Result<bool> {
+        Ok(true)
+    }
     /// The interface id for statistics (socket name, current file...).
     fn id(&self) -> String;
     /// True while connected / a file is open.
@@ -97,6 +104,29 @@ impl Input {
             info,
             stats: Arc::new(InputStats::default()),
         }
+    }
+
+    /// An input reading `.trapcap` data from readers instead of files (one
+    /// per file, with a name for messages), exactly as an `f:` input reads
+    /// files: for tests and fuzzing.
+    pub fn from_trapcap_readers(
+        name: &str,
+        files: Vec<(String, Box<dyn std::io::Read + Send>)>,
+    ) -> Input {
+        let source = crate::file::FileSource::from_readers(name.to_string(), files);
+        Input::new(name.to_string(), Box::new(source), Timeout::Wait, 'f')
+    }
+
+    /// An input decoding the bytes one connection of a `u:`/`t:` output
+    /// sends (hello, then containers), exactly as a socket input does; after
+    /// them the stream ends: for tests and fuzzing.
+    pub fn from_stream_reader(name: &str, bytes: Box<dyn std::io::Read + Send>) -> Input {
+        let source = crate::stream::StreamSource::new(
+            name.to_string(),
+            crate::stream::Target::Memory(Some(bytes)),
+            Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+        Input::new(name.to_string(), Box::new(source), Timeout::Wait, 'u')
     }
 
     /// The interface as written in `-i` (for messages).
@@ -177,6 +207,10 @@ impl Input {
                 ]));
                 let start = self.pos + 2;
                 if start + len <= self.buf.len() {
+                    if len <= 1 && !self.end_of_stream_here(start + len)? {
+                        self.pos = start + len;
+                        continue;
+                    }
                     self.pos = start + len;
                     self.messages += 1;
                     return Ok((start, start + len, std::mem::take(&mut self.changed)));
@@ -202,7 +236,10 @@ impl Input {
                 return Err(TrapError::Terminated);
             }
             self.publish();
-            let deadline = self.timeout.as_duration().map(|d| Instant::now() + d);
+            let deadline = self
+                .timeout
+                .as_duration()
+                .and_then(|d| Instant::now().checked_add(d));
             let now = Instant::now();
             if let Some(last) = self.last_fetch {
                 let us = now.duration_since(last).as_micros() as u64;
@@ -236,7 +273,8 @@ impl Input {
                                 self.stats.missed.fetch_add(first - expected, Relaxed);
                             }
                         }
-                        self.next_seq = Some(first + u64::from(count));
+                        // A sender's counter wraps, as libtrap's uint64 does.
+                        self.next_seq = Some(first.wrapping_add(u64::from(count)));
                     }
                 }
                 Ok(Fetch::Hello(fmt)) => {
@@ -252,6 +290,19 @@ impl Input {
                 }
             }
         }
+    }
+
+    /// A message of at most one byte at `self.pos`, ending at `end`: is it
+    /// the end of stream (`true`), one to skip (`false`), or corruption?
+    #[cold]
+    #[inline(never)]
+    fn end_of_stream_here(&mut self, end: usize) -> Result<bool> {
+        let last = end == self.buf.len();
+        self.source.end_of_stream(self.pos, last).inspect_err(|_| {
+            self.buf.clear();
+            self.pos = 0;
+            self.publish();
+        })
     }
 
     fn accept_format(&mut self, fmt: DataFormat) -> Result<()> {

@@ -36,7 +36,7 @@ pub use error::{Result, TrapError};
 pub use format::{DataFormat, Required};
 pub use input::{Input, Message};
 pub use output::Output;
-pub use spec::{IfcKind, IfcSpec, Timeout};
+pub use spec::{Configured, Ifc, IfcKind, IfcSpec, Timeout};
 
 use output::Sink;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -84,33 +84,23 @@ pub struct Trap {
     service: Option<service::Service>,
 }
 
-fn open_input(spec: &IfcSpec) -> Result<Input> {
-    let name = spec.to_string();
-    let timeout = spec.timeout.unwrap_or_default();
-    let source: Box<dyn input::Source> = match spec.kind {
-        IfcKind::File => Box::new(file::FileSource::new(name.clone(), &spec.joined_params())),
-        IfcKind::Unix => {
-            // libtrap uses the last of several parameters as the name.
-            let sock = spec.params.last().map(String::as_str).unwrap_or_default();
+fn open_input(c: &Configured) -> Result<Input> {
+    let name = c.spec.to_string();
+    let timeout = c.spec.timeout.unwrap_or_default();
+    let source: Box<dyn input::Source> = match &c.ifc {
+        Ifc::FileIn { pattern } => Box::new(file::FileSource::new(name.clone(), pattern)),
+        Ifc::UnixIn { path, shared } => Box::new(stream::StreamSource::new(
+            name.clone(),
+            stream::Target::Unix(path.clone(), *shared),
+            stop_flag(),
+        )),
+        Ifc::TcpIn { host, port } => {
+            stream::check_resolvable(&name, host, *port)?;
             Box::new(stream::StreamSource::new(
                 name.clone(),
-                stream::Target::Unix(stream::socket_path(sock)),
+                stream::Target::Tcp(host.clone(), *port),
                 stop_flag(),
             ))
-        }
-        IfcKind::Tcp => {
-            let (host, port) = spec::tcp_input_addr(&spec.params)
-                .map_err(|e| TrapError::BadSpec(format!("input interface `{name}`: {e}")))?;
-            Box::new(stream::StreamSource::new(
-                name.clone(),
-                stream::Target::Tcp(host, port),
-                stop_flag(),
-            ))
-        }
-        IfcKind::Tls => {
-            return Err(TrapError::Unsupported(format!(
-                "input interface `{name}`: TLS (T:) is not supported yet"
-            )))
         }
         _ => {
             return Err(TrapError::Unsupported(format!(
@@ -118,59 +108,48 @@ fn open_input(spec: &IfcSpec) -> Result<Input> {
             )))
         }
     };
-    Ok(Input::new(name, source, timeout, spec.kind.letter()))
+    Ok(Input::new(name, source, timeout, c.spec.kind.letter()))
 }
 
-fn open_output(spec: &IfcSpec) -> Result<Output> {
-    let name = spec.to_string();
-    let buffered = spec.buffer.unwrap_or(true);
-    let bad = |m: String| TrapError::BadSpec(format!("output interface `{name}`: {m}"));
-    let sink = match spec.kind {
-        IfcKind::File => {
-            let opts = file::FileOptions::parse(&spec.params, buffered).map_err(bad)?;
-            Sink::File(file::FileWriter::new(
-                name.clone(),
-                opts,
-                Box::new(file::SystemClock),
-            ))
-        }
-        IfcKind::Unix | IfcKind::Tcp => {
-            let (bind, extra) = if spec.kind == IfcKind::Unix {
-                let (name, extra) = spec
-                    .params
-                    .split_first()
-                    .map(|(t, e)| (t.as_str(), e))
-                    .unwrap_or(("", &[]));
-                (stream::Bind::Unix(name.to_string()), extra)
-            } else {
-                let (host, port, extra) = spec::tcp_output_addr(&spec.params).map_err(bad)?;
-                (stream::Bind::Tcp(host, port), extra)
-            };
-            let opts = stream::StreamOptions::parse(
-                extra,
-                spec.timeout.unwrap_or_default(),
-                buffered,
-                spec.autoflush,
-            )
-            .map_err(bad)?;
-            Sink::Stream(stream::StreamWriter::bind(
-                name.clone(),
-                bind,
-                opts,
-                stop_flag(),
-            )?)
-        }
-        IfcKind::Blackhole => {
+fn open_output(c: &Configured) -> Result<Output> {
+    let name = c.spec.to_string();
+    let sink = match &c.ifc {
+        Ifc::FileOut(opts) => Sink::File(file::FileWriter::new(
+            name.clone(),
+            opts.clone(),
+            Box::new(file::SystemClock),
+        )),
+        Ifc::UnixOut {
+            name: sock,
+            path,
+            mode,
+            opts,
+        } => Sink::Stream(stream::StreamWriter::bind(
+            name.clone(),
+            stream::Bind::Unix {
+                name: sock.clone(),
+                path: path.clone(),
+                mode: *mode,
+            },
+            opts.clone(),
+            stop_flag(),
+        )?),
+        Ifc::TcpOut { host, port, opts } => Sink::Stream(stream::StreamWriter::bind(
+            name.clone(),
+            stream::Bind::Tcp(host.clone(), *port),
+            opts.clone(),
+            stop_flag(),
+        )?),
+        Ifc::Blackhole => {
             let s = Arc::new(stats::OutputStats::default());
             s.num_clients.store(1, Relaxed);
             Sink::Blackhole(s)
         }
-        IfcKind::Tls => {
-            return Err(TrapError::Unsupported(format!(
-                "output interface `{name}`: TLS (T:) is not supported yet"
+        _ => {
+            return Err(TrapError::BadSpec(format!(
+                "output interface `{name}`: this interface type cannot be an output"
             )))
         }
-        _ => return Err(bad("this interface type cannot be an output".into())),
     };
     Ok(Output::new(name, sink))
 }
@@ -181,6 +160,7 @@ impl Trap {
     /// starts the service interface.
     pub fn init(ifc_spec: &str, n_in: Option<usize>, n_out: Option<usize>) -> Result<Trap> {
         let (ins, outs) = spec::split(spec::parse(ifc_spec)?, n_in, n_out)?;
+        let service_mode = spec::SocketMode::resolve(None).map_err(TrapError::BadSpec)?;
         let registry = Arc::new(stats::Registry::default());
         let inputs = ins.iter().map(open_input).collect::<Result<Vec<_>>>()?;
         let outputs = outs.iter().map(open_output).collect::<Result<Vec<_>>>()?;
@@ -192,7 +172,7 @@ impl Trap {
             let (info, s) = o.stats();
             registry.add_output(info, s);
         }
-        let service = service::Service::start(registry.clone());
+        let service = service::Service::start(registry.clone(), service_mode);
         Ok(Trap {
             inputs,
             outputs,

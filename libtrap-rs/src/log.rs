@@ -38,6 +38,11 @@ pub fn warn(msg: &str) {
     eprintln!("{}: warning: {msg}", program_name());
 }
 
+/// A notice: always printed, without the `warning:` prefix.
+pub fn note(msg: &str) {
+    eprintln!("{}: {msg}", program_name());
+}
+
 /// Printed at verbosity `level` or above (0 = `-v`).
 pub fn info(level: i8, msg: &str) {
     if verbosity() >= level {

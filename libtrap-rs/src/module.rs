@@ -26,26 +26,33 @@ IFC_SPEC: the interfaces of a module, given with -i.
                      parameters of one interface are separated by colons.
 
 Interface types:
-  u:NAME             unix socket $TRAP_SOCKET_DIR/trap-NAME.sock (default dir /tmp).
+  u:NAME             unix socket $TRAP_SOCKET_DIR/trap-NAME.sock (default dir /tmp),
+                     at most 107 bytes of path.
                      Output: the server; optional max_clients=N (<= 64),
-                     buffer_size=BYTES; refuses a socket another live process
-                     serves (a stale socket file is replaced).
-                     Input: connects, reconnects when lost.
+                     buffer_size=BYTES, perm=MODE (default 0660, see below);
+                     refuses a socket another live process serves (a stale
+                     socket file is replaced, unless another user's).
+                     Input: connects, reconnects when lost; optional
+                     perm=MODE: accept a sender of another user.
   t:[HOST:]PORT      TCP; HOST is a name, an IPv4 address or an IPv6 address
                      in brackets (t:[::1]:7600).
                      Output: t:PORT listens on all IPv4 addresses (as libtrap);
                      t:HOST:PORT on that address only (t:[::]:PORT: IPv6 and
                      IPv4); optional max_clients=N (<= 64), buffer_size=BYTES.
-                     Input: connects to HOST (default localhost).
+                     Input: connects to HOST (default localhost), which
+                     must resolve.
   f:PATH             file. Output: f:PATH[:w|:a][:size=MB][:time=MIN]
                        w        overwrite (default)
                        a        append: a new file PATH.00000, .00001, ... each run
-                       size=MB  rotate after MB megabytes: PATH.00000, PATH.00001, ...
-                       time=MIN rotate every MIN minutes: PATH.YYYYmmddHHMM
+                       size=MB  rotate after MB megabytes (<= 16777216):
+                                PATH.00000, PATH.00001, ...
+                       time=MIN rotate every MIN minutes (<= 525600):
+                                PATH.YYYYmmddHHMM
                      PATH may contain strftime sequences (%Y, %m, ...); missing
                      directories are created.
                      Input: f:PATTERN, several files or globs separated by
-                     spaces (f:\"rot.trapcap.*\"), read in order as one stream.
+                     spaces (f:\"rot.trapcap.*\"), read in order as one stream
+                     (an end of stream is only allowed at the end of a file).
   b:                 blackhole output: discards everything.
   (TLS, T:, is not supported yet; libtrap's test generator g: is not supported.)
 
@@ -59,6 +66,18 @@ Common parameters (after the type-specific ones):
   autoflush=off|MICROSECONDS
                      socket output: send a partly filled container after
                      this idle time (default 2000000 = 2 s).
+  (MICROSECONDS: at most 86400000000, a day.)
+
+Unix socket permissions:
+  Sockets (data and the service socket) are created 0660 whatever the umask.
+  perm=MODE on a u: output, or TRAP_SOCKET_MODE=MODE in the environment for
+  every socket of the module, sets another octal mode (0666: libtrap's).
+  Given either way, the sockets are shared knowingly: only then does a u:
+  input read from a socket served by another user (not root), and a u:
+  output replace another user's stale socket file.
+
+An input that cannot connect retries and says why: at once with -v, else
+after 10 s; then every 30 s at most.
 
 Examples:
   -i u:flow_data

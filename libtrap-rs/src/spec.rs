@@ -13,10 +13,30 @@
 //! `autoflush=` on an input is an error instead of a mangled socket name;
 //! extra parameters of a TCP input (`t:HOST:PORT:x`) are an error (libtrap
 //! ignores them), which catches an IPv6 address written without brackets.
+//!
+//! [`check`] is the one place where every parameter of every interface kind
+//! is validated, for inputs as for outputs, numbers with their ranges
+//! (libtrap ignores unknown parameters and wraps large numbers).
 
 use crate::error::{Result, TrapError};
+use crate::file::FileOptions;
+use crate::stream::StreamOptions;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// The longest `timeout=` / `autoflush=` in microseconds: a day.
+pub const MAX_MICROS: u64 = 86_400_000_000;
+
+/// The longest unix socket path (`sun_path` holds 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// Mode of the unix sockets a module creates unless `perm=` or
+/// `TRAP_SOCKET_MODE` says otherwise: owner and group (libtrap: 0666).
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
+/// The environment variable that sets the mode of every unix socket.
+pub const SOCKET_MODE_ENV: &str = "TRAP_SOCKET_MODE";
 
 /// Interface types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +111,66 @@ pub(crate) fn parse_c_uint(s: &str) -> Option<u64> {
         u64::from_str_radix(&s[1..], 8).ok()
     } else {
         s.parse().ok()
+    }
+}
+
+/// A number of microseconds (C `%i`) up to [`MAX_MICROS`].
+fn parse_micros(what: &str, v: &str) -> Result<u64, String> {
+    match parse_c_uint(v) {
+        Some(n) if n <= MAX_MICROS => Ok(n),
+        Some(_) => Err(format!(
+            "{what} `{v}` is too long (at most {MAX_MICROS} microseconds, a day)"
+        )),
+        None => Err(format!(
+            "bad {what} `{v}` ({})",
+            if what == "timeout" {
+                "WAIT, NO_WAIT, HALF_WAIT or microseconds"
+            } else {
+                "off or microseconds"
+            }
+        )),
+    }
+}
+
+/// An octal permission mode `0` to `0777` (`0660`, `660`).
+pub fn parse_mode(v: &str) -> Option<u32> {
+    let digits = v.strip_prefix("0o").unwrap_or(v);
+    if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return None;
+    }
+    u32::from_str_radix(digits, 8).ok().filter(|&m| m <= 0o777)
+}
+
+/// The mode of a unix socket and whether it was chosen knowingly (by
+/// `perm=` or `TRAP_SOCKET_MODE`) rather than left at the default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketMode {
+    pub mode: u32,
+    /// Chosen knowingly: sockets are meant to be shared between users, so
+    /// an input accepts a sender of another user and an output replaces
+    /// another user's stale socket.
+    pub shared: bool,
+}
+
+impl SocketMode {
+    /// `perm=` of an interface if given, else `TRAP_SOCKET_MODE`, else 0660.
+    pub fn resolve(perm: Option<u32>) -> Result<SocketMode, String> {
+        if let Some(mode) = perm {
+            return Ok(SocketMode { mode, shared: true });
+        }
+        match std::env::var(SOCKET_MODE_ENV) {
+            Ok(v) if !v.is_empty() => match parse_mode(&v) {
+                Some(mode) => Ok(SocketMode { mode, shared: true }),
+                None => Err(format!(
+                    "{SOCKET_MODE_ENV}=`{v}` is not an octal mode 0 to 0777 (e.g. 0660)"
+                )),
+            },
+            _ => Ok(SocketMode {
+                mode: DEFAULT_SOCKET_MODE,
+                shared: false,
+            }),
+        }
     }
 }
 
@@ -206,9 +286,7 @@ fn parse_one(seg: &str) -> Result<IfcSpec, String> {
                 "WAIT" => Timeout::Wait,
                 "NO_WAIT" => Timeout::NoWait,
                 "HALF_WAIT" => Timeout::HalfWait,
-                _ => Timeout::Micros(parse_c_uint(v).ok_or_else(|| {
-                    format!("bad timeout `{v}` (WAIT, NO_WAIT, HALF_WAIT or microseconds)")
-                })?),
+                _ => Timeout::Micros(parse_micros("timeout", v)?),
             });
         } else if let Some(v) = tok.strip_prefix("buffer=") {
             out.buffer = Some(match v {
@@ -219,10 +297,7 @@ fn parse_one(seg: &str) -> Result<IfcSpec, String> {
         } else if let Some(v) = tok.strip_prefix("autoflush=") {
             out.autoflush = Some(match v {
                 "off" => None,
-                _ => Some(
-                    parse_c_uint(v)
-                        .ok_or_else(|| format!("bad autoflush `{v}` (off or microseconds)"))?,
-                ),
+                _ => Some(parse_micros("autoflush", v)?),
             });
         } else {
             out.params.push(tok.to_string());
@@ -290,14 +365,50 @@ pub fn tcp_output_addr(params: &[String]) -> Result<(Option<String>, u16, &[Stri
     }
 }
 
+/// An interface with every parameter checked: what [`crate::Trap::init`] opens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ifc {
+    /// `u:NAME` input: connects to `path`; `shared`: accepts a sender of
+    /// another user (`perm=` or `TRAP_SOCKET_MODE` given).
+    UnixIn { path: PathBuf, shared: bool },
+    /// `u:NAME` output: listens on `path` with `mode`.
+    UnixOut {
+        name: String,
+        path: PathBuf,
+        mode: SocketMode,
+        opts: StreamOptions,
+    },
+    /// `t:[HOST:]PORT` input.
+    TcpIn { host: String, port: u16 },
+    /// `t:[HOST:]PORT` output (`None`: every IPv4 address).
+    TcpOut {
+        host: Option<String>,
+        port: u16,
+        opts: StreamOptions,
+    },
+    /// `f:PATTERN` input.
+    FileIn { pattern: String },
+    /// `f:PATH[:w|:a][:size=MB][:time=MIN]` output.
+    FileOut(FileOptions),
+    /// `b:` output.
+    Blackhole,
+}
+
+/// One interface as written in `-i` and as checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Configured {
+    pub spec: IfcSpec,
+    pub ifc: Ifc,
+}
+
 /// Splits a parsed spec into inputs and outputs for a module with `n_in`
 /// inputs and `n_out` outputs (`None` = as many as remain, for one side only),
-/// and checks what each side accepts.
+/// and checks every parameter of every interface ([`check`]).
 pub fn split(
     specs: Vec<IfcSpec>,
     n_in: Option<usize>,
     n_out: Option<usize>,
-) -> Result<(Vec<IfcSpec>, Vec<IfcSpec>)> {
+) -> Result<(Vec<Configured>, Vec<Configured>)> {
     let total = specs.len();
     let (n_in, n_out) = match (n_in, n_out) {
         (Some(i), Some(o)) => (i, o),
@@ -319,43 +430,154 @@ pub fn split(
     }
     let mut specs = specs;
     let outputs = specs.split_off(n_in);
-    for s in &specs {
-        check(s, true)?;
-    }
-    for s in &outputs {
-        check(s, false)?;
-    }
-    Ok((specs, outputs))
+    let configure =
+        |input: bool| move |spec: IfcSpec| check(&spec, input).map(|ifc| Configured { spec, ifc });
+    let ins = specs
+        .into_iter()
+        .map(configure(true))
+        .collect::<Result<Vec<_>>>()?;
+    let outs = outputs
+        .into_iter()
+        .map(configure(false))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((ins, outs))
 }
 
-fn check(s: &IfcSpec, input: bool) -> Result<()> {
+/// The path of unix socket `name`, which must fit a socket address.
+pub fn unix_socket_path(name: &str) -> Result<PathBuf, String> {
+    if name.is_empty() {
+        return Err("missing socket name (u:NAME)".into());
+    }
+    let path = crate::stream::socket_path(name);
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(format!(
+            "socket path {} is {len} bytes, longer than a unix socket address allows \
+             ({MAX_SOCKET_PATH}): use a shorter name or a shorter TRAP_SOCKET_DIR",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+fn parse_perm(v: &str) -> Result<u32, String> {
+    parse_mode(v).ok_or_else(|| format!("bad perm `{v}` (an octal mode 0 to 0777, e.g. perm=0660)"))
+}
+
+/// Options of socket outputs, refused on inputs by name.
+const OUTPUT_ONLY: [&str; 3] = ["max_clients", "buffer_count", "buffer_size"];
+
+/// `u:NAME[:perm=MODE]` on an input; libtrap's `u:HOST:NAME` form (the
+/// second name counts) is accepted.
+fn unix_input(params: &[String]) -> Result<Ifc, String> {
+    let (first, rest) = params.split_first().ok_or("missing socket name (u:NAME)")?;
+    let (mut name, mut second, mut perm) = (first.as_str(), false, None);
+    for p in rest {
+        match p.split_once('=') {
+            Some(("perm", v)) => perm = Some(parse_perm(v)?),
+            Some((k, _)) if OUTPUT_ONLY.contains(&k) => {
+                return Err(format!("{k}= applies to outputs only"))
+            }
+            Some(_) => {
+                return Err(format!(
+                    "unknown parameter `{p}` (an input takes u:NAME[:perm=MODE])"
+                ))
+            }
+            None if !second => {
+                name = p;
+                second = true;
+            }
+            None => {
+                return Err(format!(
+                    "too many parameters in `{}` (an input takes u:NAME[:perm=MODE])",
+                    params.join(":")
+                ))
+            }
+        }
+    }
+    let path = unix_socket_path(name)?;
+    let mode = SocketMode::resolve(perm)?;
+    Ok(Ifc::UnixIn {
+        path,
+        shared: mode.shared,
+    })
+}
+
+/// Checks every parameter of one interface (ranges included) and returns
+/// what to open. `input`: the interface is an input.
+pub fn check(s: &IfcSpec, input: bool) -> Result<Ifc> {
     let side = if input { "input" } else { "output" };
-    let fail = |m: &str| Err(bad(format!("{side} interface `{s}`: {m}")));
+    let fail = |m: &str| bad(format!("{side} interface `{s}`: {m}"));
     if input && (s.buffer.is_some() || s.autoflush.is_some()) {
-        return fail("buffer= and autoflush= apply to outputs only");
+        return Err(fail("buffer= and autoflush= apply to outputs only"));
     }
     if input && s.timeout == Some(Timeout::HalfWait) {
-        return fail("HALF_WAIT applies to outputs only");
+        return Err(fail("HALF_WAIT applies to outputs only"));
     }
+    let stream_opts = |extra: &[String]| {
+        StreamOptions::parse(
+            extra,
+            s.timeout.unwrap_or_default(),
+            s.buffer.unwrap_or(true),
+            s.autoflush,
+        )
+    };
     let first = s.params.first().map(String::as_str).unwrap_or("");
-    match s.kind {
-        IfcKind::Unix if first.is_empty() => fail("missing socket name (u:NAME)"),
-        IfcKind::File if first.is_empty() => fail("missing file name (f:PATH)"),
-        IfcKind::Tcp => {
-            let addr = if input {
-                tcp_input_addr(&s.params).map(|_| ())
-            } else {
-                tcp_output_addr(&s.params).map(|_| ())
-            };
-            addr.or_else(|m| fail(&m))
+    let ifc = match s.kind {
+        IfcKind::Unix if input => unix_input(&s.params),
+        IfcKind::Unix => (|| {
+            let mut perm = None;
+            let mut extra = Vec::new();
+            for p in s.params.iter().skip(1) {
+                match p.strip_prefix("perm=") {
+                    Some(v) => perm = Some(parse_perm(v)?),
+                    None => extra.push(p.clone()),
+                }
+            }
+            Ok(Ifc::UnixOut {
+                name: first.to_string(),
+                path: unix_socket_path(first)?,
+                mode: SocketMode::resolve(perm)?,
+                opts: stream_opts(&extra)?,
+            })
+        })(),
+        IfcKind::File if first.is_empty() => Err("missing file name (f:PATH)".into()),
+        IfcKind::File if input => {
+            match s.params.iter().skip(1).find(|p| {
+                matches!(p.as_str(), "w" | "a") || p.starts_with("size=") || p.starts_with("time=")
+            }) {
+                Some(p) => Err(format!(
+                    "`{p}`: w, a, size= and time= apply to file outputs only"
+                )),
+                None => Ok(Ifc::FileIn {
+                    pattern: s.joined_params(),
+                }),
+            }
         }
-        IfcKind::Blackhole if input => fail("a blackhole (b:) can only be an output"),
-        IfcKind::Generator => fail(&format!(
+        IfcKind::File => FileOptions::parse(&s.params, s.buffer.unwrap_or(true)).map(Ifc::FileOut),
+        IfcKind::Tcp if input => {
+            tcp_input_addr(&s.params).map(|(host, port)| Ifc::TcpIn { host, port })
+        }
+        IfcKind::Tcp => tcp_output_addr(&s.params).and_then(|(host, port, extra)| {
+            Ok(Ifc::TcpOut {
+                host,
+                port,
+                opts: stream_opts(extra)?,
+            })
+        }),
+        IfcKind::Blackhole if input => Err("a blackhole (b:) can only be an output".into()),
+        IfcKind::Blackhole => Ok(Ifc::Blackhole),
+        IfcKind::Generator => Err(format!(
             "libtrap's test generator (g:) is not supported ({TYPES_HINT})"
         )),
-        IfcKind::Service => fail("`s` is not an interface type a module can use"),
-        _ => Ok(()),
-    }
+        IfcKind::Service => Err("`s` is not an interface type a module can use".into()),
+        IfcKind::Tls => {
+            return Err(TrapError::Unsupported(format!(
+                "{side} interface `{s}`: TLS (T:) is not supported yet"
+            )))
+        }
+    };
+    ifc.map_err(|m: String| fail(&m))
 }
 
 #[cfg(test)]
@@ -509,5 +731,102 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("(g:) is not supported"), "{e}");
+    }
+
+    fn check_err(spec: &str, input: bool) -> String {
+        let v = parse(spec).unwrap();
+        check(&v[0], input).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn inputs_reject_what_outputs_reject() {
+        for (spec, needle) in [
+            ("u:a:bogus=1", "unknown parameter `bogus=1`"),
+            ("u:a:max_clients=-1", "max_clients= applies to outputs only"),
+            ("u:a:buffer_size=5", "buffer_size= applies to outputs only"),
+            ("u:a:b:c", "too many parameters"),
+            ("u:a:perm=0999", "bad perm `0999`"),
+            (
+                "f:x.trapcap:size=-1",
+                "size= and time= apply to file outputs only",
+            ),
+            ("f:x.trapcap:a", "apply to file outputs only"),
+            ("t:localhost:7600:max_clients=2", "too many parameters"),
+        ] {
+            let e = check_err(spec, true);
+            assert!(e.contains(needle), "{spec}: {e}");
+            assert!(e.starts_with(&format!("input interface `{spec}`")), "{e}");
+        }
+        for (spec, needle) in [
+            ("u:a:bogus=1", "unknown parameter `bogus=1`"),
+            ("u:a:max_clients=-1", "bad number in `max_clients=-1`"),
+            ("u:a:max_clients=65", "max_clients must be 1 to 64"),
+            ("u:a:buffer_count=0", "buffer_count must be at least 1"),
+            (
+                "u:a:buffer_size=99999999999",
+                "bad number in `buffer_size=99999999999`",
+            ),
+            ("u:a:perm=1777", "bad perm `1777`"),
+            ("t:7600:perm=0666", "unknown parameter `perm=0666`"),
+            ("f:x:size=-1", "bad size `-1`"),
+        ] {
+            let e = check_err(spec, false);
+            assert!(e.contains(needle), "{spec}: {e}");
+        }
+        // libtrap's u:HOST:NAME form on an input: the second name counts.
+        let v = parse("u:localhost:sock:perm=0666").unwrap();
+        match check(&v[0], true).unwrap() {
+            Ifc::UnixIn { path, shared } => {
+                assert!(path.ends_with("trap-sock.sock"), "{path:?}");
+                assert!(shared);
+            }
+            other => panic!("{other:?}"),
+        }
+        let v = parse("u:out:perm=0640:max_clients=3").unwrap();
+        match check(&v[0], false).unwrap() {
+            Ifc::UnixOut { mode, opts, .. } => {
+                assert_eq!(
+                    mode,
+                    SocketMode {
+                        mode: 0o640,
+                        shared: true
+                    }
+                );
+                assert_eq!(opts.max_clients, 3);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        let e = |s: &str| parse(s).unwrap_err().to_string();
+        assert!(e("u:a:timeout=86400000001").contains("at most 86400000000 microseconds"));
+        assert!(e("u:a:timeout=99999999999999999999").contains("bad timeout"));
+        assert!(e("u:a:autoflush=86400000001").contains("at most 86400000000"));
+        assert_eq!(
+            parse("u:a:timeout=86400000000").unwrap()[0].timeout,
+            Some(Timeout::Micros(MAX_MICROS))
+        );
+        assert_eq!(parse_mode("0660"), Some(0o660));
+        assert_eq!(parse_mode("666"), Some(0o666));
+        assert_eq!(parse_mode("0"), Some(0));
+        for bad in ["", "8", "01777", "0x1", "-1", "00000660", "rw"] {
+            assert_eq!(parse_mode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn socket_paths_must_fit_a_socket_address() {
+        let long = "a".repeat(200);
+        for input in [true, false] {
+            let e = check_err(&format!("u:{long}"), input);
+            assert!(
+                e.contains("longer than a unix socket address allows (107)"),
+                "{e}"
+            );
+        }
+        let e = unix_socket_path("").unwrap_err();
+        assert!(e.contains("missing socket name"), "{e}");
     }
 }

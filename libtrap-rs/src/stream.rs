@@ -14,19 +14,24 @@
 //!
 //! A background thread per output accepts clients, sends hellos and performs
 //! the autoflush (default every 2 s) while the module is idle.
+//!
+//! Unix sockets get their mode (0660 unless `perm=` / `TRAP_SOCKET_MODE`)
+//! before they can be reached ([`bind_unix_socket`]); an input does not read
+//! a socket served by another user, nor an output replace another user's
+//! stale socket, unless that mode was chosen ([`SocketMode::shared`]).
 
 use crate::error::{Result, TrapError};
 use crate::format::{DataFormat, HelloHeader, HELLO_SIZE};
 use crate::input::{Fetch, Source};
-use crate::spec::{parse_c_uint, Timeout};
+use crate::spec::{parse_c_uint, SocketMode, Timeout};
 use crate::stats::{ClientStats, IfcInfo, OutputStats};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -50,10 +55,80 @@ pub fn socket_path(name: &str) -> PathBuf {
     PathBuf::from(dir).join(format!("trap-{name}.sock"))
 }
 
-/// A connected socket of either kind.
+/// The effective user of this process.
+fn my_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// `name (uid N)` of a user, or `uid N`.
+pub(crate) fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{} (uid {uid})", u.name),
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// A user other than this process's and root: one whose socket this module
+/// does not use unless told to (see [`SocketMode::shared`]).
+fn foreign(uid: u32) -> bool {
+    uid != 0 && uid != my_uid()
+}
+
+/// Creates the unix socket `path` with exactly `mode`, whatever the umask,
+/// and never reachable under another mode: it is bound in a fresh private
+/// directory (0700) beside `path`, given its mode there and renamed into
+/// place, which also replaces a stale socket file atomically.
+pub(crate) fn bind_unix_socket(path: &Path, mode: u32) -> io::Result<UnixListener> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // `.tXXXXXX/s` is shorter than `trap-NAME.sock`, so it fits whenever PATH does.
+    let private = nix::unistd::mkdtemp(&dir.join(".tXXXXXX")).map_err(io::Error::from)?;
+    let tmp = private.join("s");
+    let made = (|| {
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+        let l = UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, path)?;
+        Ok(l)
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    let _ = std::fs::remove_dir(&private);
+    made
+}
+
+/// Whether an output may replace what is at `path` (a stale socket file).
+fn check_replaceable(path: &Path, mode: SocketMode) -> Result<(), String> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err(format!(
+            "{} exists and is not a socket: remove it or pick another name",
+            path.display()
+        ));
+    }
+    if foreign(meta.uid()) && !mode.shared {
+        return Err(format!(
+            "{} is a socket of user {}, not replaced (left or placed there by someone \
+             else?): remove it, pick another name, or give perm=MODE or TRAP_SOCKET_MODE \
+             to share sockets between users",
+            path.display(),
+            user_name(meta.uid())
+        ));
+    }
+    Ok(())
+}
+
+/// A connected socket of either kind, or the bytes of one connection
+/// already at hand (an input decoding them: tests, fuzzing).
 pub(crate) enum Conn {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Memory(Box<dyn Read + Send>),
 }
 
 impl Conn {
@@ -61,12 +136,16 @@ impl Conn {
         match self {
             Conn::Unix(s) => s.set_nonblocking(on),
             Conn::Tcp(s) => s.set_nonblocking(on),
+            Conn::Memory(_) => Ok(()),
         }
     }
-    fn fd(&self) -> BorrowedFd<'_> {
+
+    /// Waits until readable (`write = false`) or writable, at most `timeout`.
+    fn wait(&self, write: bool, timeout: Duration) -> bool {
         match self {
-            Conn::Unix(s) => s.as_fd(),
-            Conn::Tcp(s) => s.as_fd(),
+            Conn::Unix(s) => wait_fd(s.as_fd(), write, timeout),
+            Conn::Tcp(s) => wait_fd(s.as_fd(), write, timeout),
+            Conn::Memory(_) => false,
         }
     }
 }
@@ -76,6 +155,7 @@ impl Read for Conn {
         match self {
             Conn::Unix(s) => s.read(buf),
             Conn::Tcp(s) => s.read(buf),
+            Conn::Memory(r) => r.read(buf),
         }
     }
 }
@@ -85,6 +165,7 @@ impl Write for Conn {
         match self {
             Conn::Unix(s) => s.write(buf),
             Conn::Tcp(s) => s.write(buf),
+            Conn::Memory(_) => Ok(buf.len()),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -124,7 +205,7 @@ fn write_all_waiting(
                 if limit.is_some_and(|l| Instant::now() >= l) {
                     return Err(io::ErrorKind::TimedOut.into());
                 }
-                wait_fd(conn.fd(), true, TICK);
+                conn.wait(true, TICK);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -199,18 +280,30 @@ impl StreamOptions {
             let (key, value) = p
                 .split_once('=')
                 .ok_or_else(|| format!("unknown parameter `{p}`"))?;
-            let n = parse_c_uint(value).ok_or_else(|| format!("bad number in `{p}`"))? as usize;
+            let known = ["max_clients", "buffer_count", "buffer_size"];
+            if !known.contains(&key) {
+                return Err(format!("unknown parameter `{p}`"));
+            }
+            let n = parse_c_uint(value)
+                .filter(|&n| n <= u64::from(u32::MAX))
+                .ok_or_else(|| format!("bad number in `{p}` (0 to {})", u32::MAX))?
+                as usize;
             match key {
                 "max_clients" if (1..=64).contains(&n) => o.max_clients = n,
                 "max_clients" => return Err(format!("max_clients must be 1 to 64, not {n}")),
                 // The ring length of libtrap; containers are written synchronously here.
-                "buffer_count" => {}
+                "buffer_count" if n >= 1 => {}
+                "buffer_count" => return Err("buffer_count must be at least 1".into()),
                 // Never above 100 000: C receivers cannot hold larger containers.
                 "buffer_size" if n > HEADER_SIZE + 2 => {
                     o.payload = n.min(DEFAULT_BUFFER_SIZE) - HEADER_SIZE
                 }
-                "buffer_size" => return Err(format!("buffer_size {n} is too small")),
-                _ => return Err(format!("unknown parameter `{p}`")),
+                _ => {
+                    return Err(format!(
+                        "buffer_size {n} is too small (at least {})",
+                        HEADER_SIZE + 3
+                    ))
+                }
             }
         }
         Ok(o)
@@ -446,7 +539,7 @@ impl Shared {
         // Clients never send anything, so a readable socket has been closed
         // already (e.g. by a process that only checked whether the socket
         // is served, see `unix_socket_served`).
-        if wait_fd(conn.fd(), false, Duration::ZERO) {
+        if conn.wait(false, Duration::ZERO) {
             return;
         }
         crate::log::info(0, &format!("{}: client {id} connected", self.ifc));
@@ -516,8 +609,12 @@ impl Shared {
 
 /// Where a socket output listens.
 pub(crate) enum Bind {
-    /// `u:NAME`.
-    Unix(String),
+    /// `u:NAME` at `path` with `mode`.
+    Unix {
+        name: String,
+        path: PathBuf,
+        mode: SocketMode,
+    },
     /// `t:PORT` (no host: every IPv4 address, as libtrap) or `t:HOST:PORT`.
     Tcp(Option<String>, u16),
 }
@@ -588,18 +685,23 @@ impl StreamWriter {
         stop: Arc<AtomicBool>,
     ) -> Result<StreamWriter> {
         let (listener, socket_file, id) = match &target {
-            Bind::Unix(name) => {
-                let path = socket_path(name);
-                if unix_socket_served(&path) {
-                    return Err(TrapError::SocketInUse { ifc, path });
+            Bind::Unix { name, path, mode } => {
+                if unix_socket_served(path) {
+                    return Err(TrapError::SocketInUse {
+                        ifc,
+                        path: path.clone(),
+                    });
                 }
-                // A stale socket of a process that is gone: replaced, as libtrap does.
-                let _ = std::fs::remove_file(&path);
-                let l = UnixListener::bind(&path).map_err(|e| {
+                // A stale socket of a process that is gone is replaced, as
+                // libtrap does, unless another user left it there.
+                check_replaceable(path, *mode).map_err(|detail| TrapError::Refused {
+                    ifc: ifc.clone(),
+                    detail,
+                })?;
+                let l = bind_unix_socket(path, mode.mode).map_err(|e| {
                     TrapError::io(&ifc, format!("cannot listen on {}", path.display()), e)
                 })?;
-                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666));
-                (Listener::Unix(l), Some(path), name.clone())
+                (Listener::Unix(l), Some(path.clone()), name.clone())
             }
             Bind::Tcp(host, port) => {
                 let l = bind_tcp(&ifc, host.as_deref(), *port)?;
@@ -611,7 +713,7 @@ impl StreamWriter {
             Listener::Tcp(l) => l.set_nonblocking(true),
         }
         .map_err(|e| TrapError::io(&ifc, "cannot set up the listening socket", e))?;
-        let unix = matches!(target, Bind::Unix(_));
+        let unix = matches!(target, Bind::Unix { .. });
         let mut active = Vec::with_capacity(HEADER_SIZE + opts.payload);
         active.resize(HEADER_SIZE, 0);
         let shared = Arc::new(Shared {
@@ -745,8 +847,114 @@ impl Drop for StreamWriter {
 
 /// Where an input connects.
 pub(crate) enum Target {
-    Unix(PathBuf),
+    /// A unix socket; `true`: accept a sender of another user.
+    Unix(PathBuf, bool),
     Tcp(String, u16),
+    /// The bytes of one connection; after them the stream ends.
+    Memory(Option<Box<dyn Read + Send>>),
+}
+
+/// A host name lookup that may work later (no network yet), as opposed to
+/// a name that does not exist.
+fn temporary_lookup_failure(e: &io::Error) -> bool {
+    e.to_string().contains("Temporary failure")
+}
+
+/// The reason of a failed lookup without std's prefix.
+fn lookup_reason(e: &io::Error) -> String {
+    let s = crate::error::os_reason(e);
+    s.strip_prefix("failed to lookup address information: ")
+        .map(str::to_string)
+        .unwrap_or(s)
+}
+
+/// At start-up: a TCP input's host must exist (a temporary lookup failure
+/// is only reported; the input keeps trying).
+pub(crate) fn check_resolvable(ifc: &str, host: &str, port: u16) -> Result<()> {
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) if !addrs.as_slice().is_empty() => Ok(()),
+        Ok(_) => Err(TrapError::BadSpec(format!(
+            "input interface `{ifc}`: host `{host}` has no address (check the name, or give an IP address)"
+        ))),
+        Err(e) if temporary_lookup_failure(&e) => {
+            crate::log::warn(&format!(
+                "{ifc}: cannot resolve `{host}` now ({}); retrying",
+                lookup_reason(&e)
+            ));
+            Ok(())
+        }
+        Err(e) => Err(TrapError::BadSpec(format!(
+            "input interface `{ifc}`: cannot resolve host `{host}`: {} (check the name, or give an IP address)",
+            lookup_reason(&e)
+        ))),
+    }
+}
+
+/// Rate-limited reports of a retry loop (an input that cannot connect).
+/// With `-v` the first failure is reported at once; without, a warning
+/// comes once it has failed for [`RetryLog::QUIET`] (so an ordinary start,
+/// reader before sender, prints nothing); then at most one line every
+/// [`RetryLog::EVERY`], with the count. A success after a report says so.
+#[derive(Debug, Default)]
+pub(crate) struct RetryLog {
+    failures: u64,
+    since: Option<Instant>,
+    reported: Option<Instant>,
+}
+
+impl RetryLog {
+    pub(crate) const QUIET: Duration = Duration::from_secs(10);
+    pub(crate) const EVERY: Duration = Duration::from_secs(30);
+
+    /// One more failed attempt, for `reason`.
+    pub(crate) fn failed(&mut self, ifc: &str, reason: &str) {
+        let now = Instant::now();
+        self.failures += 1;
+        let since = *self.since.get_or_insert(now);
+        let due = match self.reported {
+            None => crate::log::verbosity() >= 0 || now - since >= Self::QUIET,
+            Some(last) => now - last >= Self::EVERY,
+        };
+        if !due {
+            return;
+        }
+        let msg = if self.failures == 1 {
+            format!("{ifc}: {reason}; retrying")
+        } else {
+            format!(
+                "{ifc}: {reason} ({} attempts in {} s); still retrying",
+                self.failures,
+                (now - since).as_secs()
+            )
+        };
+        if self.failures == 1 {
+            crate::log::info(0, &msg);
+        } else {
+            crate::log::warn(&msg);
+        }
+        self.reported = Some(now);
+    }
+
+    /// How long to wait before the next attempt: 100 ms, 1 s once the
+    /// failures have lasted [`RetryLog::QUIET`].
+    pub(crate) fn pause(&self) -> Duration {
+        match self.since {
+            Some(s) if s.elapsed() >= Self::QUIET => Duration::from_secs(1),
+            _ => TICK,
+        }
+    }
+
+    /// The attempt worked.
+    pub(crate) fn succeeded(&mut self, ifc: &str) {
+        if let (Some(since), Some(_)) = (self.since, self.reported) {
+            crate::log::note(&format!(
+                "{ifc}: connected after {} failed attempts ({} s)",
+                self.failures,
+                since.elapsed().as_secs()
+            ));
+        }
+        *self = RetryLog::default();
+    }
 }
 
 /// The receiving side of a `u:` or `t:` interface: connects (and reconnects)
@@ -761,6 +969,8 @@ pub(crate) struct StreamSource {
     payload: Vec<u8>,
     payload_got: usize,
     stop: Arc<AtomicBool>,
+    retry: RetryLog,
+    next_attempt: Option<Instant>,
 }
 
 enum ReadStep {
@@ -780,24 +990,84 @@ impl StreamSource {
             payload: Vec::new(),
             payload_got: 0,
             stop,
+            retry: RetryLog::default(),
+            next_attempt: None,
         }
     }
 
-    fn connect(&self) -> io::Result<Conn> {
+    /// Where this input connects, for messages.
+    fn shown(&self) -> String {
         match &self.target {
-            Target::Unix(p) => UnixStream::connect(p).map(Conn::Unix),
+            Target::Unix(p, _) => p.display().to_string(),
+            Target::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
+            Target::Tcp(h, p) => format!("{h}:{p}"),
+            Target::Memory(_) => "memory".into(),
+        }
+    }
+
+    /// Connects. `Ok(Err(reason))`: try again later; `Err`: never (a
+    /// socket served by another user).
+    fn connect(&mut self) -> Result<Result<Conn, String>> {
+        let shown = self.shown();
+        let cannot = |e: io::Error| {
+            Ok(Err(format!(
+                "cannot connect to {shown}: {}",
+                crate::error::os_reason(&e)
+            )))
+        };
+        match &mut self.target {
+            Target::Memory(bytes) => match bytes.take() {
+                Some(r) => Ok(Ok(Conn::Memory(r))),
+                None => Ok(Err("no more bytes".into())),
+            },
+            Target::Unix(p, shared) => {
+                let s = match UnixStream::connect(&*p) {
+                    Ok(s) => s,
+                    Err(e) => return cannot(e),
+                };
+                // The credentials of the process that listens: a socket
+                // squatted in a shared directory is not read from.
+                use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+                if let Ok(cred) = getsockopt(&s, PeerCredentials) {
+                    let uid = cred.uid();
+                    if foreign(uid) && !*shared {
+                        return Err(TrapError::Refused {
+                            ifc: self.ifc.clone(),
+                            detail: format!(
+                                "{} is served by process {} of user {}, neither this user \
+                                 nor root: not reading its records (a socket squatted in a \
+                                 shared directory?); give the input perm=MODE or set \
+                                 TRAP_SOCKET_MODE to accept other users' senders",
+                                p.display(),
+                                cred.pid(),
+                                user_name(uid)
+                            ),
+                        });
+                    }
+                }
+                Ok(Ok(Conn::Unix(s)))
+            }
             Target::Tcp(host, port) => {
+                let addrs = match (host.as_str(), *port).to_socket_addrs() {
+                    Ok(a) => a,
+                    Err(e) => {
+                        return Ok(Err(format!(
+                            "cannot resolve `{host}`: {}",
+                            lookup_reason(&e)
+                        )))
+                    }
+                };
                 let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-                for addr in (host.as_str(), *port).to_socket_addrs()? {
+                for addr in addrs {
                     match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
                         Ok(s) => {
                             let _ = s.set_nodelay(true);
-                            return Ok(Conn::Tcp(s));
+                            return Ok(Ok(Conn::Tcp(s)));
                         }
                         Err(e) => last = e,
                     }
                 }
-                Err(last)
+                cannot(last)
             }
         }
     }
@@ -828,7 +1098,7 @@ impl StreamSource {
                         }
                         None => TICK,
                     };
-                    wait_fd(conn.fd(), false, wait);
+                    conn.wait(false, wait);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -838,7 +1108,7 @@ impl StreamSource {
     }
 
     fn drop_connection(&mut self, why: &str) {
-        if self.conn.take().is_some() {
+        if self.conn.take().is_some() && !matches!(self.target, Target::Memory(_)) {
             crate::log::warn(&format!("{}: {why}; reconnecting", self.ifc));
         }
         self.header_got = 0;
@@ -846,23 +1116,33 @@ impl StreamSource {
         self.payload_got = 0;
     }
 
-    /// Connects and reads the hello. `Ok(None)`: try again later.
-    fn open(&mut self) -> Result<Option<DataFormat>> {
-        let mut conn = match self.connect() {
+    /// Connects and reads the hello. `Ok(Err(reason))`: try again later.
+    fn open(&mut self) -> Result<Result<DataFormat, String>> {
+        let mut conn = match self.connect()? {
             Ok(c) => c,
-            Err(_) => return Ok(None),
+            Err(reason) => return Ok(Err(reason)),
         };
         conn.set_nonblocking(true)
             .map_err(|e| TrapError::io(&self.ifc, "cannot set up the connection", e))?;
         // The output sends its hello at once; allow a generous 2 s.
         let limit = Some(Instant::now() + Duration::from_secs(2));
+        let no_hello = |step: Result<Option<ReadStep>, io::Error>, shown: String| match step {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(TrapError::Terminated),
+            Ok(Some(ReadStep::Done)) => Ok(None),
+            Ok(None) => Ok(Some(format!("{shown} sent no TRAP hello within 2 s"))),
+            Ok(Some(ReadStep::Closed)) => Ok(Some(format!(
+                "{shown} closed the connection before its hello (max_clients reached?)"
+            ))),
+            Err(e) => Ok(Some(format!(
+                "{shown}: {} before the hello",
+                crate::error::os_reason(&e)
+            ))),
+        };
         let mut head = [0u8; HELLO_SIZE];
         let mut got = 0;
         let step = Self::read_into(&mut conn, &mut head, &mut got, limit, &self.stop);
-        match step {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(TrapError::Terminated),
-            Ok(Some(ReadStep::Done)) => {}
-            _ => return Ok(None),
+        if let Some(reason) = no_hello(step, self.shown())? {
+            return Ok(Err(reason));
         }
         let header = HelloHeader::parse(&head).map_err(|d| TrapError::Negotiation {
             ifc: self.ifc.clone(),
@@ -870,10 +1150,9 @@ impl StreamSource {
         })?;
         let mut spec = vec![0u8; header.spec_len];
         let mut got = 0;
-        match Self::read_into(&mut conn, &mut spec, &mut got, limit, &self.stop) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(TrapError::Terminated),
-            Ok(Some(ReadStep::Done)) => {}
-            _ => return Ok(None),
+        let step = Self::read_into(&mut conn, &mut spec, &mut got, limit, &self.stop);
+        if let Some(reason) = no_hello(step, self.shown())? {
+            return Ok(Err(reason));
         }
         let fmt = header
             .into_format(&spec)
@@ -882,10 +1161,12 @@ impl StreamSource {
                 detail: d,
             })?;
         // Type 0: the output has no format yet; come back later.
-        let Some(fmt) = fmt else { return Ok(None) };
+        let Some(fmt) = fmt else {
+            return Ok(Err(format!("{} has no data format yet", self.shown())));
+        };
         crate::log::info(0, &format!("{}: connected", self.ifc));
         self.conn = Some(conn);
-        Ok(Some(fmt))
+        Ok(Ok(fmt))
     }
 }
 
@@ -896,8 +1177,26 @@ impl Source for StreamSource {
                 return Err(TrapError::Terminated);
             }
             if self.conn.is_none() {
-                if let Some(fmt) = self.open()? {
-                    return Ok(Fetch::Hello(fmt));
+                if matches!(self.target, Target::Memory(None)) {
+                    return Ok(Fetch::End);
+                }
+                let now = Instant::now();
+                if self.next_attempt.is_none_or(|t| now >= t) {
+                    match self.open()? {
+                        Ok(fmt) => {
+                            self.retry.succeeded(&self.ifc);
+                            self.next_attempt = None;
+                            return Ok(Fetch::Hello(fmt));
+                        }
+                        // In-memory bytes: nothing to come back to.
+                        Err(_) if matches!(self.target, Target::Memory(_)) => {
+                            return Ok(Fetch::End)
+                        }
+                        Err(reason) => {
+                            self.retry.failed(&self.ifc, &reason);
+                            self.next_attempt = Some(Instant::now() + self.retry.pause());
+                        }
+                    }
                 }
                 let now = Instant::now();
                 if deadline.is_some_and(|d| now >= d) {
@@ -974,7 +1273,7 @@ impl Source for StreamSource {
 
     fn id(&self) -> String {
         match &self.target {
-            Target::Unix(p) => p
+            Target::Unix(p, _) => p
                 .file_name()
                 .map(|f| {
                     f.to_string_lossy()
@@ -985,10 +1284,87 @@ impl Source for StreamSource {
                 .unwrap_or_default(),
             Target::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
             Target::Tcp(h, p) => format!("{h}:{p}"),
+            Target::Memory(_) => "memory".into(),
         }
     }
 
     fn connected(&self) -> bool {
         self.conn.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Input;
+
+    /// A reader that returns one byte per read (every partial-read path).
+    struct Trickle(io::Cursor<Vec<u8>>);
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    fn container(seq: u64, msgs: &[&[u8]]) -> Vec<u8> {
+        let payload: usize = msgs.iter().map(|m| 2 + m.len()).sum();
+        let mut out = (payload as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&(msgs.len() as u16).to_le_bytes());
+        for m in msgs {
+            out.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            out.extend_from_slice(m);
+        }
+        out
+    }
+
+    fn decode(bytes: Vec<u8>, trickle: bool) -> (Vec<Vec<u8>>, Option<String>, u64) {
+        let reader: Box<dyn Read + Send> = if trickle {
+            Box::new(Trickle(io::Cursor::new(bytes)))
+        } else {
+            Box::new(io::Cursor::new(bytes))
+        };
+        let mut input = Input::from_stream_reader("u:mem", reader);
+        let mut got = Vec::new();
+        loop {
+            match input.recv() {
+                Ok(m) if m.is_eos() => return (got, None, input.missed()),
+                Ok(m) => got.push(m.data.to_vec()),
+                Err(e) => return (got, Some(e.to_string()), input.missed()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_connection_is_decoded_from_any_reader() {
+        let mut bytes = DataFormat::UniRec("uint32 A".into()).hello();
+        bytes.extend(container(0, &[b"abcd", b"efgh"]));
+        bytes.extend(container(5, &[b"ijkl", &[0]]));
+        for trickle in [false, true] {
+            let (got, err, missed) = decode(bytes.clone(), trickle);
+            assert_eq!(got, [b"abcd", b"efgh", b"ijkl"]);
+            assert_eq!((err, missed), (None, 3));
+        }
+        // Cut in the middle of a container: the stream just ends there.
+        let (got, err, _) = decode(bytes[..bytes.len() - 3].to_vec(), true);
+        assert_eq!((got.len(), err), (2, None));
+        // A container announcing more than any sender sends.
+        let mut bad = DataFormat::UniRec("uint32 A".into()).hello();
+        bad.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        bad.extend_from_slice(&[0; 10]);
+        let (_, err, _) = decode(bad, false);
+        assert!(err.unwrap().contains("container of 4294967295 bytes"));
+    }
+
+    /// Found by fuzzing (trap_stream): a sequence number near 2^64 plus the
+    /// message count overflowed (a panic in debug builds).
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut bytes = DataFormat::UniRec("uint32 A".into()).hello();
+        bytes.extend(container(u64::MAX - 1, &[b"abcd", b"efgh", b"ijkl"]));
+        bytes.extend(container(1, &[b"mnop", &[0]]));
+        let (got, err, missed) = decode(bytes, false);
+        assert_eq!((got.len(), err, missed), (4, None, 0));
     }
 }

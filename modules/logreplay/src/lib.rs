@@ -89,6 +89,22 @@ impl Header {
                     .ok_or_else(|| format!("bad header column `{item}`"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Two columns for one field: the first would be overwritten silently.
+        let first = usize::from(time_column);
+        let mut seen = vec![None; template.len()];
+        for (col, &idx) in columns.iter().enumerate() {
+            if let Some(earlier) = seen.get_mut(idx) {
+                if let Some(e) = *earlier {
+                    return Err(format!(
+                        "the header names field `{}` twice (columns {} and {})",
+                        template.fields()[idx].name(),
+                        e + 1 + first,
+                        col + 1 + first
+                    ));
+                }
+                *earlier = Some(col);
+            }
+        }
         Ok(Header {
             template,
             columns,
@@ -148,6 +164,30 @@ impl Header {
             })?;
         }
         Ok(time)
+    }
+}
+
+/// The longest pause the `time` column makes logreplay wait: a longer jump
+/// (a quiet night, files joined, a bad clock) is replayed without waiting.
+pub const MAX_PAUSE_SECS: u32 = 600;
+
+/// What the `time` column asks for between two rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Send now (the first row, the same second, or time going back).
+    Now,
+    /// Wait this many seconds first.
+    Wait(u32),
+    /// A jump of this many seconds, over [`MAX_PAUSE_SECS`]: send now.
+    Jump(u32),
+}
+
+/// The pause before a row of time `now` after one of time `prev`.
+pub fn pace(prev: Option<u32>, now: u32) -> Pace {
+    match prev {
+        Some(p) if now > p && now - p > MAX_PAUSE_SECS => Pace::Jump(now - p),
+        Some(p) if now > p => Pace::Wait(now - p),
+        _ => Pace::Now,
     }
 }
 
@@ -212,5 +252,31 @@ mod tests {
         assert!(e.contains("1 columns, the header has 2"), "{e}");
         assert!(Header::parse("").is_err());
         assert!(Header::parse("uint16 A,foo B").unwrap_err().contains("foo"));
+    }
+
+    #[test]
+    fn a_field_named_twice_is_refused() {
+        assert_eq!(
+            Header::parse("uint32 A,uint16 B,uint32 A").unwrap_err(),
+            "the header names field `A` twice (columns 1 and 3)"
+        );
+        assert_eq!(
+            Header::parse("time,uint32 A, uint32  A").unwrap_err(),
+            "the header names field `A` twice (columns 2 and 3)"
+        );
+        assert!(Header::parse("uint32 A,string A")
+            .unwrap_err()
+            .contains("bad header"));
+    }
+
+    #[test]
+    fn long_time_jumps_are_not_waited_for() {
+        assert_eq!(pace(None, 100), Pace::Now);
+        assert_eq!(pace(Some(100), 100), Pace::Now);
+        assert_eq!(pace(Some(100), 50), Pace::Now);
+        assert_eq!(pace(Some(100), 103), Pace::Wait(3));
+        assert_eq!(pace(Some(100), 700), Pace::Wait(600));
+        assert_eq!(pace(Some(100), 701), Pace::Jump(601));
+        assert_eq!(pace(Some(0), u32::MAX), Pace::Jump(u32::MAX));
     }
 }

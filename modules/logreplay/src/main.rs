@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Trap, TrapError};
-use logreplay::Header;
+use logreplay::{Header, Pace, MAX_PAUSE_SECS};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::process::ExitCode;
@@ -55,6 +55,7 @@ fn run(args: Args) -> Result<u64> {
     let mut record = Vec::with_capacity(1024);
     let (mut line_no, mut sent, mut skipped) = (1u64, 0u64, 0u64);
     let mut last_time: Option<u32> = None;
+    let mut jumps = 0u64;
     let pace = header.has_time_column() && !args.disable_timing;
     loop {
         if libtrap::is_terminated() || args.cut.is_some_and(|c| sent >= c) {
@@ -83,9 +84,22 @@ fn run(args: Args) -> Result<u64> {
             }
         };
         if let (true, Some(now)) = (pace, time) {
-            if let Some(prev) = last_time.filter(|&p| now > p) {
-                out.flush()?;
-                libtrap::sleep(Duration::from_secs(u64::from(now - prev)));
+            match logreplay::pace(last_time, now) {
+                Pace::Now => {}
+                Pace::Wait(secs) => {
+                    out.flush()?;
+                    libtrap::sleep(Duration::from_secs(u64::from(secs)));
+                }
+                Pace::Jump(secs) => {
+                    if jumps == 0 {
+                        libtrap::log::warn(&format!(
+                            "{}:{line_no}: the time column jumps {secs} s ahead; replaying on \
+                             without waiting (jumps over {MAX_PAUSE_SECS} s are not waited for)",
+                            args.file
+                        ));
+                    }
+                    jumps += 1;
+                }
             }
             last_time = Some(now);
         }
@@ -104,7 +118,10 @@ fn run(args: Args) -> Result<u64> {
     // After SIGINT this is best effort: whatever can be written without
     // waiting still reaches the readers.
     trap.end(!args.no_eof)?;
-    libtrap::log::info(0, &format!("{sent} records sent, {skipped} lines skipped"));
+    libtrap::log::info(
+        0,
+        &format!("{sent} records sent, {skipped} lines skipped, {jumps} time jumps not waited for"),
+    );
     Ok(skipped)
 }
 
