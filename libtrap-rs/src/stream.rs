@@ -619,6 +619,45 @@ pub(crate) enum Bind {
     Tcp(Option<String>, u16),
 }
 
+/// The lock a `u:` output holds while it serves `path`: an exclusive
+/// `flock` on `.NAME.lock` beside the socket. A second nemea-rs instance
+/// learns from it that the socket is served without connecting — a connect
+/// probe would be taken for a reader, and the records sent to it lost.
+/// `None` when the lock cannot be taken part (`Err(())`: held by another
+/// process); the connect probe then decides (C libtrap servers hold none).
+/// A lock file of another user (not root) is not trusted and not used.
+fn lock_unix_socket(
+    path: &std::path::Path,
+) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, ()> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(None);
+    };
+    let lock_path = dir.join(format!(".{}.lock", name.to_string_lossy()));
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&lock_path)
+    else {
+        return Ok(None);
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    match file.metadata() {
+        Ok(m) if m.uid() == me || m.uid() == 0 => {}
+        _ => return Ok(None),
+    }
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(()),
+        Err(_) => Ok(None),
+    }
+}
+
 /// True when a live process accepts connections on the unix socket `path`
 /// (probed with a non-blocking connect, which a full backlog does not stall).
 fn unix_socket_served(path: &std::path::Path) -> bool {
@@ -673,6 +712,8 @@ pub struct StreamWriter {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
     socket_file: Option<PathBuf>,
+    /// Held while the unix socket is served (see `lock_unix_socket`).
+    _serving_lock: Option<nix::fcntl::Flock<std::fs::File>>,
     info: Arc<IfcInfo>,
 }
 
@@ -684,8 +725,12 @@ impl StreamWriter {
         opts: StreamOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<StreamWriter> {
-        let (listener, socket_file, id) = match &target {
+        let (listener, socket_file, id, serving_lock) = match &target {
             Bind::Unix { name, path, mode } => {
+                let lock = lock_unix_socket(path).map_err(|()| TrapError::SocketInUse {
+                    ifc: ifc.clone(),
+                    path: path.clone(),
+                })?;
                 if unix_socket_served(path) {
                     return Err(TrapError::SocketInUse {
                         ifc,
@@ -701,11 +746,11 @@ impl StreamWriter {
                 let l = bind_unix_socket(path, mode.mode).map_err(|e| {
                     TrapError::io(&ifc, format!("cannot listen on {}", path.display()), e)
                 })?;
-                (Listener::Unix(l), Some(path.clone()), name.clone())
+                (Listener::Unix(l), Some(path.clone()), name.clone(), lock)
             }
             Bind::Tcp(host, port) => {
                 let l = bind_tcp(&ifc, host.as_deref(), *port)?;
-                (Listener::Tcp(l), None, port.to_string())
+                (Listener::Tcp(l), None, port.to_string(), None)
             }
         };
         match &listener {
@@ -745,6 +790,7 @@ impl StreamWriter {
             shared,
             thread: Some(thread),
             socket_file,
+            _serving_lock: serving_lock,
             info,
         })
     }
