@@ -744,6 +744,96 @@ fn reporter_rereads_changed_rules() {
     assert_eq!(notes, ["first", "first", "second", "second"]);
 }
 
+/// Rules nesting a condition 20 000 levels deep (issue 16, finding 1).
+fn deep_rules() -> String {
+    format!(
+        "namespace: x\nrules:\n  - id: 1\n    condition: \"{}true{}\"\n    actions: [stdout]\n",
+        "(".repeat(20_000),
+        ")".repeat(20_000)
+    )
+}
+
+const DEPTH_ERROR: &str =
+    "rule 1: condition: nested more than 256 levels deep (the limit for parentheses, `not`s and lists)";
+
+#[test]
+fn reporter_refuses_deep_condition_at_start_up() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("deep.yaml"), deep_rules()).unwrap();
+    std::fs::write(sb.path("none.trapcap"), "").unwrap();
+    for args in [
+        &["-c", "deep.yaml", "-d"][..],
+        &["-c", "deep.yaml", "-i", "f:none.trapcap"],
+    ] {
+        let o = sb.run("vportscan2idea", args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err,
+            format!("vportscan2idea: error: deep.yaml: {DEPTH_ERROR}\n"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn reporter_keeps_its_rules_when_a_reload_is_too_deep() {
+    let sb = Sandbox::new();
+    scan_events(&sb);
+    std::fs::write(
+        sb.path("rules.yaml"),
+        "namespace: org.example\ncustom_actions:\n  - id: m\n    mark: {path: Note, value: old}\n\
+         rules:\n  - id: 1\n    condition: Source.IP4 in [10.0.0.0/8, 192.0.2.0/24]\n    actions: [m, stdout]\n",
+    )
+    .unwrap();
+    let agg = sb.spawn(
+        "vportscan_aggregator",
+        &["-t", "0.02", "-i", "u:alerts,u:events"],
+    );
+    sb.wait_socket("events");
+    let reporter = sb.spawn(
+        "vportscan2idea",
+        &["-D", "-a", "1", "-c", "rules.yaml", "-i", "u:events"],
+    );
+    let batch = |last: bool| {
+        let args: &[&str] = if last {
+            &["-i", "f:alerts.trapcap,u:alerts"]
+        } else {
+            &["-n", "-i", "f:alerts.trapcap,u:alerts"]
+        };
+        ok_stdout(&sb.run("traffic_repeater", args), "traffic_repeater");
+    };
+    // The scans of each batch leave the aggregator after its 1.2 s window.
+    batch(false);
+    std::thread::sleep(Duration::from_millis(2500));
+    // A broken file arrives: by -a, then by SIGUSR1; each time the next
+    // alerts are reported with the old rules.
+    std::fs::write(sb.path("rules.yaml"), deep_rules()).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    batch(false);
+    std::thread::sleep(Duration::from_millis(2500));
+    let usr1 = std::process::Command::new("kill")
+        .args(["-USR1", &reporter.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(usr1.success());
+    batch(true);
+    ok_stdout(
+        &wait_output(agg, Duration::from_secs(30), "vportscan_aggregator"),
+        "vportscan_aggregator",
+    );
+    let out = wait_output(reporter, Duration::from_secs(30), "vportscan2idea");
+    let notes: Vec<String> = idea_lines(&ok_stdout(&out, "vportscan2idea"))
+        .iter()
+        .map(|i| i["Note"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(notes, ["old"; 6]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refused: Vec<&str> = err.lines().filter(|l| l.contains("keeping")).collect();
+    let want = format!("vportscan2idea: warning: rules.yaml: {DEPTH_ERROR}; keeping the old rules");
+    assert_eq!(refused, [want.as_str(); 2], "{err}");
+}
+
 #[test]
 fn reporter_rules_file() {
     let sb = Sandbox::new();
