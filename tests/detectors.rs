@@ -613,6 +613,106 @@ fn blacklist_download_filter_reload_and_idea() {
     assert_eq!(marked.lines().count(), 2);
 }
 
+/// Issue 16, finding 2: a broken feed served with HTTP 200 (truncated JSON,
+/// an HTML error page as a plaintext list, …) was read as "0 entities" and
+/// the detector file rewritten without that list. Each keeps the last good
+/// list, says why in one line, and `--once` exits 1.
+#[test]
+fn bl_downloader_keeps_the_last_good_list_on_a_broken_feed() {
+    let sb = Sandbox::new();
+    let body = std::sync::Arc::new(std::sync::Mutex::new("198.51.100.0/24\n".to_string()));
+    let port = http_server(body.clone());
+    let url = format!("http://127.0.0.1:{port}/list");
+    let config = |format: &str, extra: &str| {
+        std::fs::write(
+            sb.path("bl.toml"),
+            format!(
+                "ipv4_file = \"ip4.blist\"\nipv6_file = \"ip6.blist\"\n\
+                 [[blacklist]]\nid = 1\nname = \"Local\"\nsource = \"local.txt\"\n\
+                 [[blacklist]]\nid = 2\nname = \"Feed\"\nsource = \"{url}\"\n{format}{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    config("", "");
+    std::fs::write(sb.path("local.txt"), "192.0.2.1\n").unwrap();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", "bl.toml", "--once"]),
+        "bl_downloader",
+    );
+    let ip4 = || std::fs::read_to_string(sb.path("ip4.blist")).unwrap();
+    assert_eq!(ip4(), "192.0.2.1,1\n198.51.100.0/24,2\n");
+    let json = "format = \"json\"\njson_address_key = \"ip\"\n";
+    let html = "<!DOCTYPE html>\n<html><body><h1>Rate limit exceeded</h1></body></html>\n";
+    for (i, (format, served, why)) in [
+        (
+            json,
+            r#"[{"ip": "60.0.0.1"}, {"ip": "60.0.0.2""#,
+            "not a JSON list (EOF while parsing an object at line 1 column 38)",
+        ),
+        ("", html, "an HTML page (it starts with `<`), not a list"),
+        (
+            "",
+            "Service Unavailable\n",
+            "1 of 1 lines are not addresses (line 1: \"Service Unavailable\")",
+        ),
+        (
+            "",
+            "",
+            "no entries (allow_empty = true lets this list be empty)",
+        ),
+        (
+            json,
+            "[]",
+            "no entries (allow_empty = true lets this list be empty)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        config(format, "");
+        *body.lock().unwrap() = served.to_string();
+        // The other list changes, so the files are rewritten.
+        std::fs::write(sb.path("local.txt"), format!("192.0.2.{}\n", i + 2)).unwrap();
+        let o = sb.run("bl_downloader", &["-c", "bl.toml", "--once"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{served:?}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "bl_downloader: warning: blacklist Feed: {url}: {why}; keeping the last good list\n\
+                 bl_downloader: error: 1 of 2 blacklists failed\n"
+            ),
+            "{served:?}"
+        );
+        assert_eq!(
+            ip4(),
+            format!("192.0.2.{},1\n198.51.100.0/24,2\n", i + 2),
+            "{served:?}"
+        );
+    }
+    // A feed that may be empty says so; then an empty body empties it.
+    config("", "allow_empty = true\n");
+    *body.lock().unwrap() = "# no entries today\n".into();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", "bl.toml", "--once"]),
+        "bl_downloader",
+    );
+    assert_eq!(ip4(), "192.0.2.6,1\n");
+    // A list no longer configured leaves the files.
+    *body.lock().unwrap() = "203.0.113.1\n".into();
+    std::fs::write(
+        sb.path("bl.toml"),
+        format!("ipv4_file = \"ip4.blist\"\nipv6_file = \"ip6.blist\"\n[[blacklist]]\nid = 2\nname = \"Feed\"\nsource = \"{url}\"\n"),
+    )
+    .unwrap();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", "bl.toml", "--once"]),
+        "bl_downloader",
+    );
+    assert_eq!(ip4(), "203.0.113.1,2\n");
+}
+
 #[test]
 fn hoststats_ssh_brute_force_to_idea() {
     let sb = Sandbox::new();
