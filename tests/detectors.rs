@@ -613,6 +613,106 @@ fn blacklist_download_filter_reload_and_idea() {
     assert_eq!(marked.lines().count(), 2);
 }
 
+/// Issue 16, finding 2: a broken feed served with HTTP 200 (truncated JSON,
+/// an HTML error page as a plaintext list, …) was read as "0 entities" and
+/// the detector file rewritten without that list. Each keeps the last good
+/// list, says why in one line, and `--once` exits 1.
+#[test]
+fn bl_downloader_keeps_the_last_good_list_on_a_broken_feed() {
+    let sb = Sandbox::new();
+    let body = std::sync::Arc::new(std::sync::Mutex::new("198.51.100.0/24\n".to_string()));
+    let port = http_server(body.clone());
+    let url = format!("http://127.0.0.1:{port}/list");
+    let config = |format: &str, extra: &str| {
+        std::fs::write(
+            sb.path("bl.toml"),
+            format!(
+                "ipv4_file = \"ip4.blist\"\nipv6_file = \"ip6.blist\"\n\
+                 [[blacklist]]\nid = 1\nname = \"Local\"\nsource = \"local.txt\"\n\
+                 [[blacklist]]\nid = 2\nname = \"Feed\"\nsource = \"{url}\"\n{format}{extra}"
+            ),
+        )
+        .unwrap();
+    };
+    config("", "");
+    std::fs::write(sb.path("local.txt"), "192.0.2.1\n").unwrap();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", "bl.toml", "--once"]),
+        "bl_downloader",
+    );
+    let ip4 = || std::fs::read_to_string(sb.path("ip4.blist")).unwrap();
+    assert_eq!(ip4(), "192.0.2.1,1\n198.51.100.0/24,2\n");
+    let json = "format = \"json\"\njson_address_key = \"ip\"\n";
+    let html = "<!DOCTYPE html>\n<html><body><h1>Rate limit exceeded</h1></body></html>\n";
+    for (i, (format, served, why)) in [
+        (
+            json,
+            r#"[{"ip": "60.0.0.1"}, {"ip": "60.0.0.2""#,
+            "not a JSON list (EOF while parsing an object at line 1 column 38)",
+        ),
+        ("", html, "an HTML page (it starts with `<`), not a list"),
+        (
+            "",
+            "Service Unavailable\n",
+            "1 of 1 lines are not addresses (line 1: \"Service Unavailable\")",
+        ),
+        (
+            "",
+            "",
+            "no entries (allow_empty = true lets this list be empty)",
+        ),
+        (
+            json,
+            "[]",
+            "no entries (allow_empty = true lets this list be empty)",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        config(format, "");
+        *body.lock().unwrap() = served.to_string();
+        // The other list changes, so the files are rewritten.
+        std::fs::write(sb.path("local.txt"), format!("192.0.2.{}\n", i + 2)).unwrap();
+        let o = sb.run("bl_downloader", &["-c", "bl.toml", "--once"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{served:?}: {err}");
+        assert_eq!(
+            err,
+            format!(
+                "bl_downloader: warning: blacklist Feed: {url}: {why}; keeping the last good list\n\
+                 bl_downloader: error: 1 of 2 blacklists failed\n"
+            ),
+            "{served:?}"
+        );
+        assert_eq!(
+            ip4(),
+            format!("192.0.2.{},1\n198.51.100.0/24,2\n", i + 2),
+            "{served:?}"
+        );
+    }
+    // A feed that may be empty says so; then an empty body empties it.
+    config("", "allow_empty = true\n");
+    *body.lock().unwrap() = "# no entries today\n".into();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", "bl.toml", "--once"]),
+        "bl_downloader",
+    );
+    assert_eq!(ip4(), "192.0.2.6,1\n");
+    // A list no longer configured leaves the files.
+    *body.lock().unwrap() = "203.0.113.1\n".into();
+    std::fs::write(
+        sb.path("bl.toml"),
+        format!("ipv4_file = \"ip4.blist\"\nipv6_file = \"ip6.blist\"\n[[blacklist]]\nid = 2\nname = \"Feed\"\nsource = \"{url}\"\n"),
+    )
+    .unwrap();
+    ok_stdout(
+        &sb.run("bl_downloader", &["-c", "bl.toml", "--once"]),
+        "bl_downloader",
+    );
+    assert_eq!(ip4(), "203.0.113.1,2\n");
+}
+
 #[test]
 fn hoststats_ssh_brute_force_to_idea() {
     let sb = Sandbox::new();
@@ -742,6 +842,96 @@ fn reporter_rereads_changed_rules() {
         .map(|i| i["Note"].as_str().unwrap_or("").to_string())
         .collect();
     assert_eq!(notes, ["first", "first", "second", "second"]);
+}
+
+/// Rules nesting a condition 20 000 levels deep (issue 16, finding 1).
+fn deep_rules() -> String {
+    format!(
+        "namespace: x\nrules:\n  - id: 1\n    condition: \"{}true{}\"\n    actions: [stdout]\n",
+        "(".repeat(20_000),
+        ")".repeat(20_000)
+    )
+}
+
+const DEPTH_ERROR: &str =
+    "rule 1: condition: nested more than 256 levels deep (the limit for parentheses, `not`s and lists)";
+
+#[test]
+fn reporter_refuses_deep_condition_at_start_up() {
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("deep.yaml"), deep_rules()).unwrap();
+    std::fs::write(sb.path("none.trapcap"), "").unwrap();
+    for args in [
+        &["-c", "deep.yaml", "-d"][..],
+        &["-c", "deep.yaml", "-i", "f:none.trapcap"],
+    ] {
+        let o = sb.run("vportscan2idea", args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(
+            err,
+            format!("vportscan2idea: error: deep.yaml: {DEPTH_ERROR}\n"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn reporter_keeps_its_rules_when_a_reload_is_too_deep() {
+    let sb = Sandbox::new();
+    scan_events(&sb);
+    std::fs::write(
+        sb.path("rules.yaml"),
+        "namespace: org.example\ncustom_actions:\n  - id: m\n    mark: {path: Note, value: old}\n\
+         rules:\n  - id: 1\n    condition: Source.IP4 in [10.0.0.0/8, 192.0.2.0/24]\n    actions: [m, stdout]\n",
+    )
+    .unwrap();
+    let agg = sb.spawn(
+        "vportscan_aggregator",
+        &["-t", "0.02", "-i", "u:alerts,u:events"],
+    );
+    sb.wait_socket("events");
+    let reporter = sb.spawn(
+        "vportscan2idea",
+        &["-D", "-a", "1", "-c", "rules.yaml", "-i", "u:events"],
+    );
+    let batch = |last: bool| {
+        let args: &[&str] = if last {
+            &["-i", "f:alerts.trapcap,u:alerts"]
+        } else {
+            &["-n", "-i", "f:alerts.trapcap,u:alerts"]
+        };
+        ok_stdout(&sb.run("traffic_repeater", args), "traffic_repeater");
+    };
+    // The scans of each batch leave the aggregator after its 1.2 s window.
+    batch(false);
+    std::thread::sleep(Duration::from_millis(2500));
+    // A broken file arrives: by -a, then by SIGUSR1; each time the next
+    // alerts are reported with the old rules.
+    std::fs::write(sb.path("rules.yaml"), deep_rules()).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    batch(false);
+    std::thread::sleep(Duration::from_millis(2500));
+    let usr1 = std::process::Command::new("kill")
+        .args(["-USR1", &reporter.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(usr1.success());
+    batch(true);
+    ok_stdout(
+        &wait_output(agg, Duration::from_secs(30), "vportscan_aggregator"),
+        "vportscan_aggregator",
+    );
+    let out = wait_output(reporter, Duration::from_secs(30), "vportscan2idea");
+    let notes: Vec<String> = idea_lines(&ok_stdout(&out, "vportscan2idea"))
+        .iter()
+        .map(|i| i["Note"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(notes, ["old"; 6]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refused: Vec<&str> = err.lines().filter(|l| l.contains("keeping")).collect();
+    let want = format!("vportscan2idea: warning: rules.yaml: {DEPTH_ERROR}; keeping the old rules");
+    assert_eq!(refused, [want.as_str(); 2], "{err}");
 }
 
 #[test]

@@ -22,10 +22,21 @@
 //! Plaintext lists: one entity per line (`#`, `;` and `//` comments), the
 //! first word is taken: IPv4 or IPv6 address, optionally `/prefix`
 //! (`/32` and `/128` dropped) or `IPv4:port` (a port-restricted entry).
-//! Lines that are not addresses are skipped. A list that fails to download
-//! keeps its last good content; the detector files are replaced atomically
-//! (written next to the target and renamed) only when their text changes.
+//! Lines that are not addresses are skipped.
+//!
+//! A download is checked before it replaces a list ([`parse_list`]): a body
+//! that fails to download, is not JSON (for a JSON list), is an HTML page
+//! (starts with `<`), has more lines (or JSON entries) that are not
+//! addresses than ones that are, or has no entries at all keeps the last
+//! good list. A list that may really be empty says so with
+//! `allow_empty = true`: then a body with no entries (nothing, only
+//! comments, or `[]`) empties it. At start-up the last good lists are those
+//! of the existing detector files ([`parse_detector_file`]), so a broken
+//! feed keeps its list across restarts and `--once` runs too. The detector
+//! files are replaced atomically (written next to the target and renamed)
+//! only when their text changes.
 
+use detector_common::files::{read_bytes_limited, read_text, ReadError, MAX_FILE_SIZE};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -43,6 +54,38 @@ pub enum Error {
     /// (that would print the cause twice under anyhow's `{:#}`).
     #[error("{path}: {err}")]
     Write { path: String, err: std::io::Error },
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A body that is not a list; the last good one is kept.
+    #[error("{url}: {err}")]
+    List { url: String, err: ListError },
+}
+
+/// Why a downloaded body does not replace a list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error("not a JSON list ({0})")]
+    Json(String),
+    #[error("a JSON {0}, not a list of entries")]
+    NotArray(&'static str),
+    #[error("an HTML page (it starts with `<`), not a list")]
+    Html,
+    #[error("{bad} of {total} lines are not addresses (line {line}: {text:?})")]
+    BadLines {
+        bad: usize,
+        total: usize,
+        line: usize,
+        text: String,
+    },
+    #[error("{bad} of {total} entries have no address under `{key}` (entry {entry})")]
+    BadEntries {
+        bad: usize,
+        total: usize,
+        entry: usize,
+        key: String,
+    },
+    #[error("no {family}entries (allow_empty = true lets this list be empty)")]
+    Empty { family: &'static str },
 }
 
 fn default_interval() -> u64 {
@@ -100,6 +143,10 @@ pub struct ListConfig {
     /// json: keep only entries whose `filter_key` has the text `filter_value`.
     pub filter_key: Option<String>,
     pub filter_value: Option<String>,
+    /// A body without entries empties the list (otherwise it keeps the last
+    /// good one, as NEMEA's downloader does).
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 fn plaintext() -> String {
@@ -123,6 +170,7 @@ impl ListConfig {
             json_prefix_key: None,
             filter_key: None,
             filter_value: None,
+            allow_empty: false,
         }
     }
 }
@@ -132,8 +180,7 @@ impl Config {
     /// with `<`, TOML otherwise.
     pub fn load(path: &Path) -> Result<Config, Error> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read {file}: {e}")))?;
+        let text = read_text(path)?;
         if text.trim_start().starts_with('<') {
             Config::parse_nemea_xml(&text, &file)
         } else {
@@ -305,6 +352,13 @@ fn xml_list(
             "json_prefix_key" => l.json_prefix_key = Some(v),
             "filter_key" => l.filter_key = Some(v),
             "filter_value" => l.filter_value = Some(v),
+            "allow_empty" => {
+                l.allow_empty = match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => return Err(bad(e, format!("allow_empty: `{v}` is not true or false"))),
+                }
+            }
             // Only web downloads exist.
             "method" => {}
             other => return Err(bad(e, format!("unknown blacklist element `{other}`"))),
@@ -368,53 +422,79 @@ fn canonical(a: IpAddr, prefix: u8) -> IpAddr {
     }
 }
 
-/// The entities of a downloaded list (only those of `ip_version` when set).
-pub fn extract(text: &str, l: &ListConfig) -> Vec<Entity> {
+/// The entities of a downloaded list (only those of `ip_version` when set),
+/// or why the body does not replace the list: see the module doc.
+pub fn parse_list(text: &str, l: &ListConfig) -> Result<Vec<Entity>, ListError> {
     let mut out = if l.format == "json" {
-        extract_json(text, l)
+        parse_json(text, l)?
     } else {
-        extract_lines(text, l)
+        parse_lines(text, l)?
     };
-    match l.ip_version {
-        Some(4) => out.retain(|e| e.addr.is_ipv4()),
-        Some(6) => out.retain(|e| e.addr.is_ipv6()),
-        _ => {}
+    let family = match l.ip_version {
+        Some(4) => {
+            out.retain(|e| e.addr.is_ipv4());
+            "IPv4 "
+        }
+        Some(6) => {
+            out.retain(|e| e.addr.is_ipv6());
+            "IPv6 "
+        }
+        _ => "",
+    };
+    if out.is_empty() && !l.allow_empty {
+        return Err(ListError::Empty { family });
     }
     out.sort_unstable();
     out.dedup();
-    out
+    Ok(out)
 }
 
 /// A JSON list: an array of objects with the address (and optionally the
 /// port and the prefix length) under the configured keys. Unlike NEMEA's
 /// downloader, which then keeps nothing, a list without a filter keeps
-/// every entry.
-fn extract_json(text: &str, l: &ListConfig) -> Vec<Entity> {
-    let Ok(serde_json::Value::Array(entries)) = serde_json::from_str(text) else {
-        return Vec::new();
+/// every entry. Entries the filter leaves out are not counted; more of the
+/// others without a valid address than with one is a broken list.
+fn parse_json(text: &str, l: &ListConfig) -> Result<Vec<Entity>, ListError> {
+    use serde_json::Value;
+    let entries = match serde_json::from_str(text) {
+        Ok(Value::Array(entries)) => entries,
+        Ok(other) => {
+            return Err(ListError::NotArray(match other {
+                Value::Object(_) => "object",
+                Value::String(_) => "string",
+                Value::Number(_) => "number",
+                Value::Bool(_) => "boolean",
+                _ => "null",
+            }))
+        }
+        Err(e) => return Err(ListError::Json(e.to_string())),
     };
-    let text_of = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
+    let text_of = |v: &Value| match v {
+        Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let key = |k: &Option<String>, e: &serde_json::Value| {
-        k.as_deref().and_then(|k| e.get(k)).map(text_of)
-    };
+    let key = |k: &Option<String>, e: &Value| k.as_deref().and_then(|k| e.get(k)).map(text_of);
     let mut out = Vec::new();
-    for e in &entries {
+    let (mut total, mut bad, mut first_bad) = (0, 0, 0);
+    for (i, e) in entries.iter().enumerate() {
         if let (Some(_), Some(want)) = (&l.filter_key, &l.filter_value) {
             if key(&l.filter_key, e).as_deref() != Some(want.as_str()) {
                 continue;
             }
         }
-        let Some(addr) = key(&l.json_address_key, e) else {
-            continue;
-        };
-        let word = match key(&l.json_prefix_key, e) {
-            Some(p) if p != "32" && p != "128" => format!("{addr}/{p}"),
-            _ => addr,
-        };
-        let Some(mut ent) = parse_entity(&word) else {
+        total += 1;
+        let ent = key(&l.json_address_key, e).and_then(|addr| {
+            let word = match key(&l.json_prefix_key, e) {
+                Some(p) if p != "32" && p != "128" => format!("{addr}/{p}"),
+                _ => addr,
+            };
+            parse_entity(&word)
+        });
+        let Some(mut ent) = ent else {
+            bad += 1;
+            if bad == 1 {
+                first_bad = i + 1;
+            }
             continue;
         };
         if let Some(port) = key(&l.json_port_key, e).and_then(|p| p.parse().ok()) {
@@ -424,25 +504,105 @@ fn extract_json(text: &str, l: &ListConfig) -> Vec<Entity> {
         }
         out.push(ent);
     }
-    out
+    if bad > out.len() {
+        return Err(ListError::BadEntries {
+            bad,
+            total,
+            entry: first_bad,
+            key: l.json_address_key.clone().unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }
 
-fn extract_lines(text: &str, l: &ListConfig) -> Vec<Entity> {
+/// A plaintext or csv list; more lines (other than blank lines and
+/// comments) that are not addresses than ones that are is a broken list.
+fn parse_lines(text: &str, l: &ListConfig) -> Result<Vec<Entity>, ListError> {
+    if text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .starts_with('<')
+    {
+        return Err(ListError::Html);
+    }
     let mut out = Vec::new();
-    for line in text.lines() {
+    let (mut total, mut bad) = (0, 0);
+    let mut first_bad = (0, String::new());
+    for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with(['#', ';']) || line.starts_with("//") {
             continue;
         }
+        total += 1;
         let word = match (l.format.as_str(), l.csv_col) {
-            ("csv", Some(c)) => line.split(',').nth(c - 1).unwrap_or(""),
+            ("csv", Some(c)) => line.split(',').nth(c.saturating_sub(1)).unwrap_or(""),
             _ => line.split([' ', '\t', ',', ';', '#']).next().unwrap_or(""),
         };
-        if let Some(e) = parse_entity(word) {
-            out.push(e);
+        match parse_entity(word) {
+            Some(e) => out.push(e),
+            None => {
+                bad += 1;
+                if bad == 1 {
+                    first_bad = (n + 1, line.chars().take(40).collect());
+                }
+            }
         }
     }
-    out
+    if bad > out.len() {
+        return Err(ListError::BadLines {
+            bad,
+            total,
+            line: first_bad.0,
+            text: first_bad.1,
+        });
+    }
+    Ok(out)
+}
+
+/// The lists in a detector file this program wrote (`entity,bitmap` with
+/// optional `;id:port,port` groups): each list's entities, by id. Lines
+/// that do not read so are skipped (the file is only a starting point).
+pub fn parse_detector_file(text: &str) -> BTreeMap<u8, Vec<Entity>> {
+    let mut lists: BTreeMap<u8, Vec<Entity>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut groups = line.trim().split(';');
+        let Some((word, bitmap)) = groups.next().and_then(|h| h.split_once(',')) else {
+            continue;
+        };
+        let (Some(ent), Ok(bitmap)) = (parse_entity(word), bitmap.trim().parse::<u64>()) else {
+            continue;
+        };
+        let mut ports: BTreeMap<u8, Vec<u16>> = BTreeMap::new();
+        for g in groups {
+            let Some((id, list)) = g.split_once(':') else {
+                continue;
+            };
+            let Ok(id) = id.trim().parse::<u8>() else {
+                continue;
+            };
+            let p = ports.entry(id).or_default();
+            p.extend(list.split(',').filter_map(|p| p.trim().parse::<u16>().ok()));
+        }
+        for bit in 0..64u8 {
+            if bitmap & (1 << bit) == 0 {
+                continue;
+            }
+            let id = bit + 1;
+            let list = lists.entry(id).or_default();
+            match ports.get(&id).filter(|p| !p.is_empty()) {
+                Some(ps) => list.extend(ps.iter().map(|&p| Entity {
+                    port: Some(p),
+                    ..ent
+                })),
+                None => list.push(Entity { port: None, ..ent }),
+            }
+        }
+    }
+    for ents in lists.values_mut() {
+        ents.sort_unstable();
+        ents.dedup();
+    }
+    lists
 }
 
 /// One detector-file line: the bitmap and the port lists per blacklist id.
@@ -531,7 +691,8 @@ pub fn repo_files(
 /// Writes `text` to `path` atomically (a temporary file in the same
 /// directory, then rename). Returns false when the file already had it.
 pub fn replace_file(path: &Path, text: &str) -> Result<bool, Error> {
-    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+    // (Read no more than could match, whatever the file is.)
+    if read_bytes_limited(path, text.len() as u64 + 1).is_ok_and(|old| old == text.as_bytes()) {
         return Ok(false);
     }
     let err = |err| Error::Write {
@@ -556,7 +717,7 @@ pub struct Fetcher {
 }
 
 /// The largest list body read (bigger ones are an error, not truncated).
-const MAX_BODY: u64 = 256 << 20;
+const MAX_BODY: u64 = MAX_FILE_SIZE;
 
 impl Fetcher {
     /// A fetcher with `timeout` for the whole of each download. HTTPS
@@ -578,7 +739,7 @@ impl Fetcher {
         Ok(Fetcher { agent })
     }
 
-    /// The text of `source`.
+    /// The text of `source` (invalid UTF-8 replaced; at most 256 MiB).
     pub fn fetch(&self, source: &str) -> Result<String, Error> {
         let fail = |detail: String| Error::Fetch {
             url: source.to_string(),
@@ -599,14 +760,16 @@ impl Fetcher {
             return Ok(String::from_utf8_lossy(&body).into_owned());
         }
         let path = source.strip_prefix("file://").unwrap_or(source);
-        std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))
+        let body = read_bytes_limited(Path::new(path), MAX_BODY)?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 }
 
 /// The CA certificates of a PEM file (at least one).
 fn read_ca_file(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, Error> {
     let bad = |detail: String| Error::Config(format!("ca_file {}: {detail}", path.display()));
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let pem = read_bytes_limited(path, MAX_FILE_SIZE)
+        .map_err(|e| Error::Config(format!("ca_file: {e}")))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
@@ -649,16 +812,17 @@ mod tests {
 
     #[test]
     fn extraction_and_files() {
-        let a = extract(
+        let a = parse_list(
             "# comment\n192.0.2.1\n198.51.100.0/24 some text\n10.0.0.1/32\nnot an ip\n\
              2001:db8::1/128\n2001:db8:1::/48\n203.0.113.9:8080\n192.0.2.1\n10.1.2.3/16\n",
             &list(1),
-        );
+        )
+        .unwrap();
         assert_eq!(a.len(), 7);
         let mut csv = list(2);
         csv.format = "csv".into();
         csv.csv_col = Some(2);
-        let b = extract("x,192.0.2.1,y\nfirst,198.51.100.7\n", &csv);
+        let b = parse_list("x,192.0.2.1,y\nfirst,198.51.100.7\n", &csv).unwrap();
         let mut m = BTreeMap::new();
         m.insert(1, a);
         m.insert(2, b);
@@ -669,7 +833,7 @@ mod tests {
         );
         assert_eq!(v6, "2001:db8::1,1\n2001:db8:1::/48,1\n");
         // A whole address and a port of it on one list: every port matches.
-        let c = extract("203.0.113.9:8080\n203.0.113.9\n", &list(4));
+        let c = parse_list("203.0.113.9:8080\n203.0.113.9\n", &list(4)).unwrap();
         let (v4, _) = detector_files(&BTreeMap::from([(4, c)]));
         assert_eq!(v4, "203.0.113.9,8\n");
     }
@@ -740,7 +904,7 @@ mod tests {
         assert_eq!(tfox.format, "json");
         // ip_version 4 drops the IPv6 address of a list.
         assert_eq!(
-            extract("192.0.2.1\n2001:db8::1\n", feodo),
+            parse_list("192.0.2.1\n2001:db8::1\n", feodo).unwrap(),
             [Entity {
                 addr: "192.0.2.1".parse().unwrap(),
                 prefix: 32,
@@ -751,12 +915,13 @@ mod tests {
             {"ip": "198.51.100.8", "port": "8080", "status": "offline"},
             {"ip": "198.51.100.9", "status": "online"},
             {"ip": "not an ip", "status": "online"}, 5]"#;
-        let got: Vec<String> = extract(json, tfox)
+        let got: Vec<String> = parse_list(json, tfox)
+            .unwrap()
             .iter()
             .map(|e| format!("{}:{:?}", e.addr, e.port))
             .collect();
         assert_eq!(got, ["198.51.100.7:Some(443)", "198.51.100.9:None"]);
-        assert!(extract("{not json", tfox).is_empty());
+        assert!(parse_list("{not json", tfox).is_err());
 
         for (bad, want) in [
             ("<configuration><struct name=\"x\"/></configuration>", "bl.xml:1: unknown section"),
@@ -778,10 +943,11 @@ mod tests {
     #[test]
     fn repo_copy_files() {
         let mut l = list(1);
-        let ents = extract(
+        let ents = parse_list(
             "192.0.2.1\n192.0.2.1:80\n192.0.2.1:443\n10.0.0.0/8\n2001:db8::/32\n",
             &l,
-        );
+        )
+        .unwrap();
         l.name = "a/b".into();
         let lists = BTreeMap::from([(1u8, ents)]);
         let names = BTreeMap::from([(1u8, l.name.clone())]);
@@ -852,6 +1018,162 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.starts_with("ca_file "), "{e}");
+        assert!(e.starts_with("ca_file: cannot read "), "{e}");
+    }
+
+    /// Issue 16, finding 2: a broken feed parsed to "0 entities" and the
+    /// list was rewritten empty. Each of these bodies is refused, naming why.
+    #[test]
+    fn broken_bodies_are_refused() {
+        let mut json = list(5);
+        json.format = "json".into();
+        json.json_address_key = Some("ip".into());
+        let mut csv = list(6);
+        csv.format = "csv".into();
+        csv.csv_col = Some(2);
+        let html = "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n\
+                    <body>Try again later</body></html>\n";
+        for (body, l, want) in [
+            (
+                r#"[{"ip": "60.0.0.1"}, {"ip": "60.0.0.2""#,
+                &json,
+                "not a JSON list (EOF while parsing an object at line 1 column 38)",
+            ),
+            (
+                r#"{"error": "quota"}"#,
+                &json,
+                "a JSON object, not a list of entries",
+            ),
+            (
+                html,
+                &json,
+                "not a JSON list (expected value at line 1 column 1)",
+            ),
+            (
+                html,
+                &list(1),
+                "an HTML page (it starts with `<`), not a list",
+            ),
+            (
+                "\u{feff}  \n<html>",
+                &csv,
+                "an HTML page (it starts with `<`), not a list",
+            ),
+            (
+                "Service temporarily unavailable\n",
+                &list(1),
+                "1 of 1 lines are not addresses (line 1: \"Service temporarily unavailable\")",
+            ),
+            (
+                "# list\n192.0.2.1\nerror: quota\nexceeded\n",
+                &list(1),
+                "2 of 3 lines are not addresses (line 3: \"error: quota\")",
+            ),
+            (
+                "a,b\nc,d\n",
+                &csv,
+                "2 of 2 lines are not addresses (line 1: \"a,b\")",
+            ),
+            (
+                r#"[{"ip": "60.0.0.1"}, {"addr": "60.0.0.2"}, {"ip": "x"}]"#,
+                &json,
+                "2 of 3 entries have no address under `ip` (entry 2)",
+            ),
+            (
+                "",
+                &list(1),
+                "no entries (allow_empty = true lets this list be empty)",
+            ),
+            ("# nothing listed today\n", &list(1), "no entries"),
+            ("[]", &json, "no entries"),
+            (
+                "2001:db8::1\n",
+                &{
+                    let mut l = list(1);
+                    l.ip_version = Some(4);
+                    l
+                },
+                "no IPv4 entries",
+            ),
+        ] {
+            let e = parse_list(body, l).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{body:?}: {e}");
+        }
+        // A line of garbage among more addresses is skipped, as before.
+        assert_eq!(parse_list("ip\n192.0.2.1\n", &list(1)).unwrap().len(), 1);
+        // With allow_empty, a body without entries (but no garbage) is an
+        // empty list; garbage is still refused.
+        let mut empty = list(1);
+        empty.allow_empty = true;
+        assert_eq!(parse_list("", &empty), Ok(vec![]));
+        assert_eq!(parse_list("# none\n\n", &empty), Ok(vec![]));
+        assert!(parse_list("<html>", &empty).is_err());
+        assert!(parse_list("oops\n", &empty).is_err());
+        json.allow_empty = true;
+        assert_eq!(parse_list("[]", &json), Ok(vec![]));
+        assert!(parse_list("[", &json).is_err());
+        // The allow_empty element of NEMEA's XML.
+        let xml = NEMEA_XML.replacen(
+            "<element name=\"ip_version\">4</element>\n            </struct>",
+            "<element name=\"ip_version\">4</element>\n<element name=\"allow_empty\">true</element></struct>",
+            1,
+        );
+        let c = Config::parse_nemea_xml(&xml, "bl.xml").unwrap();
+        assert!(c.blacklist[0].allow_empty && !c.blacklist[1].allow_empty);
+        let c = Config::parse(
+            "[[blacklist]]\nid = 1\nname = \"a\"\nsource = \"x\"\nallow_empty = true\n",
+            "c",
+        )
+        .unwrap();
+        assert!(c.blacklist[0].allow_empty);
+    }
+
+    #[test]
+    fn detector_files_read_back() {
+        let a = parse_list(
+            "192.0.2.1\n10.0.0.0/8\n203.0.113.9:8080\n203.0.113.9:443\n2001:db8::/32\n",
+            &list(1),
+        )
+        .unwrap();
+        let b = parse_list("192.0.2.1\n203.0.113.9\n2001:db8::1\n", &list(64)).unwrap();
+        let lists = BTreeMap::from([(1, a), (64, b)]);
+        let (v4, v6) = detector_files(&lists);
+        let mut back = parse_detector_file(&v4);
+        for (id, ents) in parse_detector_file(&v6) {
+            back.entry(id).or_default().extend(ents);
+        }
+        for ents in back.values_mut() {
+            ents.sort_unstable();
+        }
+        assert_eq!(back, lists);
+        // Lines that do not read are skipped.
+        let got = parse_detector_file("junk\n300.0.0.1,1\n192.0.2.1,x\n192.0.2.2,2;2:80,x\n");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[&2][0].port, Some(80));
+    }
+
+    /// Issue 16, finding 10: a file:// list of /dev/zero was read until
+    /// memory ran out.
+    #[test]
+    fn file_sources_are_bounded() {
+        let f = Fetcher::new(Duration::from_secs(1), None).unwrap();
+        let e = f.fetch("file:///dev/zero").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "cannot read /dev/zero: larger than 256 MiB (the limit for a file read into memory)"
+        );
+        let e = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot read /dev/zero: larger than 256 MiB"),
+            "{e}"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let e = f
+            .fetch(&d.path().display().to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("a directory, not a file"), "{e}");
     }
 }

@@ -2,8 +2,12 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, Result};
-use bl_downloader::{detector_files, extract, replace_file, repo_files, Config, Entity, Fetcher};
+use bl_downloader::{
+    detector_files, parse_detector_file, parse_list, replace_file, repo_files, Config, Entity,
+    Error, Fetcher,
+};
 use clap::Parser;
+use detector_common::files::{read_text, ReadError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,8 +17,11 @@ use std::time::{Duration, Instant};
 /// Downloads the IP blacklists of the configuration (HTTP(S) or files) every
 /// `interval` seconds and writes the IPv4 and IPv6 detector files of
 /// ipblacklistfilter, which re-reads them when they change. A list that
-/// fails keeps its last good content; files are replaced atomically and only
-/// when their content changes.
+/// fails to download, or whose body is not a list (not JSON, an HTML page,
+/// mostly lines that are not addresses, or no entries unless the list has
+/// allow_empty), keeps its last good content, which at start-up is what the
+/// existing detector files hold; files are replaced atomically and only when
+/// their content changes.
 #[derive(Parser, Debug)]
 #[command(
     name = "bl_downloader",
@@ -23,7 +30,7 @@ use std::time::{Duration, Instant};
 array of blacklist_array; URL/DNS lists are left out), or TOML with interval, timeout, ipv4_file, \
 ipv6_file, ca_file and [[blacklist]] tables (id 1-64, name, category, source = https://, http://, file:// or a path, \
 format = plaintext|csv|json, csv_col, interval, ip_version, json_address_key, json_port_key, \
-json_prefix_key, filter_key, filter_value). https servers are verified against the Mozilla \
+json_prefix_key, filter_key, filter_value, allow_empty). https servers are verified against the Mozilla \
 roots built in, or against the PEM certificates of ca_file; HTTP(S) proxies come from \
 http_proxy/https_proxy/ALL_PROXY.\n\
 Example: bl_downloader -c /etc/nemea/bl_downloader.toml"
@@ -65,10 +72,12 @@ fn run(args: &Args) -> Result<()> {
         Duration::from_secs(cfg.timeout.max(1)),
         cfg.ca_file.as_deref(),
     )?;
-    let mut content: BTreeMap<u8, Vec<Entity>> = BTreeMap::new();
+    // The files are rewritten when a list changes, and at start when they
+    // hold lists no longer configured.
+    let (mut content, mut stale) = last_good(&cfg);
     let mut due: Vec<Instant> = vec![Instant::now(); cfg.blacklist.len()];
     loop {
-        let mut changed = false;
+        let mut changed = std::mem::take(&mut stale);
         let mut failed = 0;
         for (i, l) in cfg.blacklist.iter().enumerate() {
             if Instant::now() < due[i] {
@@ -76,9 +85,14 @@ fn run(args: &Args) -> Result<()> {
             }
             due[i] =
                 Instant::now() + Duration::from_secs(l.interval.unwrap_or(cfg.interval).max(1));
-            match fetcher.fetch(&l.source) {
-                Ok(body) => {
-                    let ents = extract(&body, l);
+            let list = fetcher.fetch(&l.source).and_then(|body| {
+                parse_list(&body, l).map_err(|err| Error::List {
+                    url: l.source.clone(),
+                    err,
+                })
+            });
+            match list {
+                Ok(ents) => {
                     libtrap::log::info(0, &format!("{}: {} entities", l.name, ents.len()));
                     if content.get(&l.id) != Some(&ents) {
                         content.insert(l.id, ents);
@@ -88,7 +102,7 @@ fn run(args: &Args) -> Result<()> {
                 Err(e) => {
                     failed += 1;
                     libtrap::log::warn(&format!(
-                        "blacklist {}: {e}; keeping the last good content",
+                        "blacklist {}: {e}; keeping the last good list",
                         l.name
                     ))
                 }
@@ -123,6 +137,38 @@ fn run(args: &Args) -> Result<()> {
             return Ok(());
         }
     }
+}
+
+/// The lists of the existing detector files that are still configured (the
+/// last good content until a download replaces it), and whether the files
+/// hold others.
+fn last_good(cfg: &Config) -> (BTreeMap<u8, Vec<Entity>>, bool) {
+    let mut content: BTreeMap<u8, Vec<Entity>> = BTreeMap::new();
+    let mut stale = false;
+    let mut paths = vec![&cfg.ipv4_file];
+    if cfg.ipv6_file != cfg.ipv4_file {
+        paths.push(&cfg.ipv6_file);
+    }
+    for path in paths {
+        match read_text(path) {
+            Ok(text) => {
+                for (id, ents) in parse_detector_file(&text) {
+                    if cfg.blacklist.iter().any(|l| l.id == id) {
+                        content.entry(id).or_default().extend(ents);
+                    } else {
+                        stale = true;
+                    }
+                }
+            }
+            Err(ReadError::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => libtrap::log::warn(&format!("{e}; its lists start empty")),
+        }
+    }
+    for ents in content.values_mut() {
+        ents.sort_unstable();
+        ents.dedup();
+    }
+    (content, stale)
 }
 
 /// Writes the per-list copies into `repo` and commits them with git (a

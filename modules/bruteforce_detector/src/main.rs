@@ -1,11 +1,13 @@
 //! bruteforce_detector — SSH/RDP/TELNET brute-force logins, flows in, alerts out.
 #![forbid(unsafe_code)]
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use bruteforce_detector::{Alert, Config, Detector, Whitelist};
 use clap::Parser;
+use detector_common::files::read_text;
 use detector_common::{Flow, FlowDetector};
 use libtrap::module::{self, TrapArgs};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
@@ -70,10 +72,7 @@ struct Args {
 
 fn load_config(args: &Args) -> Result<Config> {
     let mut cfg = match &args.config {
-        Some(f) => Config::parse(
-            &std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?,
-            f,
-        )?,
+        Some(f) => Config::parse(&read_text(Path::new(f))?, f)?,
         None => Config::default(),
     };
     cfg.first_scale_is_threshold = args.c_event_scale;
@@ -82,10 +81,7 @@ fn load_config(args: &Args) -> Result<Config> {
 
 fn load_whitelist(args: &Args) -> Result<Whitelist> {
     Ok(match &args.whitelist {
-        Some(f) => Whitelist::parse(
-            &std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?,
-            f,
-        )?,
+        Some(f) => Whitelist::parse(&read_text(Path::new(f))?, f)?,
         None => Whitelist::default(),
     })
 }

@@ -8,6 +8,8 @@
 //! alerts out. No sockets and no wall clock there.
 #![forbid(unsafe_code)]
 
+pub mod files;
+
 use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};

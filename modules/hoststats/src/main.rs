@@ -1,8 +1,9 @@
 //! hoststats — per-host profiles and rules, flows in, events out.
 #![forbid(unsafe_code)]
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
+use detector_common::files::read_text;
 use detector_common::{append_log, Tap};
 use hoststats::{Alert, Config, Detector};
 use libtrap::module::{self, TrapArgs};
@@ -51,8 +52,7 @@ struct Args {
 fn run(args: &Args) -> Result<()> {
     let cfg = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let text = read_text(p)?;
             Config::parse(&text, &p.display().to_string())?
         }
         None => Config::default(),

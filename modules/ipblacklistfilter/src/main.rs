@@ -2,8 +2,9 @@
 //! lists' bitmaps.
 #![forbid(unsafe_code)]
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
+use detector_common::files::read_text;
 use detector_common::nemea_xml_value;
 use detector_common::{Flow, FlowDetector};
 use ipblacklistfilter::{Alert, Blacklist, Filter};
@@ -66,8 +67,7 @@ fn files(args: &Args) -> Result<Files> {
         watch: !args.no_watch,
     };
     if let Some(c) = &args.config {
-        let xml =
-            std::fs::read_to_string(c).with_context(|| format!("cannot read {}", c.display()))?;
+        let xml = read_text(c)?;
         if let Some(v) = nemea_xml_value(&xml, "ipv4_blacklist_file") {
             f.v4 = v.into();
         }
@@ -94,19 +94,18 @@ fn mtime(p: &PathBuf) -> Option<SystemTime> {
 /// Loads the lists; `Err` when the IPv4 file cannot be read.
 fn load(f: &Files) -> Result<Blacklist> {
     let mut b = Blacklist::default();
-    let text = std::fs::read_to_string(&f.v4)
-        .with_context(|| format!("cannot read {}", f.v4.display()))?;
+    let text = read_text(&f.v4)?;
     for w in b.parse(&text, &f.v4.display().to_string()) {
         libtrap::log::warn(&w);
     }
     if let Some(v6) = &f.v6 {
-        match std::fs::read_to_string(v6) {
+        match read_text(v6) {
             Ok(text) => {
                 for w in b.parse(&text, &v6.display().to_string()) {
                     libtrap::log::warn(&w);
                 }
             }
-            Err(e) => libtrap::log::warn(&format!("cannot read {}: {e}", v6.display())),
+            Err(e) => libtrap::log::warn(&e.to_string()),
         }
     }
     let (n4, n6) = b.len();

@@ -5,6 +5,7 @@ mod probe;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use detector_common::files::read_text;
 use detector_common::nemea_xml_value;
 use libtrap::module::{self, TrapArgs};
 use miner_detector::{Config, Detector, PoolList};
@@ -89,8 +90,7 @@ struct Args {
 fn list(path: Option<&Path>) -> Result<PoolList> {
     match path {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
+            let text = read_text(p)?;
             Ok(PoolList::parse(&text, &p.display().to_string())?)
         }
         None => Ok(PoolList::default()),
@@ -112,8 +112,7 @@ fn run(args: &Args) -> Result<()> {
     let (mut store_bl, mut store_wl) = (args.store_blacklist.clone(), args.store_whitelist.clone());
     let (mut conn_timeout, mut read_timeout) = (10u32, 10u32);
     if let Some(c) = &args.config {
-        let xml =
-            std::fs::read_to_string(c).with_context(|| format!("cannot read {}", c.display()))?;
+        let xml = read_text(c)?;
         let num = |k: &str| -> Result<Option<u32>> {
             nemea_xml_value(&xml, k)
                 .map(|v| {

@@ -8,6 +8,11 @@
 //! Paths are dotted IDEA keys (`Source.IP4`, `Node.Name`); arrays on the way
 //! are flattened and a comparison holds when any reached value satisfies it.
 //! Not supported: `xor`, `like`/regex, arithmetic, functions, `[n]` indexes.
+//!
+//! Parentheses, `not`s and lists may nest at most [`MAX_DEPTH`] levels (a
+//! deeper condition is refused with an error naming the limit), so parsing,
+//! evaluating and dropping a condition cannot run off the stack; chains of
+//! `and`/`or` are flat lists and may be of any length.
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -73,12 +78,19 @@ pub enum Op {
     In,
 }
 
+/// How deeply parentheses, `not`s and lists may nest in a condition. Real
+/// rules nest a few levels; the bound keeps the recursive parser and
+/// evaluator within a thread's stack (2 MiB is enough).
+pub const MAX_DEPTH: usize = 256;
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cond {
     Const(bool),
     Not(Box<Cond>),
-    And(Box<Cond>, Box<Cond>),
-    Or(Box<Cond>, Box<Cond>),
+    /// All hold (`a and b and c` is one list, so a long chain is not deep).
+    And(Vec<Cond>),
+    /// One holds.
+    Or(Vec<Cond>),
     Exists(Vec<String>),
     Cmp(Vec<String>, Op, Literal),
 }
@@ -183,6 +195,8 @@ struct Parser<'a> {
     toks: Vec<Tok>,
     pos: usize,
     groups: &'a HashMap<String, Vec<Net>>,
+    /// Parentheses, `not`s and lists open at `pos`.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -204,30 +218,57 @@ impl Parser<'_> {
         }
     }
 
+    /// One more level of nesting, refused beyond [`MAX_DEPTH`].
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "nested more than {MAX_DEPTH} levels deep (the limit for parentheses, \
+                 `not`s and lists)"
+            ));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> Result<Cond, String> {
-        let mut l = self.and()?;
+        let first = self.and()?;
+        if self.peek() != Some(&Tok::Or) {
+            return Ok(first);
+        }
+        let mut all = vec![first];
         while self.peek() == Some(&Tok::Or) {
             self.pos += 1;
-            l = Cond::Or(Box::new(l), Box::new(self.and()?));
+            all.push(self.and()?);
         }
-        Ok(l)
+        Ok(Cond::Or(all))
     }
 
     fn and(&mut self) -> Result<Cond, String> {
-        let mut l = self.unary()?;
+        let first = self.unary()?;
+        if self.peek() != Some(&Tok::And) {
+            return Ok(first);
+        }
+        let mut all = vec![first];
         while self.peek() == Some(&Tok::And) {
             self.pos += 1;
-            l = Cond::And(Box::new(l), Box::new(self.unary()?));
+            all.push(self.unary()?);
         }
-        Ok(l)
+        Ok(Cond::And(all))
     }
 
     fn unary(&mut self) -> Result<Cond, String> {
         match self.next() {
-            Some(Tok::Not) => Ok(Cond::Not(Box::new(self.unary()?))),
+            Some(Tok::Not) => {
+                self.enter()?;
+                let c = Cond::Not(Box::new(self.unary()?));
+                self.depth -= 1;
+                Ok(c)
+            }
             Some(Tok::LParen) => {
+                self.enter()?;
                 let c = self.or()?;
                 self.expect(Tok::RParen, "`)`")?;
+                self.depth -= 1;
                 Ok(c)
             }
             Some(Tok::Exists) => match self.next() {
@@ -259,16 +300,21 @@ impl Parser<'_> {
         match self.next() {
             Some(Tok::Str(s)) => Ok(Literal::Str(s)),
             Some(Tok::LBrack) => {
+                self.enter()?;
                 let mut items = Vec::new();
                 if self.peek() == Some(&Tok::RBrack) {
                     self.pos += 1;
+                    self.depth -= 1;
                     return Ok(Literal::List(items));
                 }
                 loop {
                     items.push(self.literal()?);
                     match self.next() {
                         Some(Tok::Comma) => {}
-                        Some(Tok::RBrack) => return Ok(Literal::List(items)),
+                        Some(Tok::RBrack) => {
+                            self.depth -= 1;
+                            return Ok(Literal::List(items));
+                        }
                         other => {
                             return Err(format!(
                                 "expected `,` or `]`, found {}",
@@ -323,6 +369,7 @@ impl Cond {
             toks: lex(t)?,
             pos: 0,
             groups,
+            depth: 0,
         };
         let c = p.or()?;
         if p.pos < p.toks.len() {
@@ -335,8 +382,8 @@ impl Cond {
         match self {
             Cond::Const(b) => *b,
             Cond::Not(c) => !c.eval(msg),
-            Cond::And(a, b) => a.eval(msg) && b.eval(msg),
-            Cond::Or(a, b) => a.eval(msg) || b.eval(msg),
+            Cond::And(all) => all.iter().all(|c| c.eval(msg)),
+            Cond::Or(any) => any.iter().any(|c| c.eval(msg)),
             Cond::Exists(p) => {
                 let mut v = Vec::new();
                 collect(msg, p, &mut v);
@@ -467,5 +514,42 @@ mod tests {
             assert!(Cond::parse(bad, &g).is_err(), "{bad}");
         }
         assert!(Net::parse("10.0.0.0/33").is_none());
+    }
+
+    /// Issue 16, finding 1: 20 000 nested parentheses overflowed the stack.
+    #[test]
+    fn nesting_is_bounded() {
+        let g = HashMap::new();
+        let nest = |open: &str, inner: &str, close: &str, n: usize| {
+            open.repeat(n) + inner + &close.repeat(n)
+        };
+        let limit = format!("nested more than {MAX_DEPTH} levels deep");
+        for deep in [
+            nest("(", "true", ")", 20_000),
+            nest("(", "true", ")", MAX_DEPTH + 1),
+            nest("not ", "true", "", 20_000),
+            nest("!(", "true", ")", MAX_DEPTH / 2 + 1),
+            format!("a in {}", nest("[", "1", "]", 20_000)),
+            format!("a in {}", nest("[", "1", "]", MAX_DEPTH + 1)),
+        ] {
+            let e = Cond::parse(&deep, &g).unwrap_err();
+            assert!(e.contains(&limit), "{e}");
+            assert!(!e.contains('\n'));
+        }
+        // At the limit: parsed, evaluated, printed and dropped (on a test
+        // thread's 2 MiB stack).
+        let c = Cond::parse(&nest("(", "true", ")", MAX_DEPTH), &g).unwrap();
+        assert!(c.eval(&msg()));
+        let c = Cond::parse(&nest("not ", "true", "", MAX_DEPTH), &g).unwrap();
+        assert!(c.eval(&msg()));
+        assert!(!format!("{c:?}").is_empty());
+        let c = Cond::parse(&format!("a in {}", nest("[", "1", "]", MAX_DEPTH)), &g);
+        assert!(c.is_ok(), "{c:?}");
+        // Long chains are flat, not deep.
+        let chain = vec!["FlowCount == 50"; 200_000].join(" and ");
+        let c = Cond::parse(&chain, &g).unwrap();
+        assert!(c.eval(&msg()));
+        let chain = vec!["false"; 200_000].join(" or ") + " or (true && true and true)";
+        assert!(Cond::parse(&chain, &g).unwrap().eval(&msg()));
     }
 }

@@ -40,6 +40,7 @@
 //! but a rule that uses such an action is refused with a message naming it.
 
 use crate::condition::{Cond, Net};
+use detector_common::files::{read_text, ReadError};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
@@ -52,8 +53,8 @@ use std::path::{Path, PathBuf};
 pub enum ConfigError {
     // Causes are in the text, so not also `source()`s (that would print
     // them twice under anyhow's `{:#}`).
-    #[error("cannot read {path}: {cause}")]
-    Read { path: String, cause: io::Error },
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error("{path}: {detail}")]
     Syntax { path: String, detail: String },
     #[error("{0}")]
@@ -315,10 +316,7 @@ impl RuleSet {
     /// `.yaml` or `.yml`, TOML otherwise.
     pub fn load(path: &Path) -> Result<RuleSet, ConfigError> {
         let p = path.display().to_string();
-        let text = fs::read_to_string(path).map_err(|cause| ConfigError::Read {
-            path: p.clone(),
-            cause,
-        })?;
+        let text = read_text(path)?;
         let yaml = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
@@ -372,8 +370,8 @@ impl RuleSet {
         let mut groups: HashMap<String, Vec<Net>> = HashMap::new();
         for g in &raw.addressgroups {
             let entries: Vec<(String, String)> = match (&g.file, &g.list) {
-                (Some(f), None) => fs::read_to_string(f)
-                    .map_err(|e| inv(format!("address group {}: {f}: {e}", g.id)))?
+                (Some(f), None) => read_text(Path::new(f))
+                    .map_err(|e| inv(format!("address group {}: {e}", g.id)))?
                     .lines()
                     .enumerate()
                     .map(|(i, l)| (format!("{f}:{}", i + 1), l.trim().to_string()))
@@ -869,5 +867,48 @@ rules:
             assert!(e.contains(want), "{bad}: {e}");
             assert!(!e.contains('\n'), "one line: {e}");
         }
+    }
+
+    /// Issue 16, finding 1: a condition nested 20 000 deep overflowed the
+    /// stack; it is refused with one line naming the limit, as are deeply
+    /// nested YAML and TOML values (their parsers' own limits).
+    #[test]
+    fn deep_nesting_is_one_error() {
+        let deep = "(".repeat(20_000) + "true" + &")".repeat(20_000);
+        let yaml = format!(
+            "namespace: x\nrules:\n  - id: 1\n    condition: \"{deep}\"\n    actions: [stdout]\n"
+        );
+        let e = RuleSet::parse_yaml(&yaml).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "<config>: rule 1: condition: nested more than 256 levels deep (the limit for \
+             parentheses, `not`s and lists)"
+        );
+        let toml = format!("[[rules]]\nid = 1\ncondition = \"{deep}\"\n");
+        let e = RuleSet::parse(&toml).unwrap_err().to_string();
+        assert!(e.contains("nested more than 256 levels deep"), "{e}");
+        for yaml in [
+            format!(
+                "rules:\n  - id: {}{}\n",
+                "[".repeat(100_000),
+                "]".repeat(100_000)
+            ),
+            format!(
+                "rules:\n  - id: {}1{}\n",
+                "{a: ".repeat(100_000),
+                "}".repeat(100_000)
+            ),
+        ] {
+            let e = RuleSet::parse_yaml(&yaml).unwrap_err().to_string();
+            assert!(e.starts_with("<config>: line 2 "), "{e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+        let toml = format!(
+            "[[rules]]\nid = {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let e = RuleSet::parse(&toml).unwrap_err().to_string();
+        assert!(e.contains("recursion"), "{e}");
     }
 }
