@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod score;
+pub mod stratum;
 
 use detector_common::{field, tcp, FastMap, FastSet, Flow, FlowDetector};
 use std::net::IpAddr;

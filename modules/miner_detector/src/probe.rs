@@ -8,8 +8,8 @@
 //! ends the check with "not a pool", as in C. A few worker threads share a
 //! bounded job queue, so a slow server holds up one worker, not the flows.
 
+use miner_detector::stratum::{Coin, Matchers, PROBES};
 use miner_detector::{ProbeRequest, ProbeResult, Prober};
-use regex::bytes::Regex;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -22,50 +22,6 @@ pub const WORKERS: usize = 4;
 const QUEUE: usize = 256;
 /// At most this much of a reply is read (as C's 255-byte buffer).
 const REPLY_MAX: usize = 255;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Coin {
-    Bitcoin,
-    Monero,
-    Ethereum,
-    ZCash,
-}
-
-/// One protocol: its opening request line and a pattern of a pool's reply.
-struct Probe {
-    coin: Coin,
-    request: &'static str,
-    reply: &'static str,
-}
-
-/// In the order they are tried. Patterns are searched anywhere in the
-/// reply; `(?s-u)`: `.` matches any byte, newlines included (POSIX regexec
-/// without REG_NEWLINE, as C uses it).
-const PROBES: [Probe; 4] = [
-    Probe {
-        coin: Coin::Bitcoin,
-        request: "{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": [\"cpuminer/2.4.3\"]}\n",
-        reply: r"(?s-u)mining.notify",
-    },
-    Probe {
-        coin: Coin::Monero,
-        request: "{\"method\": \"login\", \"params\": {\"login\": \"42\", \"pass\": \"x\", \
-                  \"agent\": \"xmr/1.0\"}, \"id\": 1}\n",
-        reply: r"(?s-u)blob.*job_id.*target",
-    },
-    Probe {
-        coin: Coin::Ethereum,
-        request: "{\"worker\": \"eth1.0\", \"jsonrpc\": \"2.0\", \"params\": \
-                  [\"0x42/k.work1/email@mail\", \"x\"], \"id\": 2, \"method\": \"eth_submitLogin\"}\n",
-        reply: r#"(?s-u)jsonrpc.*result":[ \t]*true"#,
-    },
-    Probe {
-        coin: Coin::ZCash,
-        request: "{\"id\": 1, \"method\": \"mining.subscribe\", \"params\": \
-                  [\"equihashminer\", null, \"zec\", \"6666\"]}\n",
-        reply: r"(?s-u)mining.set_target",
-    },
-];
 
 /// Connect and read timeouts of one exchange.
 #[derive(Clone, Copy, Debug)]
@@ -87,30 +43,6 @@ impl Timeouts {
     /// The longest one server can take (every probe at its limits).
     fn per_server(&self) -> Duration {
         (self.connect + self.read * 2) * PROBES.len() as u32
-    }
-}
-
-/// The compiled reply patterns, in [`PROBES`] order.
-pub struct Matchers(Vec<Regex>);
-
-impl Matchers {
-    pub fn new() -> Matchers {
-        // The patterns are constants: a failure is a programming error that
-        // the unit tests catch.
-        Matchers(
-            PROBES
-                .iter()
-                .filter_map(|p| Regex::new(p.reply).ok())
-                .collect(),
-        )
-    }
-
-    /// Does `reply` (to probe number `i`) look like a pool's answer? Like
-    /// C, which handles the reply as a C string, only bytes before a NUL
-    /// count.
-    fn matches(&self, i: usize, reply: &[u8]) -> bool {
-        let end = reply.iter().position(|&b| b == 0).unwrap_or(reply.len());
-        self.0.get(i).is_some_and(|re| re.is_match(&reply[..end]))
     }
 }
 
@@ -277,23 +209,6 @@ impl Prober for StratumProber {
 mod tests {
     use super::*;
     use std::net::TcpListener;
-
-    #[test]
-    fn patterns_compile_and_match() {
-        let m = Matchers::new();
-        assert_eq!(m.0.len(), PROBES.len());
-        let bitcoin = br#"{"id":1,"result":[[["mining.set_difficulty","1"],["mining.notify","ae6812eb4cd7735a302a8a9dd95cf71f"]],"08000002",4],"error":null}"#;
-        assert!(m.matches(0, bitcoin));
-        assert!(!m.matches(0, b"HTTP/1.1 400 Bad Request\r\n"));
-        // NUL ends the reply, as in C.
-        assert!(!m.matches(0, b"\0mining.notify"));
-        let monero = br#"{"id":1,"jsonrpc":"2.0","result":{"id":"1","job":{"blob":"0707","job_id":"9","target":"b88d0600"},"status":"OK"}}"#;
-        assert!(m.matches(1, monero));
-        assert!(!m.matches(1, br#"{"target":"x","job_id":"9","blob":"07"}"#));
-        assert!(m.matches(2, b"{\"id\":2,\"jsonrpc\":\"2.0\",\"result\":\ttrue}"));
-        assert!(!m.matches(2, br#"{"id":2,"jsonrpc":"2.0","result":false}"#));
-        assert!(m.matches(3, b"{\"id\":null,\n\"method\":\"mining.set_target\"}"));
-    }
 
     /// A server that answers each connection's first line with `reply(n)`
     /// (n = connection number), or closes at once when that is None.

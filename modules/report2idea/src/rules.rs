@@ -138,6 +138,9 @@ struct RawRule {
     elseactions: Vec<String>,
 }
 
+/// How a rule set's address-group files are read.
+pub type GroupFiles<'a> = &'a dyn Fn(&Path) -> Result<String, ReadError>;
+
 /// Where actions that leave the process go (stdout, the TRAP output).
 pub trait Sinks {
     fn stdout(&mut self, line: &str) -> io::Result<()>;
@@ -321,23 +324,33 @@ impl RuleSet {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
         if yaml {
-            Self::parse_yaml_named(&text, &p)
+            Self::parse_yaml_named(&text, &p, &read_text)
         } else {
-            Self::parse_toml_named(&text, &p)
+            Self::parse_toml_named(&text, &p, &read_text)
         }
     }
 
     /// A TOML rule set.
     pub fn parse(text: &str) -> Result<RuleSet, ConfigError> {
-        Self::parse_toml_named(text, "<config>")
+        Self::parse_toml_named(text, "<config>", &read_text)
     }
 
     /// A YAML rule set (NEMEA's reporter configuration).
     pub fn parse_yaml(text: &str) -> Result<RuleSet, ConfigError> {
-        Self::parse_yaml_named(text, "<config>")
+        Self::parse_yaml_named(text, "<config>", &read_text)
     }
 
-    fn parse_toml_named(text: &str, path: &str) -> Result<RuleSet, ConfigError> {
+    /// A rule set in YAML or TOML whose address-group files are read by
+    /// `files` (the fuzz target's reads none).
+    pub fn parse_with(text: &str, yaml: bool, files: GroupFiles) -> Result<RuleSet, ConfigError> {
+        if yaml {
+            Self::parse_yaml_named(text, "<config>", files)
+        } else {
+            Self::parse_toml_named(text, "<config>", files)
+        }
+    }
+
+    fn parse_toml_named(text: &str, path: &str, files: GroupFiles) -> Result<RuleSet, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_string(),
             detail: e.message().to_string()
@@ -348,10 +361,10 @@ impl RuleSet {
                     })
                     .unwrap_or_default(),
         })?;
-        Self::from_raw(raw, path)
+        Self::from_raw(raw, path, files)
     }
 
-    fn parse_yaml_named(text: &str, path: &str) -> Result<RuleSet, ConfigError> {
+    fn parse_yaml_named(text: &str, path: &str, files: GroupFiles) -> Result<RuleSet, ConfigError> {
         let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_string(),
             // The first line says where and what; the rest is a source
@@ -362,15 +375,15 @@ impl RuleSet {
                 first.strip_prefix("error: ").unwrap_or(first).to_string()
             },
         })?;
-        Self::from_raw(raw, path)
+        Self::from_raw(raw, path, files)
     }
 
-    fn from_raw(raw: RawConfig, path: &str) -> Result<RuleSet, ConfigError> {
+    fn from_raw(raw: RawConfig, path: &str, files: GroupFiles) -> Result<RuleSet, ConfigError> {
         let inv = |m: String| ConfigError::Invalid(format!("{path}: {m}"));
         let mut groups: HashMap<String, Vec<Net>> = HashMap::new();
         for g in &raw.addressgroups {
             let entries: Vec<(String, String)> = match (&g.file, &g.list) {
-                (Some(f), None) => read_text(Path::new(f))
+                (Some(f), None) => files(Path::new(f))
                     .map_err(|e| inv(format!("address group {}: {e}", g.id)))?
                     .lines()
                     .enumerate()
