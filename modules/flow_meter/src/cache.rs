@@ -25,6 +25,7 @@
 //! alone, so a hash collision never merges two flows.
 
 use crate::parser::Packet;
+use crate::plugins::{Extensions, Plugins, Verdict};
 use xxhash_rust::xxh64::xxh64;
 
 const FIN: u8 = 0x01;
@@ -63,10 +64,20 @@ pub struct Flow {
     pub tcp_flags: u8,
     pub tcp_flags_rev: u8,
     pub end_reason: EndReason,
+    /// The cache's hash of the key the flow was created with (ipfixprobe's
+    /// `flow_hash`, exported by the `flowhash` plugin).
+    pub flow_hash: u64,
+}
+
+/// An exported flow: the core record and the extensions of the process
+/// plugins that found something in it.
+pub struct FlowRecord {
+    pub flow: Flow,
+    pub exts: Extensions,
 }
 
 impl Flow {
-    fn new(p: &Packet) -> Flow {
+    fn new(p: &Packet, flow_hash: u64) -> Flow {
         Flow {
             ip_version: p.ip_version,
             src_ip: p.src_ip,
@@ -86,10 +97,25 @@ impl Flow {
             tcp_flags: p.tcp_flags,
             tcp_flags_rev: 0,
             end_reason: EndReason::Forced,
+            flow_hash,
         }
     }
 
+    /// Starts the flow over in place (a plugin's flush with reinsert):
+    /// counters and flags reset, `time_first` = the old `time_last`.
+    fn reuse(&mut self) {
+        self.time_first = self.time_last;
+        self.packets = 0;
+        self.packets_rev = 0;
+        self.bytes = 0;
+        self.bytes_rev = 0;
+        self.tcp_flags = 0;
+        self.tcp_flags_rev = 0;
+    }
+
     fn update(&mut self, p: &Packet, forward: bool) {
+        // ipfixprobe takes the packet's time as is; a packet older than the
+        // flow's last one does not move time_last back here.
         self.time_last = self.time_last.max(p.ts_us);
         if forward {
             self.packets = self.packets.wrapping_add(1);
@@ -187,6 +213,7 @@ pub struct CacheStats {
 struct Entry {
     key: Key,
     flow: Flow,
+    exts: Extensions,
 }
 
 /// The keys and hashes of one packet, both directions.
@@ -303,10 +330,16 @@ pub struct FlowCache {
     frags: FragCache,
     stats: CacheStats,
     scratch: Vec<Lookup>,
+    plugins: Plugins,
 }
 
 impl FlowCache {
     pub fn new(cfg: CacheConfig) -> FlowCache {
+        FlowCache::with_plugins(cfg, Plugins::default())
+    }
+
+    /// A cache that runs the hooks of `plugins` on every packet.
+    pub fn with_plugins(cfg: CacheConfig, plugins: Plugins) -> FlowCache {
         let size = 1usize << cfg.size_exp;
         let line_len = 1usize << cfg.line_exp.min(cfg.size_exp);
         FlowCache {
@@ -323,8 +356,14 @@ impl FlowCache {
             frags: FragCache::new(),
             stats: CacheStats::default(),
             scratch: Vec::new(),
+            plugins,
             cfg,
         }
+    }
+
+    /// The plugins the cache runs.
+    pub fn plugins(&self) -> &Plugins {
+        &self.plugins
     }
 
     pub fn stats(&self) -> &CacheStats {
@@ -355,24 +394,74 @@ impl FlowCache {
         start
     }
 
-    fn export(&mut self, i: usize, reason: EndReason, out: &mut Vec<Flow>) {
+    /// Exports the flow of slot `i` without the plugins' `pre_export` (a
+    /// flush a plugin asked for, a SYN after FIN/RST).
+    fn export(&mut self, i: usize, reason: EndReason, out: &mut Vec<FlowRecord>) {
         let e = self.slots[i] as usize;
         self.hashes[i] = 0;
         self.slots[i] = u32::MAX;
-        let mut flow = self.entries[e].flow.clone();
+        let entry = &mut self.entries[e];
+        let mut flow = entry.flow.clone();
         flow.end_reason = reason;
+        let exts = std::mem::take(&mut entry.exts);
         self.free.push(e as u32);
         self.stats.exported += 1;
-        out.push(flow);
+        out.push(FlowRecord { flow, exts });
     }
 
-    fn create(&mut self, p: &Packet, key: Key, hash: u64, out: &mut Vec<Flow>) {
+    /// Exports the flow of slot `i` after the plugins' `pre_export`
+    /// (timeouts, eviction, end of input).
+    fn export_finished(&mut self, i: usize, reason: EndReason, out: &mut Vec<FlowRecord>) {
+        if !self.plugins.is_empty() {
+            let entry = &mut self.entries[self.slots[i] as usize];
+            self.plugins.pre_export(&entry.flow, &mut entry.exts);
+        }
+        self.export(i, reason, out);
+    }
+
+    /// A plugin asked for a flush of slot `i` while `p` was being counted.
+    /// With reinsert, the flow leaves without `p` and starts over in its
+    /// slot from `p` (ipfixprobe's FLOW_FLUSH_WITH_REINSERT); else it leaves.
+    fn flush(
+        &mut self,
+        i: usize,
+        v: Verdict,
+        p: &Packet,
+        forward: bool,
+        out: &mut Vec<FlowRecord>,
+    ) {
+        // A plugin that asks again on the new flow's first packet gets a
+        // plain flush: a reinsert loop cannot form.
+        for again in [false, true] {
+            if !v.reinsert() || again {
+                self.export(i, EndReason::Forced, out);
+                return;
+            }
+            let e = self.slots[i] as usize;
+            let entry = &mut self.entries[e];
+            let mut flow = entry.flow.clone();
+            flow.end_reason = EndReason::Forced;
+            let exts = std::mem::take(&mut entry.exts);
+            self.stats.exported += 1;
+            out.push(FlowRecord { flow, exts });
+            let entry = &mut self.entries[e];
+            entry.flow.reuse();
+            entry.flow.update(p, forward);
+            self.last_sec[i] = (entry.flow.time_last / 1_000_000) as u32;
+            let v2 = self.plugins.post_create(&entry.flow, &mut entry.exts, p);
+            if !v2.flush() {
+                return;
+            }
+        }
+    }
+
+    fn create(&mut self, p: &Packet, key: Key, hash: u64, out: &mut Vec<FlowRecord>) {
         let start = hash as usize & self.line_start_mask;
         let end = start + self.line_len;
         let i = match (start..end).find(|&i| self.hashes[i] == 0) {
             Some(i) => i,
             None => {
-                self.export(end - 1, EndReason::NoResources, out);
+                self.export_finished(end - 1, EndReason::NoResources, out);
                 self.stats.evicted += 1;
                 let mid = start + self.line_len / 2;
                 self.hashes[mid..end].rotate_right(1);
@@ -383,7 +472,8 @@ impl FlowCache {
         };
         let entry = Entry {
             key,
-            flow: Flow::new(p),
+            flow: Flow::new(p, hash),
+            exts: Extensions::default(),
         };
         let e = match self.free.pop() {
             Some(e) => {
@@ -399,10 +489,18 @@ impl FlowCache {
         self.slots[i] = e;
         self.last_sec[i] = (p.ts_us / 1_000_000) as u32;
         self.stats.new_flows += 1;
+        if !self.plugins.is_empty() {
+            let entry = &mut self.entries[e as usize];
+            let v = self.plugins.post_create(&entry.flow, &mut entry.exts, p);
+            if v.flush() {
+                // The one-packet flow leaves at once (no pre_export).
+                self.export(i, EndReason::Forced, out);
+            }
+        }
     }
 
     /// Accounts one parsed IP packet; flows it ends are appended to `out`.
-    pub fn put(&mut self, p: &mut Packet, out: &mut Vec<Flow>) {
+    pub fn put(&mut self, p: &mut Packet, out: &mut Vec<FlowRecord>) {
         self.frags.process(p);
         let keys = Lookup::of(p);
         self.put_prepared(p, &keys, out);
@@ -412,7 +510,7 @@ impl FlowCache {
     /// would, but first touches the table lines and flow records they will
     /// need, so that the memory loads of the whole batch overlap instead of
     /// stalling one packet at a time.
-    pub fn put_batch(&mut self, pkts: &mut [Packet], out: &mut Vec<Flow>) {
+    pub fn put_batch(&mut self, pkts: &mut [Packet], out: &mut Vec<FlowRecord>) {
         let mut keys = std::mem::take(&mut self.scratch);
         keys.clear();
         for p in pkts.iter_mut() {
@@ -447,8 +545,11 @@ impl FlowCache {
         self.scratch = keys;
     }
 
-    fn put_prepared(&mut self, p: &mut Packet, k: &Lookup, out: &mut Vec<Flow>) {
+    fn put_prepared(&mut self, p: &mut Packet, k: &Lookup, out: &mut Vec<FlowRecord>) {
         self.stats.packets += 1;
+        if !self.plugins.is_empty() {
+            self.plugins.pre_create(p);
+        }
         let (fkey, fhash) = (k.fkey, k.fhash);
         let mut found = self.find(&fkey, fhash).map(|i| (i, true));
         if found.is_none() && !self.cfg.split_biflow {
@@ -456,8 +557,12 @@ impl FlowCache {
         }
         let sec = p.ts_us / 1_000_000;
         match found {
-            None => self.create(p, fkey, fhash, out),
+            None => {
+                p.source_pkt = true;
+                self.create(p, fkey, fhash, out)
+            }
             Some((i, forward)) => {
+                p.source_pkt = forward;
                 let i = self.move_to_front(i);
                 let flow = &self.entries[self.slots[i] as usize].flow;
                 let dir_flags = if forward {
@@ -466,30 +571,46 @@ impl FlowCache {
                     flow.tcp_flags_rev
                 };
                 let any_flags = flow.tcp_flags | flow.tcp_flags_rev;
+                // (reason, whether the plugins' pre_export runs: not on a SYN
+                // after FIN/RST, as in ipfixprobe)
                 let restart = if p.tcp_flags & SYN != 0 && dir_flags & (FIN | RST) != 0 {
-                    Some(EndReason::EndOfFlow)
+                    Some((EndReason::EndOfFlow, false))
                 } else if sec.saturating_sub(flow.time_last / 1_000_000) >= self.cfg.inactive {
-                    Some(if any_flags & (FIN | RST) != 0 {
-                        EndReason::EndOfFlow
-                    } else {
-                        EndReason::Inactive
-                    })
+                    Some((
+                        if any_flags & (FIN | RST) != 0 {
+                            EndReason::EndOfFlow
+                        } else {
+                            EndReason::Inactive
+                        },
+                        true,
+                    ))
                 } else if sec.saturating_sub(flow.time_first / 1_000_000) >= self.cfg.active {
-                    Some(EndReason::Active)
+                    Some((EndReason::Active, true))
                 } else {
                     None
                 };
                 match restart {
-                    Some(reason) => {
-                        self.export(i, reason, out);
+                    Some((reason, pre_export)) => {
+                        if pre_export {
+                            self.export_finished(i, reason, out);
+                        } else {
+                            self.export(i, reason, out);
+                        }
+                        p.source_pkt = true;
                         self.create(p, fkey, fhash, out);
                     }
                     None => {
                         self.stats.hits += 1;
                         let e = self.slots[i] as usize;
-                        let flow = &mut self.entries[e].flow;
-                        flow.update(p, forward);
-                        self.last_sec[i] = (flow.time_last / 1_000_000) as u32;
+                        if self.plugins.is_empty() {
+                            let flow = &mut self.entries[e].flow;
+                            flow.update(p, forward);
+                            self.last_sec[i] = (flow.time_last / 1_000_000) as u32;
+                        } else if !self.update_with_plugins(i, e, p, forward, out) {
+                            // A plugin flushed the flow: no expiry scan on
+                            // this packet (ipfixprobe returns early too).
+                            return;
+                        }
                     }
                 }
             }
@@ -497,8 +618,34 @@ impl FlowCache {
         self.export_expired(sec, out);
     }
 
+    /// Counts `p` in the flow of slot `i` (entry `e`) between the plugins'
+    /// pre- and post-update hooks; false when a plugin flushed the flow.
+    fn update_with_plugins(
+        &mut self,
+        i: usize,
+        e: usize,
+        p: &mut Packet,
+        forward: bool,
+        out: &mut Vec<FlowRecord>,
+    ) -> bool {
+        let entry = &mut self.entries[e];
+        let v = self.plugins.pre_update(&entry.flow, &mut entry.exts, p);
+        if v.flush() {
+            self.flush(i, v, p, forward, out);
+            return false;
+        }
+        entry.flow.update(p, forward);
+        self.last_sec[i] = (entry.flow.time_last / 1_000_000) as u32;
+        let v = self.plugins.post_update(&entry.flow, &mut entry.exts, p);
+        if v.flush() {
+            self.flush(i, v, p, forward, out);
+            return false;
+        }
+        true
+    }
+
     /// Exports the inactive flows among the next line/2 slots of the cursor.
-    pub fn export_expired(&mut self, now_sec: u64, out: &mut Vec<Flow>) {
+    pub fn export_expired(&mut self, now_sec: u64, out: &mut Vec<FlowRecord>) {
         let step = (self.line_len / 2).max(1);
         let size = self.hashes.len();
         for i in self.cursor..self.cursor + step {
@@ -514,7 +661,7 @@ impl FlowCache {
             } else {
                 EndReason::Inactive
             };
-            self.export(i, reason, out);
+            self.export_finished(i, reason, out);
         }
         self.cursor = (self.cursor + step) % size;
     }
@@ -528,7 +675,7 @@ impl FlowCache {
     ///
     /// Called at least every 100 ms, it exports a flow within the period plus
     /// that interval after its inactive timeout.
-    pub fn sweep(&mut self, now_us: u64, out: &mut Vec<Flow>) {
+    pub fn sweep(&mut self, now_us: u64, out: &mut Vec<FlowRecord>) {
         let size = self.hashes.len() as u64;
         let period = self.sweep_period_us;
         let since = match self.swept_us {
@@ -557,7 +704,7 @@ impl FlowCache {
 
     /// Exports the inactive flows among the `n` (≤ size) slots from the
     /// cursor on, wrapping around, and moves the cursor past them.
-    fn scan(&mut self, now_sec: u64, n: usize, out: &mut Vec<Flow>) {
+    fn scan(&mut self, now_sec: u64, n: usize, out: &mut Vec<FlowRecord>) {
         let size = self.hashes.len();
         let start = self.cursor;
         let end = start + n.min(size);
@@ -578,16 +725,16 @@ impl FlowCache {
             } else {
                 EndReason::Inactive
             };
-            self.export(i, reason, out);
+            self.export_finished(i, reason, out);
         }
         self.cursor = end % size;
     }
 
     /// Exports every flow (end of input).
-    pub fn flush_all(&mut self, out: &mut Vec<Flow>) {
+    pub fn flush_all(&mut self, out: &mut Vec<FlowRecord>) {
         for i in 0..self.hashes.len() {
             if self.hashes[i] != 0 {
-                self.export(i, EndReason::Forced, out);
+                self.export_finished(i, EndReason::Forced, out);
             }
         }
     }
@@ -626,7 +773,7 @@ mod tests {
         assert!(out.is_empty());
         c.flush_all(&mut out);
         assert_eq!(out.len(), 1);
-        let f = &out[0];
+        let f = &out[0].flow;
         assert_eq!(
             (f.packets, f.packets_rev, f.bytes, f.bytes_rev),
             (2, 1, 100, 50)
@@ -648,13 +795,13 @@ mod tests {
         c.put(&mut pkt(100, 1, 2, 1, 2, 0x10), &mut out);
         c.put(&mut pkt(103, 1, 2, 1, 2, 0x10), &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].end_reason, EndReason::Inactive);
+        assert_eq!(out[0].flow.end_reason, EndReason::Inactive);
         for t in [105, 107, 109, 111, 113] {
             c.put(&mut pkt(t, 1, 2, 1, 2, 0x10), &mut out);
         }
         assert_eq!(out.len(), 2);
-        assert_eq!(out[1].end_reason, EndReason::Active);
-        assert_eq!(out[1].packets, 5, "103..111");
+        assert_eq!(out[1].flow.end_reason, EndReason::Active);
+        assert_eq!(out[1].flow.packets, 5, "103..111");
     }
 
     #[test]
@@ -665,8 +812,8 @@ mod tests {
         c.put(&mut pkt(1, 1, 2, 5, 6, FIN), &mut out);
         c.put(&mut pkt(2, 1, 2, 5, 6, SYN), &mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].end_reason, EndReason::EndOfFlow);
-        assert_eq!(out[0].packets, 2);
+        assert_eq!(out[0].flow.end_reason, EndReason::EndOfFlow);
+        assert_eq!(out[0].flow.packets, 2);
     }
 
     #[test]
@@ -689,7 +836,7 @@ mod tests {
         c.put(&mut pkt(1, 1, 2, 99, 80, 0), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(
-            (out[0].src_port, out[0].end_reason),
+            (out[0].flow.src_port, out[0].flow.end_reason),
             (1, EndReason::NoResources)
         );
         assert_eq!(c.len(), 16);
@@ -712,7 +859,7 @@ mod tests {
         c.put(&mut second, &mut out);
         c.flush_all(&mut out);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].packets, 2);
+        assert_eq!(out[0].flow.packets, 2);
     }
 
     #[test]
@@ -750,7 +897,8 @@ mod tests {
             many.put_batch(chunk, &mut bat);
         }
         many.flush_all(&mut bat);
-        assert_eq!(seq, bat);
+        let flows = |v: &[FlowRecord]| v.iter().map(|r| r.flow.clone()).collect::<Vec<_>>();
+        assert_eq!(flows(&seq), flows(&bat));
         assert!(seq.len() > 100);
     }
 
@@ -802,7 +950,7 @@ mod tests {
         }
         assert_eq!(out.len(), held);
         assert!(c.is_empty());
-        assert!(out.iter().all(|f| f.end_reason == EndReason::Inactive));
+        assert!(out.iter().all(|f| f.flow.end_reason == EndReason::Inactive));
         // Whole seconds: expired at 102.0 s; swept within the period (0.25 s)
         // plus one call interval (0.1 s).
         assert!(

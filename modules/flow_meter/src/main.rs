@@ -2,8 +2,8 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use flow_meter::cache::{CacheConfig, Flow, FlowCache};
-use flow_meter::export::Exporter;
+use flow_meter::cache::{CacheConfig, FlowCache, FlowRecord};
+use flow_meter::export::{self, Exporter};
 use flow_meter::parser::{self, LinkType, Packet, ParseError};
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Output, Trap, TrapError};
@@ -34,14 +34,24 @@ struct Args {
     /// Read packets from a pcap or pcapng file.
     #[arg(short = 'r', long = "read", value_name = "FILE")]
     read: Option<String>,
-    /// Process plugins, comma separated (available: basic, vlan).
+    /// Process plugins: `-p http -p dns`, `-p http,dns`, with options
+    /// `-p "pstats;includezeroes"`; `(a,b)` groups plugins on one output
+    /// interface. With several interfaces, the groups map to them in order
+    /// (`-i u:a,u:b -p http,basic`); with one, all plugins share it. A plugin
+    /// interface gets the flows that carry the plugin's data; `basic` gets
+    /// every flow. `-p list` lists the plugins.
     #[arg(
         short = 'p',
         long = "plugins",
-        value_name = "LIST",
-        default_value = "basic"
+        value_name = "PLUGIN[;OPTS]",
+        default_value = "basic",
+        action = clap::ArgAction::Append
     )]
-    plugins: String,
+    plugins: Vec<String>,
+    /// Which plugins go to which output interface, in `-p`'s grammar, one
+    /// group per interface (ipfixprobe's `p=`): `http,(pstats,phists),basic`.
+    #[arg(long = "map", value_name = "GROUPS")]
+    map: Option<String>,
     /// Active and inactive timeouts in seconds, or `default`.
     #[arg(
         short = 't',
@@ -99,29 +109,39 @@ struct Counts {
 /// (expiry, `-S`, SIGINT/SIGTERM).
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// One output interface's encoder.
 struct Sink<'t> {
     exporter: &'t Exporter,
     builder: RecordBuilder<'t>,
     record: Vec<u8>,
 }
 
-impl Sink<'_> {
-    fn send(
-        &mut self,
-        out: &mut Output,
-        flows: &mut Vec<Flow>,
-        counts: &mut Counts,
-    ) -> Result<(), TrapError> {
-        for f in flows.drain(..) {
-            self.record.clear();
-            self.exporter
-                .encode(&mut self.builder, &f, &mut self.record)
-                .map_err(|e| TrapError::BadSpec(format!("cannot encode a flow: {e}")))?;
-            out.send(&self.record)?;
-            counts.flows += 1;
+/// Sends exported flows to every output interface that takes them.
+fn send_flows(
+    sinks: &mut [Sink<'_>],
+    outs: &mut [Output],
+    flows: &mut Vec<FlowRecord>,
+    counts: &mut Counts,
+) -> Result<(), TrapError> {
+    for f in flows.drain(..) {
+        for (sink, out) in sinks.iter_mut().zip(outs.iter_mut()) {
+            let mut send_err = None;
+            let r = sink
+                .exporter
+                .encode(&mut sink.builder, &f, &mut sink.record, |rec| {
+                    out.send(rec).map_err(|e| {
+                        send_err = Some(e);
+                        unirec::RecordError::TooLarge(0)
+                    })
+                });
+            if let Some(e) = send_err {
+                return Err(e);
+            }
+            r.map_err(|e| TrapError::BadSpec(format!("cannot encode a flow: {e}")))?;
         }
-        Ok(())
+        counts.flows += 1;
     }
+    Ok(())
 }
 
 /// Packets from libpcap, live or offline, behind one interface.
@@ -228,44 +248,69 @@ fn open_source(args: &Args) -> Result<Source> {
     Ok(src)
 }
 
-/// The output spec with HALF_WAIT for live capture unless a timeout is given:
-/// a capture must not stall because nobody reads (ipfixprobe does the same).
+/// The output spec with HALF_WAIT on every interface of a live capture that
+/// gives no timeout: a capture must not stall because nobody reads
+/// (ipfixprobe does the same).
 fn output_spec(spec: &str, live: bool) -> String {
-    if live && !spec.contains("timeout=") {
-        format!("{spec}:timeout=HALF_WAIT")
-    } else {
-        spec.to_string()
+    if !live {
+        return spec.to_string();
     }
+    spec.split(',')
+        .map(|ifc| {
+            if ifc.contains("timeout=") {
+                ifc.to_string()
+            } else {
+                format!("{ifc}:timeout=HALF_WAIT")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn run(args: &Args) -> Result<()> {
     let (active, inactive) =
         flow_meter::parse_timeouts(&args.timeout).map_err(anyhow::Error::msg)?;
-    let plugins = flow_meter::plugins::from_list(&args.plugins).map_err(anyhow::Error::msg)?;
-    let exporter = Exporter::new(plugins, args.link, args.dir).context("flow template")?;
+    let plugins = flow_meter::plugins::from_specs(&args.plugins).map_err(anyhow::Error::msg)?;
+    let n_outputs = libtrap::spec::parse(&args.trap.ifc)?.len().max(1);
+    let groups = export::mapping(&args.plugins, args.map.as_deref(), &plugins, n_outputs)
+        .map_err(anyhow::Error::msg)?;
+    let exporters = groups
+        .iter()
+        .map(|g| Exporter::new(&plugins, g, args.link, args.dir))
+        .collect::<Result<Vec<_>, _>>()
+        .context("flow template")?;
+    let keep_payload = plugins.needs_payload();
     let mut source = open_source(args)?;
     let dlt = source.datalink();
     let link = LinkType::from_dlt(dlt).ok_or_else(|| {
         anyhow!("unsupported link type {dlt} (supported: Ethernet, Linux cooked SLL/SLL2, raw IP, BSD loopback)")
     })?;
     let live = matches!(source, Source::Live(_));
-    let mut trap = Trap::init(&output_spec(&args.trap.ifc, live), Some(0), Some(1))?;
-    let out = &mut trap.outputs()[0];
-    out.set_format(DataFormat::UniRec(exporter.template().spec().to_string()))?;
-    let mut cache = FlowCache::new(CacheConfig {
-        size_exp: args.cache_size,
-        line_exp: 4,
-        active,
-        inactive,
-        split_biflow: args.split_biflow,
-    });
-    let mut sink = Sink {
-        exporter: &exporter,
-        builder: RecordBuilder::new(exporter.template()),
-        record: Vec::with_capacity(256),
-    };
+    let mut trap = Trap::init(&output_spec(&args.trap.ifc, live), Some(0), Some(n_outputs))?;
+    let outs = trap.outputs();
+    for (out, e) in outs.iter_mut().zip(&exporters) {
+        out.set_format(DataFormat::UniRec(e.template().spec().to_string()))?;
+    }
+    let mut cache = FlowCache::with_plugins(
+        CacheConfig {
+            size_exp: args.cache_size,
+            line_exp: 4,
+            active,
+            inactive,
+            split_biflow: args.split_biflow,
+        },
+        plugins,
+    );
+    let mut sinks: Vec<Sink> = exporters
+        .iter()
+        .map(|e| Sink {
+            exporter: e,
+            builder: RecordBuilder::new(e.template()),
+            record: Vec::with_capacity(256),
+        })
+        .collect();
     let mut counts = Counts::default();
-    let mut flows: Vec<Flow> = Vec::with_capacity(64);
+    let mut flows: Vec<FlowRecord> = Vec::with_capacity(64);
     // Packets are parsed into a batch and handed to the cache together (see
     // FlowCache::put_batch); live capture hands each packet on at once.
     let batch_size = if live { 1 } else { 32 };
@@ -293,6 +338,10 @@ fn run(args: &Args) -> Result<()> {
                         (ts.tv_sec.max(0) as u64) * 1_000_000 + ts.tv_usec.clamp(0, 999_999) as u64;
                     match parser::parse(link, packet.data, pkt) {
                         Ok(()) => {
+                            pkt.packet_len_wire = packet.header.len.min(u32::from(u16::MAX)) as u16;
+                            if keep_payload {
+                                pkt.keep_payload(packet.data);
+                            }
                             counts.parsed += 1;
                             filled += 1;
                         }
@@ -319,7 +368,7 @@ fn run(args: &Args) -> Result<()> {
             report.tick(&counts, false);
         }
         if !flows.is_empty() {
-            match sink.send(out, &mut flows, &mut counts) {
+            match send_flows(&mut sinks, outs, &mut flows, &mut counts) {
                 Err(TrapError::Terminated) => break,
                 r => r?,
             }
@@ -329,7 +378,7 @@ fn run(args: &Args) -> Result<()> {
             // A quiet moment: pass on what was exported now, not at the
             // output's autoflush, then wait for packets.
             if unflushed {
-                match out.flush() {
+                match outs.iter_mut().try_for_each(Output::flush) {
                     Err(TrapError::Terminated) => break,
                     r => r?,
                 }
@@ -344,7 +393,7 @@ fn run(args: &Args) -> Result<()> {
     report.tick(&counts, true);
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
-    libtrap::ok_if_terminated(sink.send(out, &mut flows, &mut counts))?;
+    libtrap::ok_if_terminated(send_flows(&mut sinks, outs, &mut flows, &mut counts))?;
     trap.end(!args.no_eos)?;
     libtrap::log::info(
         0,

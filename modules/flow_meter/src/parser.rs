@@ -79,11 +79,82 @@ pub struct Packet {
     pub more_fragments: bool,
     /// The L4 header was parsed (false for non-first fragments).
     pub l4_parsed: bool,
+    /// IPv4 TOS / IPv6 traffic class.
+    pub ip_tos: u8,
+    /// IPv4 flags (DF = 2, MF = 1); 0 for IPv6.
+    pub ip_flags: u8,
+    /// IP payload length from the header (IPv6: after extension headers).
+    pub ip_payload_len: u16,
+    pub tcp_window: u16,
+    /// Option kinds seen, as IPFIX tcpOptions bits (kind k sets bit
+    /// `(k & 0xf8) + 7 - (k & 7)`).
+    pub tcp_options: u64,
+    /// ipfixprobe's quirk: 32 bits read at the MSS option's value, so the
+    /// two bytes after the MSS are included.
+    pub tcp_mss: u32,
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    /// Frame length on the wire and as captured (set by the caller).
+    pub packet_len_wire: u16,
+    pub packet_len: u16,
+    /// Offset of the L4 payload in the frame (after the TCP/UDP header; the
+    /// IP payload for other protocols and non-first fragments).
+    pub payload_off: u32,
+    /// Payload bytes captured (trailing Ethernet padding excluded).
+    pub payload_len: u16,
+    /// Payload length by the IP header (not cut by the snap length).
+    pub payload_len_wire: u16,
+    /// Set by the flow cache before the plugin hooks: the packet goes in the
+    /// flow's source → destination direction.
+    pub source_pkt: bool,
+    /// A copy of the payload, made by [`Packet::keep_payload`] when process
+    /// plugins need it (its buffer is reused from packet to packet).
+    pub payload: Vec<u8>,
+    /// Offsets of the last IP header and of the L4 header in the frame.
+    pub l3_off: u32,
+    pub l4_off: u32,
 }
 
 impl Packet {
     pub fn is_fragment(&self) -> bool {
         self.more_fragments || self.frag_off != 0
+    }
+
+    /// The payload kept by [`Packet::keep_payload`].
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Copies the payload out of `frame` (the frame given to [`parse`]), for
+    /// plugins that run after the frame's buffer is gone.
+    pub fn keep_payload(&mut self, frame: &[u8]) {
+        self.payload.clear();
+        let start = self.payload_off as usize;
+        let end = start + usize::from(self.payload_len);
+        if let Some(b) = frame.get(start..end) {
+            self.payload.extend_from_slice(b);
+        }
+    }
+
+    /// Computes the payload bounds as ipfixprobe does, once the headers are
+    /// parsed (`caplen`: bytes captured of the frame).
+    fn set_payload_bounds(&mut self, caplen: usize) {
+        let data_off = self.payload_off as usize;
+        let mut pkt_len = caplen;
+        let wire = if self.l4_off != self.l3_off {
+            let l4 = self.l4_off as usize;
+            let ip_payload = usize::from(self.ip_payload_len);
+            if l4 + ip_payload < 64 {
+                // Ethernet padding is not payload.
+                pkt_len = l4 + ip_payload;
+            }
+            ip_payload.saturating_sub(data_off - l4)
+        } else {
+            caplen.saturating_sub(data_off)
+        };
+        self.payload_len_wire = wire.min(usize::from(u16::MAX)) as u16;
+        let captured = pkt_len.saturating_sub(data_off);
+        self.payload_len = wire.min(captured).min(usize::from(u16::MAX)) as u16;
     }
 }
 
@@ -116,12 +187,25 @@ const ETH_TRILL: u16 = 0x22f3;
 /// Parses one captured frame into `p` (which is reset first, keeping `ts_us`).
 pub fn parse(link: LinkType, frame: &[u8], p: &mut Packet) -> R<()> {
     let ts = p.ts_us;
+    let payload = std::mem::take(&mut p.payload);
     *p = Packet {
         ts_us: ts,
+        payload,
         ..Packet::default()
     };
+    p.payload.clear();
+    p.packet_len = frame.len().min(usize::from(u16::MAX)) as u16;
+    p.packet_len_wire = p.packet_len;
+    let r = parse_link(link, frame, p);
+    if r.is_ok() {
+        p.set_payload_bounds(frame.len());
+    }
+    r
+}
+
+fn parse_link(link: LinkType, frame: &[u8], p: &mut Packet) -> R<()> {
     match link {
-        LinkType::Ethernet => ethernet(frame, p, true),
+        LinkType::Ethernet => ethernet(frame, 0, p, true),
         LinkType::LinuxSll => {
             // packet type, ARPHRD type, address length, 8 address bytes, protocol.
             let hatype = u16_at(frame, 2)?;
@@ -171,14 +255,14 @@ pub fn parse(link: LinkType, frame: &[u8], p: &mut Packet) -> R<()> {
     }
 }
 
-fn ethernet(b: &[u8], p: &mut Packet, outer: bool) -> R<()> {
-    let hdr = get(b, 0, 14)?;
+fn ethernet(b: &[u8], at: usize, p: &mut Packet, outer: bool) -> R<()> {
+    let hdr = get(b, at, 14)?;
     if outer {
         p.dst_mac.copy_from_slice(&hdr[0..6]);
         p.src_mac.copy_from_slice(&hdr[6..12]);
     }
     let et = u16::from_be_bytes([hdr[12], hdr[13]]);
-    ethertype(b, 14, et, p)
+    ethertype(b, at + 14, et, p)
 }
 
 /// Follows tags and encapsulations from an ethertype at offset `at`.
@@ -226,10 +310,7 @@ fn mpls(b: &[u8], mut at: usize, p: &mut Packet) -> R<()> {
         4 => ipv4(b, at, p),
         6 => ipv6(b, at, p),
         // Ethernet over MPLS: a 4-byte control word, then a frame.
-        0 => {
-            let inner = b.get(at + 4..).ok_or(ParseError::Malformed)?;
-            ethernet(inner, p, false)
-        }
+        0 => ethernet(b, at + 4, p, false),
         _ => Err(ParseError::NotIp),
     }
 }
@@ -265,6 +346,9 @@ fn ipv4(b: &[u8], at: usize, p: &mut Packet) -> R<()> {
     get(b, at, ihl)?;
     p.ip_version = 4;
     p.ip_len = u32::from(u16::from_be_bytes([h[2], h[3]]));
+    p.ip_tos = h[1];
+    p.ip_payload_len = (p.ip_len as u16).wrapping_sub(ihl as u16);
+    p.ip_flags = h[6] >> 5;
     p.frag_id = u32::from(u16::from_be_bytes([h[4], h[5]]));
     let frag = u16::from_be_bytes([h[6], h[7]]);
     p.more_fragments = frag & 0x2000 != 0;
@@ -274,6 +358,9 @@ fn ipv4(b: &[u8], at: usize, p: &mut Packet) -> R<()> {
     set_v4(&mut p.src_ip, &h[12..16]);
     set_v4(&mut p.dst_ip, &h[16..20]);
     let l4 = at + ihl;
+    p.l3_off = at as u32;
+    p.l4_off = l4 as u32;
+    p.payload_off = l4 as u32;
     if p.frag_off != 0 {
         return Ok(());
     }
@@ -290,6 +377,8 @@ fn ipv6(b: &[u8], at: usize, p: &mut Packet) -> R<()> {
     }
     p.ip_version = 6;
     p.ip_len = u32::from(u16::from_be_bytes([h[4], h[5]])) + 40;
+    p.ip_payload_len = u16::from_be_bytes([h[4], h[5]]);
+    p.ip_tos = ((u32::from_be_bytes([h[0], h[1], h[2], h[3]]) >> 20) & 0xff) as u8;
     p.ttl = h[7];
     p.src_ip.copy_from_slice(&h[8..24]);
     p.dst_ip.copy_from_slice(&h[24..40]);
@@ -327,6 +416,12 @@ fn ipv6(b: &[u8], at: usize, p: &mut Packet) -> R<()> {
         }
     }
     p.protocol = next;
+    p.ip_payload_len = p
+        .ip_payload_len
+        .wrapping_sub((off - (at + 40)).min(usize::from(u16::MAX)) as u16);
+    p.l3_off = at as u32;
+    p.l4_off = off as u32;
+    p.payload_off = off as u32;
     if p.frag_off != 0 {
         return Ok(());
     }
@@ -363,16 +458,62 @@ fn transport(b: &[u8], at: usize, p: &mut Packet) -> R<()> {
             }
             p.src_port = u16::from_be_bytes([h[0], h[1]]);
             p.dst_port = u16::from_be_bytes([h[2], h[3]]);
+            p.tcp_seq = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+            p.tcp_ack = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
             p.tcp_flags = h[13];
+            p.tcp_window = u16::from_be_bytes([h[14], h[15]]);
+            let opts = get(b, at + 20, data_off - 20)?;
+            tcp_options(opts, b.get(at + 20..).unwrap_or_default(), p)?;
+            p.payload_off = (at + data_off) as u32;
             p.l4_parsed = true;
         }
         17 => {
             let h = get(b, at, 8)?;
             p.src_port = u16::from_be_bytes([h[0], h[1]]);
             p.dst_port = u16::from_be_bytes([h[2], h[3]]);
+            p.payload_off = (at + 8) as u32;
             p.l4_parsed = true;
         }
         _ => p.l4_parsed = true,
+    }
+    Ok(())
+}
+
+/// The TCP options as ipfixprobe reads them: a kind-bit mask and the MSS;
+/// an option of length 0, or one cut by the header's end, is malformed.
+/// `rest` is everything from the options on (the MSS read may look past the
+/// header, as ipfixprobe's 32-bit read does).
+fn tcp_options(opts: &[u8], rest: &[u8], p: &mut Packet) -> R<()> {
+    let mut i = 0;
+    while i < opts.len() {
+        let kind = opts[i];
+        if i + 1 >= opts.len() {
+            if kind <= 1 {
+                return Ok(());
+            }
+            return Err(ParseError::Malformed);
+        }
+        let len = if kind <= 1 {
+            1
+        } else {
+            usize::from(opts[i + 1])
+        };
+        // Kinds over 63 wrap around, as the shift does in ipfixprobe on x86.
+        p.tcp_options |= 1u64.wrapping_shl(u32::from((kind & 0xf8) + (7 - (kind & 7))));
+        if kind == 0 {
+            break;
+        }
+        if kind == 2 {
+            let mut v = [0u8; 4];
+            for (k, byte) in v.iter_mut().enumerate() {
+                *byte = rest.get(i + 2 + k).copied().unwrap_or(0);
+            }
+            p.tcp_mss = u32::from_be_bytes(v);
+        }
+        if len == 0 {
+            return Err(ParseError::Malformed);
+        }
+        i += len;
     }
     Ok(())
 }

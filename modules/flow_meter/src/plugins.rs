@@ -1,66 +1,631 @@
-//! Process plugins: extra fields computed per flow (ipfixprobe's `-p`).
+//! Process plugins: per-packet hooks and per-flow state, ipfixprobe's seam.
 //!
-//! The seam of ipfixprobe's design: a plugin names its UniRec fields and
-//! fills them when the flow is exported. Plugins that need per-packet hooks
-//! (HTTP, DNS, TLS…) extend this trait in a later issue.
+//! A plugin sees every packet of every flow through the hooks the flow cache
+//! calls (the same points as ipfixprobe's `ProcessPlugin`):
+//!
+//! * [`ProcessPlugin::post_create`] after a flow is created from its first
+//!   packet;
+//! * [`ProcessPlugin::pre_update`] before a packet is counted in its flow,
+//!   [`ProcessPlugin::post_update`] after;
+//! * [`ProcessPlugin::pre_export`] before a flow leaves on a timeout, an
+//!   eviction or the end of input (not on a flush a plugin asked for, nor on
+//!   a SYN after FIN/RST — as in ipfixprobe).
+//!
+//! Each hook returns a [`Verdict`]: go on, flush the flow now
+//! ([`Verdict::FLUSH`], e.g. after every DNS message), or flush it and start
+//! a new flow in its place without the current packet
+//! ([`Verdict::FLUSH_WITH_REINSERT`], e.g. a second HTTP request on a
+//! kept-alive connection). The verdicts of all plugins are OR'ed.
+//!
+//! A plugin's per-flow state is an [`Extension`] kept beside the flow in its
+//! [`Extensions`] (not in the core [`Flow`]): a flow carries the extensions
+//! of the plugins that found something in it, possibly several of one plugin
+//! (passivedns: one per answer). Only flows carrying an extension of a plugin
+//! go to an output whose template names that plugin (see `export`).
+//!
+//! A plugin's fields are declared once, in its [`FieldDef`] list (UniRec
+//! name and type, and the IPFIX element): the UniRec export and the IPFIX
+//! export both read the registry, and an extension writes its values through
+//! a [`FieldSink`] by index into that list.
+//!
+//! Plugins are registered in one place, [`REGISTRY`].
 
 use crate::cache::Flow;
-use unirec::{FieldType, RecordBuilder, RecordError, Scalar, Template};
+use crate::parser::Packet;
+use std::any::Any;
+use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
+pub mod basic_plugins;
+
+/// What a hook asks of the flow cache (ipfixprobe's return codes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Verdict(u8);
+
+impl Verdict {
+    /// Go on.
+    pub const CONTINUE: Verdict = Verdict(0);
+    /// Export the flow now (end reason "forced").
+    pub const FLUSH: Verdict = Verdict(1);
+    /// Export the flow without the current packet and start a new flow in
+    /// its place (same orientation, counters reset, extensions dropped,
+    /// `time_first` = the old flow's `time_last`), then count the packet.
+    pub const FLUSH_WITH_REINSERT: Verdict = Verdict(3);
+
+    pub fn flush(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    pub fn reinsert(self) -> bool {
+        self.0 == 3
+    }
+}
+
+impl std::ops::BitOr for Verdict {
+    type Output = Verdict;
+    fn bitor(self, rhs: Verdict) -> Verdict {
+        Verdict(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Verdict {
+    fn bitor_assign(&mut self, rhs: Verdict) {
+        self.0 |= rhs.0;
+    }
+}
+
+/// An IPFIX information element: enterprise number (0 = IANA) and id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ie {
+    pub pen: u32,
+    pub id: u16,
+}
+
+/// CESNET's private enterprise number.
+pub const PEN_CESNET: u32 = 8057;
+/// Flowmon's private enterprise number.
+pub const PEN_FLOWMON: u32 = 39499;
+/// The enterprise number of reverse elements (RFC 5103).
+pub const PEN_REVERSE: u32 = 29305;
+
+/// One field of a plugin: its UniRec name and type, and its IPFIX element
+/// (None where ipfixprobe exports the field only in UniRec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldDef {
+    pub name: &'static str,
+    pub ty: FieldType,
+    pub ipfix: Option<Ie>,
+}
+
+impl FieldDef {
+    pub const fn new(name: &'static str, ty: FieldType, ipfix: Option<Ie>) -> FieldDef {
+        FieldDef { name, ty, ipfix }
+    }
+}
+
+/// Shorthands for field types in declarations.
+pub mod ty {
+    use unirec::{FieldType, Scalar};
+    pub const U8: FieldType = FieldType::Scalar(Scalar::U8);
+    pub const I8: FieldType = FieldType::Scalar(Scalar::I8);
+    pub const U16: FieldType = FieldType::Scalar(Scalar::U16);
+    pub const U32: FieldType = FieldType::Scalar(Scalar::U32);
+    pub const U64: FieldType = FieldType::Scalar(Scalar::U64);
+    pub const FLOAT: FieldType = FieldType::Scalar(Scalar::Float);
+    pub const DOUBLE: FieldType = FieldType::Scalar(Scalar::Double);
+    pub const IP: FieldType = FieldType::Scalar(Scalar::IpAddr);
+    pub const MAC: FieldType = FieldType::Scalar(Scalar::MacAddr);
+    pub const TIME: FieldType = FieldType::Scalar(Scalar::Time);
+    pub const STRING: FieldType = FieldType::String;
+    pub const BYTES: FieldType = FieldType::Bytes;
+    pub const U8S: FieldType = FieldType::Array(Scalar::U8);
+    pub const I8S: FieldType = FieldType::Array(Scalar::I8);
+    pub const U16S: FieldType = FieldType::Array(Scalar::U16);
+    pub const U32S: FieldType = FieldType::Array(Scalar::U32);
+    pub const U64S: FieldType = FieldType::Array(Scalar::U64);
+    pub const TIMES: FieldType = FieldType::Array(Scalar::Time);
+}
+
+/// A value an extension writes, independent of the output format.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FieldValue<'a> {
+    U8(u8),
+    I8(i8),
+    U16(u16),
+    U32(u32),
+    U64(u64),
+    Float(f32),
+    Double(f64),
+    Ip(UrIp),
+    Mac(UrMac),
+    Time(UrTime),
+    /// Text (UniRec `string`).
+    Str(&'a [u8]),
+    /// Raw bytes (UniRec `bytes`).
+    Bytes(&'a [u8]),
+    U8s(&'a [u8]),
+    I8s(&'a [i8]),
+    U16s(&'a [u16]),
+    U32s(&'a [u32]),
+    U64s(&'a [u64]),
+    Times(&'a [UrTime]),
+}
+
+impl FieldValue<'_> {
+    /// The UniRec type this value fits.
+    pub fn field_type(&self) -> FieldType {
+        match self {
+            FieldValue::U8(_) => FieldType::Scalar(Scalar::U8),
+            FieldValue::I8(_) => FieldType::Scalar(Scalar::I8),
+            FieldValue::U16(_) => FieldType::Scalar(Scalar::U16),
+            FieldValue::U32(_) => FieldType::Scalar(Scalar::U32),
+            FieldValue::U64(_) => FieldType::Scalar(Scalar::U64),
+            FieldValue::Float(_) => FieldType::Scalar(Scalar::Float),
+            FieldValue::Double(_) => FieldType::Scalar(Scalar::Double),
+            FieldValue::Ip(_) => FieldType::Scalar(Scalar::IpAddr),
+            FieldValue::Mac(_) => FieldType::Scalar(Scalar::MacAddr),
+            FieldValue::Time(_) => FieldType::Scalar(Scalar::Time),
+            FieldValue::Str(_) => FieldType::String,
+            FieldValue::Bytes(_) => FieldType::Bytes,
+            FieldValue::U8s(_) => FieldType::Array(Scalar::U8),
+            FieldValue::I8s(_) => FieldType::Array(Scalar::I8),
+            FieldValue::U16s(_) => FieldType::Array(Scalar::U16),
+            FieldValue::U32s(_) => FieldType::Array(Scalar::U32),
+            FieldValue::U64s(_) => FieldType::Array(Scalar::U64),
+            FieldValue::Times(_) => FieldType::Array(Scalar::Time),
+        }
+    }
+}
+
+/// Where an extension writes its fields: `field` indexes the plugin's
+/// [`ProcessPlugin::fields`]. Fields left unwritten are zero / empty.
+pub trait FieldSink {
+    fn put(&mut self, field: usize, value: FieldValue<'_>);
+}
+
+/// A plugin's state for one flow, and the values it exports.
+pub trait Extension: Any + Send {
+    /// Writes the fields (indices into the plugin's field list).
+    fn fill(&self, out: &mut dyn FieldSink);
+}
+
+/// One extension, tagged with the index of the plugin that made it.
+pub struct Ext {
+    pub plugin: u16,
+    pub data: Box<dyn Extension>,
+}
+
+/// The extensions of one flow, kept beside it in the cache. Empty (no
+/// allocation) for flows no plugin found anything in.
+#[derive(Default)]
+pub struct Extensions {
+    list: Vec<Ext>,
+    /// The plugin whose hook runs now: [`Extensions::add`] tags with it.
+    current: u16,
+}
+
+impl Extensions {
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.list.clear();
+    }
+
+    pub(crate) fn set_current(&mut self, plugin: u16) {
+        self.current = plugin;
+    }
+
+    /// Adds an extension of the plugin whose hook is running.
+    pub fn add<T: Extension>(&mut self, ext: T) {
+        self.list.push(Ext {
+            plugin: self.current,
+            data: Box::new(ext),
+        });
+    }
+
+    /// The first extension of type `T` of the running plugin.
+    pub fn get<T: Extension>(&self) -> Option<&T> {
+        let cur = self.current;
+        self.list
+            .iter()
+            .filter(|e| e.plugin == cur)
+            .find_map(|e| (e.data.as_ref() as &dyn Any).downcast_ref::<T>())
+    }
+
+    /// The first extension of type `T` of the running plugin, mutably.
+    pub fn get_mut<T: Extension>(&mut self) -> Option<&mut T> {
+        let cur = self.current;
+        self.list
+            .iter_mut()
+            .filter(|e| e.plugin == cur)
+            .find_map(|e| (e.data.as_mut() as &mut dyn Any).downcast_mut::<T>())
+    }
+
+    /// The last extension of type `T` of the running plugin, mutably.
+    pub fn last_mut<T: Extension>(&mut self) -> Option<&mut T> {
+        let cur = self.current;
+        self.list
+            .iter_mut()
+            .rev()
+            .filter(|e| e.plugin == cur)
+            .find_map(|e| (e.data.as_mut() as &mut dyn Any).downcast_mut::<T>())
+    }
+
+    /// Removes every extension of type `T` of the running plugin.
+    pub fn remove<T: Extension>(&mut self) {
+        let cur = self.current;
+        self.list
+            .retain(|e| !(e.plugin == cur && (e.data.as_ref() as &dyn Any).is::<T>()));
+    }
+
+    /// Every extension, in the order they were added.
+    pub fn iter(&self) -> impl Iterator<Item = &Ext> {
+        self.list.iter()
+    }
+}
+
+/// What a hook sees of its flow: the core record (read only) and the
+/// flow's extensions.
+pub struct FlowCtx<'a> {
+    pub flow: &'a Flow,
+    pub exts: &'a mut Extensions,
+}
+
+/// A process plugin. One instance serves every flow; per-flow state lives in
+/// the flow's [`Extensions`].
 pub trait ProcessPlugin: Send {
+    /// The name `-p` takes.
     fn name(&self) -> &'static str;
-    /// The plugin's UniRec fields.
-    fn fields(&self) -> &'static [(&'static str, FieldType)];
-    /// Fills the plugin's fields of `flow` into the record.
-    fn fill(&self, flow: &Flow, t: &Template, b: &mut RecordBuilder<'_>)
-        -> Result<(), RecordError>;
+    /// The plugin's fields, in the order its extension writes them.
+    fn fields(&self) -> &'static [FieldDef];
+    /// Before the flow of a packet is looked up (may amend the packet).
+    fn pre_create(&mut self, _pkt: &mut Packet) {}
+    /// After a flow was created from `pkt`.
+    fn post_create(&mut self, _f: FlowCtx<'_>, _pkt: &Packet) -> Verdict {
+        Verdict::CONTINUE
+    }
+    /// Before `pkt` is counted in its flow.
+    fn pre_update(&mut self, _f: FlowCtx<'_>, _pkt: &mut Packet) -> Verdict {
+        Verdict::CONTINUE
+    }
+    /// After `pkt` was counted in its flow.
+    fn post_update(&mut self, _f: FlowCtx<'_>, _pkt: &Packet) -> Verdict {
+        Verdict::CONTINUE
+    }
+    /// Before the flow is exported (timeouts, eviction, end of input).
+    fn pre_export(&mut self, _f: FlowCtx<'_>) {}
+    /// Whether the plugin reads packet payloads (the input then keeps a copy
+    /// of each payload for the hooks).
+    fn needs_payload(&self) -> bool {
+        true
+    }
 }
 
-/// `vlan`: the outer VLAN id of the flow (`uint16 VLAN_ID`).
-pub struct Vlan;
+/// The plugins of a run, in `-p` order, as the flow cache calls them.
+#[derive(Default)]
+pub struct Plugins {
+    list: Vec<Box<dyn ProcessPlugin>>,
+}
 
-impl ProcessPlugin for Vlan {
-    fn name(&self) -> &'static str {
-        "vlan"
+impl Plugins {
+    pub fn new(list: Vec<Box<dyn ProcessPlugin>>) -> Plugins {
+        Plugins { list }
     }
-    fn fields(&self) -> &'static [(&'static str, FieldType)] {
-        &[("VLAN_ID", FieldType::Scalar(Scalar::U16))]
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
     }
-    fn fill(
-        &self,
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.list.iter().map(|p| p.name()).collect()
+    }
+
+    /// The fields of plugin `i`.
+    pub fn fields(&self, i: usize) -> &'static [FieldDef] {
+        self.list.get(i).map_or(&[], |p| p.fields())
+    }
+
+    /// Index of the plugin named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.list.iter().position(|p| p.name() == name)
+    }
+
+    pub fn needs_payload(&self) -> bool {
+        self.list.iter().any(|p| p.needs_payload())
+    }
+
+    pub(crate) fn pre_create(&mut self, pkt: &mut Packet) {
+        for p in &mut self.list {
+            p.pre_create(pkt);
+        }
+    }
+
+    pub(crate) fn post_create(
+        &mut self,
         flow: &Flow,
-        t: &Template,
-        b: &mut RecordBuilder<'_>,
-    ) -> Result<(), RecordError> {
-        b.set_u16(
-            t.find("VLAN_ID").ok_or(RecordError::NoField(usize::MAX))?,
-            flow.vlan_id,
-        )
+        exts: &mut Extensions,
+        pkt: &Packet,
+    ) -> Verdict {
+        let mut v = Verdict::CONTINUE;
+        for (i, p) in self.list.iter_mut().enumerate() {
+            exts.set_current(i as u16);
+            v |= p.post_create(FlowCtx { flow, exts }, pkt);
+        }
+        v
+    }
+
+    pub(crate) fn pre_update(
+        &mut self,
+        flow: &Flow,
+        exts: &mut Extensions,
+        pkt: &mut Packet,
+    ) -> Verdict {
+        let mut v = Verdict::CONTINUE;
+        for (i, p) in self.list.iter_mut().enumerate() {
+            exts.set_current(i as u16);
+            v |= p.pre_update(FlowCtx { flow, exts }, pkt);
+        }
+        v
+    }
+
+    pub(crate) fn post_update(
+        &mut self,
+        flow: &Flow,
+        exts: &mut Extensions,
+        pkt: &Packet,
+    ) -> Verdict {
+        let mut v = Verdict::CONTINUE;
+        for (i, p) in self.list.iter_mut().enumerate() {
+            exts.set_current(i as u16);
+            v |= p.post_update(FlowCtx { flow, exts }, pkt);
+        }
+        v
+    }
+
+    pub(crate) fn pre_export(&mut self, flow: &Flow, exts: &mut Extensions) {
+        for (i, p) in self.list.iter_mut().enumerate() {
+            exts.set_current(i as u16);
+            p.pre_export(FlowCtx { flow, exts });
+        }
     }
 }
 
-/// Names accepted by `-p`.
-pub const AVAILABLE: &[&str] = &["basic", "vlan"];
+/// A plugin's constructor: takes the option text after `;` (empty when
+/// none) and says what is wrong with it.
+pub type Constructor = fn(&str) -> Result<Box<dyn ProcessPlugin>, String>;
 
-/// Builds the plugins of a `-p` list (`basic` is implied and ignored).
-pub fn from_list(list: &str) -> Result<Vec<Box<dyn ProcessPlugin>>, String> {
-    let mut out: Vec<Box<dyn ProcessPlugin>> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        if seen.contains(&name) {
+/// Every plugin `-p` knows, by name: the one place plugins are registered.
+pub const REGISTRY: &[(&str, Constructor)] = &[
+    ("vlan", basic_plugins::Vlan::create),
+    ("icmp", basic_plugins::Icmp::create),
+    ("flowhash", basic_plugins::FlowHash::create),
+];
+
+/// The names `-p` accepts (`basic` plus the registry).
+pub fn available() -> Vec<&'static str> {
+    std::iter::once("basic")
+        .chain(REGISTRY.iter().map(|(n, _)| *n))
+        .collect()
+}
+
+/// Splits `-p` values into output groups of plugin specs (ipfixprobe's and
+/// the legacy flow_meter's forms):
+///
+/// * each `-p` value is a comma list of items (`http,dns`), or one plugin
+///   with options (`"pstats;includezeros"`): at the top level, options run
+///   to the end of the value, so a comma inside them belongs to them
+///   (`"dnssd;txt=a,b"`);
+/// * an item in parentheses is a group of plugins sharing one output
+///   interface (`"http,(pstats,phists),basic"`); inside, options end at
+///   the next `,` or `)`;
+/// * every other item is a group of its own.
+pub fn spec_groups<S: AsRef<str>>(values: &[S]) -> Result<Vec<Vec<String>>, String> {
+    let mut groups = Vec::new();
+    for v in values {
+        let v = v.as_ref();
+        let mut rest = v.trim();
+        while !rest.is_empty() {
+            if let Some(inner) = rest.strip_prefix('(') {
+                let end = inner
+                    .find(')')
+                    .ok_or_else(|| format!("-p `{v}`: `(` without `)`"))?;
+                let members: Vec<String> = inner[..end]
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect();
+                if members.is_empty() {
+                    return Err(format!("-p `{v}`: an empty group"));
+                }
+                groups.push(members);
+                let tail = inner[end + 1..].trim_start();
+                rest = match tail.strip_prefix(',') {
+                    Some(t) => t.trim_start(),
+                    None if tail.is_empty() => tail,
+                    None => return Err(format!("-p `{v}`: expected `,` after `)`")),
+                };
+                continue;
+            }
+            let cut = rest.find([',', ';']).unwrap_or(rest.len());
+            if rest[cut..].starts_with(';') {
+                // Options run to the end of the value.
+                groups.push(vec![rest.trim().to_string()]);
+                break;
+            }
+            let name = rest[..cut].trim();
+            if !name.is_empty() {
+                groups.push(vec![name.to_string()]);
+            }
+            rest = rest[cut..].strip_prefix(',').unwrap_or("").trim_start();
+        }
+    }
+    Ok(groups)
+}
+
+/// The plugin specs of `-p` values, in order, groups flattened.
+pub fn split_specs<S: AsRef<str>>(values: &[S]) -> Vec<String> {
+    spec_groups(values)
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The name of a plugin spec (`pstats;includezeros` → `pstats`).
+pub fn spec_name(spec: &str) -> &str {
+    spec.split_once(';').map_or(spec, |(n, _)| n).trim()
+}
+
+/// Builds the plugins of the `-p` values (`basic` is implied and ignored).
+pub fn from_specs<S: AsRef<str>>(values: &[S]) -> Result<Plugins, String> {
+    let mut list: Vec<Box<dyn ProcessPlugin>> = Vec::new();
+    for spec in spec_groups(values)?.into_iter().flatten() {
+        let name = spec_name(&spec);
+        let opts = spec.split_once(';').map_or("", |(_, o)| o);
+        if name == "basic" {
+            continue;
+        }
+        if list.iter().any(|p| p.name() == name) {
             return Err(format!("plugin `{name}` is listed twice"));
         }
-        seen.push(name);
-        match name {
-            "basic" => {}
-            "vlan" => out.push(Box::new(Vlan)),
-            _ => {
-                return Err(format!(
-                    "unknown plugin `{name}` (available: {})",
-                    AVAILABLE.join(", ")
-                ))
-            }
-        }
+        let Some((_, make)) = REGISTRY.iter().find(|(n, _)| *n == name) else {
+            return Err(format!(
+                "unknown plugin `{name}` (available: {})",
+                available().join(", ")
+            ));
+        };
+        list.push(make(opts).map_err(|e| format!("plugin `{name}`: {e}"))?);
+    }
+    if list.len() > usize::from(u16::MAX) {
+        return Err("too many plugins".into());
+    }
+    Ok(Plugins::new(list))
+}
+
+/// Builds the plugins of one comma list (`-p http,dns`).
+pub fn from_list(list: &str) -> Result<Plugins, String> {
+    from_specs(&[list])
+}
+
+/// Parses plugin options `key=value;flag;…` against the names a plugin
+/// knows (each given as its short and long name), for plugins' constructors:
+/// the options in order, as (long name, value).
+pub fn parse_options<'a>(
+    opts: &'a str,
+    known: &[(&'static str, &'static str)],
+) -> Result<Vec<(&'static str, &'a str)>, String> {
+    let mut out = Vec::new();
+    for item in opts.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+        let key = key.trim();
+        let Some(&(_, long)) = known.iter().find(|(s, l)| *s == key || *l == key) else {
+            let names: Vec<&str> = known.iter().map(|(_, l)| *l).collect();
+            return Err(if names.is_empty() {
+                format!("takes no options (got `{key}`)")
+            } else {
+                format!("unknown option `{key}` (known: {})", names.join(", "))
+            });
+        };
+        out.push((long, value.trim()));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p_takes_lists_repeats_and_options() {
+        assert_eq!(split_specs(&["http,dns"]), ["http", "dns"]);
+        assert_eq!(split_specs(&["http", "dns"]), ["http", "dns"]);
+        assert_eq!(
+            split_specs(&["pstats;includezeros", "tls"]),
+            ["pstats;includezeros", "tls"]
+        );
+        assert_eq!(
+            split_specs(&["http,pstats;includezeros;skipdup"]),
+            ["http", "pstats;includezeros;skipdup"]
+        );
+        assert_eq!(split_specs(&["dnssd;txt=a,b.csv"]), ["dnssd;txt=a,b.csv"]);
+        assert_eq!(
+            spec_groups(&["http,(pstats;includezeroes,phists),basic"]),
+            Ok(vec![
+                vec!["http".to_string()],
+                vec!["pstats;includezeroes".to_string(), "phists".to_string()],
+                vec!["basic".to_string()],
+            ])
+        );
+        assert!(spec_groups(&["(http"]).is_err());
+        assert!(spec_groups(&["()"]).is_err());
+        assert!(spec_groups(&["(http)dns"]).is_err());
+    }
+
+    #[test]
+    fn unknown_and_duplicate_plugins_are_errors() {
+        let e = from_list("vlan,nonsense").err().unwrap_or_default();
+        assert!(e.contains("unknown plugin `nonsense`"), "{e}");
+        assert!(e.contains("vlan"), "{e}");
+        let e = from_specs(&["vlan", "vlan"]).err().unwrap_or_default();
+        assert!(e.contains("twice"), "{e}");
+        let e = from_specs(&["vlan;bogus"]).err().unwrap_or_default();
+        assert!(e.contains("takes no options"), "{e}");
+        assert!(from_list("basic").is_ok_and(|p| p.is_empty()));
+    }
+
+    #[test]
+    fn options_by_short_or_long_name() {
+        let known = [("i", "includezeroes"), ("s", "skipdup")];
+        assert_eq!(
+            parse_options("i;skipdup", &known),
+            Ok(vec![("includezeroes", ""), ("skipdup", "")])
+        );
+        assert!(parse_options("x=1", &known).is_err());
+    }
+
+    #[test]
+    fn verdicts_combine() {
+        assert!(!Verdict::CONTINUE.flush());
+        assert!(Verdict::FLUSH.flush() && !Verdict::FLUSH.reinsert());
+        assert!((Verdict::FLUSH | Verdict::FLUSH_WITH_REINSERT).reinsert());
+        assert!((Verdict::CONTINUE | Verdict::FLUSH).flush());
+    }
+
+    struct A(u32);
+    impl Extension for A {
+        fn fill(&self, out: &mut dyn FieldSink) {
+            out.put(0, FieldValue::U32(self.0));
+        }
+    }
+    struct B;
+    impl Extension for B {
+        fn fill(&self, _: &mut dyn FieldSink) {}
+    }
+
+    #[test]
+    fn extensions_belong_to_their_plugin() {
+        let mut e = Extensions::default();
+        e.set_current(0);
+        e.add(A(1));
+        e.add(A(2));
+        e.set_current(1);
+        assert!(e.get::<A>().is_none());
+        e.add(B);
+        e.set_current(0);
+        assert_eq!(e.get::<A>().map(|a| a.0), Some(1));
+        assert_eq!(e.last_mut::<A>().map(|a| a.0), Some(2));
+        e.remove::<A>();
+        assert_eq!(e.len(), 1);
+        assert_eq!(e.iter().next().map(|x| x.plugin), Some(1));
+    }
 }
