@@ -23,9 +23,12 @@ cd "$work"
 "$R/pcap_generator" -n "$PACKETS" -f "$FLOWS" -w big.pcap
 echo "capture: $PACKETS packets, $FLOWS flows, $(du -h big.pcap | cut -f1) (in $work)"
 
-# measure NAME CMD...: wall time and peak RSS of the best of 3 runs.
+# measure NAME CMD...: wall time and peak RSS of the best of 3 runs (the
+# time is left in $best for the per-plugin costs).
+best=""
 measure() {
-    local name=$1 best="" rss=""
+    local name=$1 rss=""
+    best=""
     shift
     for _ in 1 2 3; do
         /usr/bin/time -f "%e %M" -o t.txt "$@" > /dev/null 2> err.txt || { echo "$name failed: $(tail -1 err.txt)"; return; }
@@ -36,8 +39,20 @@ measure() {
 }
 
 measure "flow_meter -r big.pcap -i b:" "$R/flow_meter" -r big.pcap -i b: -v
+basic_s=$best
+measure "flow_meter -p http,dns,tls" "$R/flow_meter" -r big.pcap -p http,dns,tls -i b: -v
+all=$("$R/flow_meter" -p list | awk '$1 != "basic" {print $1}' | paste -sd, -)
+measure "flow_meter -p (all $(echo "$all" | tr , '\n' | wc -l) plugins)" "$R/flow_meter" -r big.pcap -p "$all" -i b: -v
 if [ -n "${IPFIXPROBE:-}" ]; then
-    measure "ipfixprobe -p basic (blackhole)" "$IPFIXPROBE" -i "pcap;file=big.pcap" -o "unirec;i=b:" 
+    measure "ipfixprobe -p basic (blackhole)" "$IPFIXPROBE" -i "pcap;file=big.pcap" -o "unirec;i=b:"
+    measure "ipfixprobe -p http -p dns -p tls" "$IPFIXPROBE" -i "pcap;file=big.pcap" -p http -p dns -p tls -o "unirec;i=b:;p=(http,dns,tls)"
+fi
+if [ "${PER_PLUGIN:-1}" = 1 ]; then
+    echo "cost of each plugin alone (time over -p basic, per packet of the capture):"
+    for p in $(echo "$all" | tr , ' '); do
+        measure "  -p $p" "$R/flow_meter" -r big.pcap -p "$p" -i b: -v > /dev/null
+        python3 -c "import sys; print(f'  {sys.argv[1]:<12} {max(0.0, (float(sys.argv[2]) - float(sys.argv[3])) / int(sys.argv[4]) * 1e9):7.1f} ns/packet')" "$p" "$best" "$basic_s" "$PACKETS"
+    done
 fi
 if command -v softflowd > /dev/null; then
     measure "softflowd -r big.pcap" softflowd -r big.pcap -n 127.0.0.1:9 -d

@@ -8,6 +8,7 @@
 
 pub mod cache;
 pub mod export;
+pub mod fuzzing;
 pub mod parser;
 pub mod plugins;
 pub mod synth;

@@ -538,6 +538,18 @@ impl Progress {
 }
 
 fn main() -> ExitCode {
+    // `-p list` needs no interface: answered before the arguments are checked.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv
+        .windows(2)
+        .any(|w| matches!(w[0].as_str(), "-p" | "--plugins") && w[1] == "list")
+        || argv.iter().any(|a| a == "--plugins=list")
+    {
+        for (name, fields) in flow_meter::plugins::describe() {
+            println!("{name:<12} {fields}");
+        }
+        return ExitCode::SUCCESS;
+    }
     let args: Args = module::parse_args("flow_meter");
     if let Err(why) = check_input_choice(&args) {
         // A usage error, with clap's exit status.

@@ -410,6 +410,26 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("flowhash", basic_plugins::FlowHash::create),
 ];
 
+/// Every plugin with its UniRec fields (`-p list`).
+pub fn describe() -> Vec<(&'static str, String)> {
+    let basic: Vec<&str> = crate::export::BASIC_FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    let mut out = vec![("basic", basic.join(","))];
+    for (name, make) in REGISTRY {
+        if let Ok(p) = make("") {
+            let fields: Vec<String> = p
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.ty, f.name))
+                .collect();
+            out.push((*name, fields.join(",")));
+        }
+    }
+    out
+}
+
 /// The names `-p` accepts (`basic` plus the registry).
 pub fn available() -> Vec<&'static str> {
     std::iter::once("basic")

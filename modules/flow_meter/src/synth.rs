@@ -66,6 +66,8 @@ pub enum L4<'a> {
         dport: u16,
         payload: &'a [u8],
     },
+    /// An ICMP message of type `kind` (code 0, id 1, sequence 1).
+    Icmp { kind: u8, payload: &'a [u8] },
 }
 
 fn checksum(sum: u32, data: &[u8]) -> u32 {
@@ -94,6 +96,7 @@ pub fn ipv4_frame(frame: &mut Vec<u8>, src: Ipv4Addr, dst: Ipv4Addr, ip_id: u16,
     let (proto, header_len, payload) = match l4 {
         L4::Tcp { payload, .. } => (6u8, 20usize, payload),
         L4::Udp { payload, .. } => (17u8, 8usize, payload),
+        L4::Icmp { payload, .. } => (1u8, 8usize, payload),
     };
     let l4_len = header_len + payload.len();
     let ip_start = frame.len();
@@ -135,6 +138,13 @@ pub fn ipv4_frame(frame: &mut Vec<u8>, src: Ipv4Addr, dst: Ipv4Addr, ip_id: u16,
             frame.extend_from_slice(&(l4_len as u16).to_be_bytes());
             frame.extend_from_slice(&[0, 0]);
             frame.extend_from_slice(payload);
+        }
+        L4::Icmp { kind, payload } => {
+            frame.extend_from_slice(&[kind, 0, 0, 0, 0, 1, 0, 1]);
+            frame.extend_from_slice(payload);
+            let sum = fold(checksum(0, &frame[l4_start..]));
+            frame[l4_start + 2..l4_start + 4].copy_from_slice(&sum.to_be_bytes());
+            return;
         }
     }
     // Pseudo-header: addresses, protocol, transport length.
@@ -224,12 +234,7 @@ pub fn demo_scenario() -> Vec<TimedFrame> {
         packets: Vec::new(),
     };
     let query = dns_query(0x4e52, "www.example.test");
-    let mut answer = query.clone();
-    answer[2] = 0x81; // response, recursion desired
-    answer[3] = 0x80; // recursion available
-    answer[7] = 1; // one answer
-    answer.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4]);
-    answer.extend_from_slice(&DEMO_SERVER.octets());
+    let answer = dns_answer(&query, DEMO_SERVER);
     s.emit(0, DEMO_CLIENT, DEMO_RESOLVER, udp(40_001, 53, &query));
     s.emit(4_000, DEMO_RESOLVER, DEMO_CLIENT, udp(53, 40_001, &answer));
     let page = demo_page();
@@ -305,7 +310,7 @@ fn udp(sport: u16, dport: u16, payload: &[u8]) -> L4<'_> {
 }
 
 /// A DNS query for the A record of `name`.
-fn dns_query(id: u16, name: &str) -> Vec<u8> {
+pub fn dns_query(id: u16, name: &str) -> Vec<u8> {
     let mut q = Vec::with_capacity(64);
     q.extend_from_slice(&id.to_be_bytes());
     q.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -333,10 +338,135 @@ fn demo_page() -> Vec<u8> {
     r
 }
 
+/// The answer to [`dns_query`]: one A record (TTL 3600) for `addr`.
+pub fn dns_answer(query: &[u8], addr: Ipv4Addr) -> Vec<u8> {
+    let mut answer = query.to_vec();
+    if answer.len() >= 12 {
+        answer[2] = 0x81; // response, recursion desired
+        answer[3] = 0x80; // recursion available
+        answer[7] = 1; // one answer
+    }
+    answer.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0x0e, 0x10, 0, 4]);
+    answer.extend_from_slice(&addr.octets());
+    answer
+}
+
+/// An HTTP/1.1 GET request.
+pub fn http_request(host: &str, path: &str, agent: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {agent}\r\nAccept: */*\r\n\r\n")
+        .into_bytes()
+}
+
+/// The head of an HTTP/1.1 200 response announcing `body_len` bytes.
+pub fn http_response_head(body_len: usize) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nServer: nemea-rs-synth\r\nContent-Type: text/html\r\n\
+         Set-Cookie: session=1; Path=/\r\nContent-Length: {body_len}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn put_u16(v: &mut Vec<u8>, x: usize) {
+    v.extend_from_slice(&(x as u16).to_be_bytes());
+}
+
+/// Wraps a handshake message body in a handshake header and a TLS record.
+fn tls_handshake_record(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut r = vec![0x16, 0x03, 0x01];
+    put_u16(&mut r, body.len() + 4);
+    r.push(kind);
+    r.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    r.extend_from_slice(body);
+    r
+}
+
+/// A TLS ClientHello as a browser sends it: TLS 1.2 and 1.3, SNI `sni`,
+/// ALPN h2 and http/1.1, the usual groups, signature algorithms and an
+/// X25519 key share. `seed` varies the random and the session id.
+pub fn tls_client_hello(sni: &str, seed: u64) -> Vec<u8> {
+    let mut b = vec![0x03, 0x03];
+    for i in 0..32u64 {
+        b.push((seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 8 * 8)) as u8 ^ i as u8);
+    }
+    b.push(32);
+    b.extend((0..32u8).map(|i| i.wrapping_mul(7) ^ seed as u8));
+    let suites: [u16; 15] = [
+        0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014,
+        0x009c, 0x009d, 0x002f, 0x0035,
+    ];
+    put_u16(&mut b, suites.len() * 2);
+    for s in suites {
+        b.extend_from_slice(&s.to_be_bytes());
+    }
+    b.extend_from_slice(&[1, 0]); // null compression
+    let mut ext = Vec::new();
+    let mut add = |kind: u16, data: &[u8]| {
+        ext.extend_from_slice(&kind.to_be_bytes());
+        put_u16(&mut ext, data.len());
+        ext.extend_from_slice(data);
+    };
+    let mut sn = Vec::new();
+    put_u16(&mut sn, sni.len() + 3);
+    sn.push(0);
+    put_u16(&mut sn, sni.len());
+    sn.extend_from_slice(sni.as_bytes());
+    add(0x0000, &sn);
+    add(0x0017, &[]); // extended master secret
+    add(0xff01, &[0]); // renegotiation info
+    add(
+        0x000a,
+        &[0, 8, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18, 0x00, 0x19],
+    ); // groups
+    add(0x000b, &[1, 0]); // point formats
+    add(0x0023, &[]); // session ticket
+    add(
+        0x0010,
+        &[
+            0, 12, 2, b'h', b'2', 8, b'h', b't', b't', b'p', b'/', b'1', b'.', b'1',
+        ],
+    );
+    add(0x0005, &[1, 0, 0, 0, 0]); // status request
+    add(0x000d, &[0, 14, 4, 3, 5, 3, 6, 3, 8, 4, 8, 5, 8, 6, 4, 1]); // signature algorithms
+    let mut ks = vec![0, 36, 0x00, 0x1d, 0, 32];
+    ks.extend((0..32u8).map(|i| i ^ (seed >> 8) as u8));
+    add(0x0033, &ks); // key share
+    add(0x002d, &[1, 1]); // psk modes
+    add(0x002b, &[4, 0x03, 0x04, 0x03, 0x03]); // supported versions
+    put_u16(&mut b, ext.len());
+    b.extend_from_slice(&ext);
+    tls_handshake_record(1, &b)
+}
+
+/// A TLS 1.3 ServerHello answering [`tls_client_hello`] (X25519, TLS_AES_128_GCM_SHA256).
+pub fn tls_server_hello(seed: u64) -> Vec<u8> {
+    let mut b = vec![0x03, 0x03];
+    b.extend((0..32u8).map(|i| i.wrapping_mul(13) ^ seed as u8));
+    b.push(32);
+    b.extend((0..32u8).map(|i| i.wrapping_mul(7) ^ seed as u8));
+    b.extend_from_slice(&[0x13, 0x01, 0]);
+    let mut ext = vec![
+        0x00, 0x2b, 0, 2, 0x03, 0x04, 0x00, 0x33, 0, 36, 0x00, 0x1d, 0, 32,
+    ];
+    ext.extend((0..32u8).map(|i| i ^ 0x5a ^ seed as u8));
+    put_u16(&mut b, ext.len());
+    b.extend_from_slice(&ext);
+    tls_handshake_record(2, &b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::parser::{self, LinkType, Packet};
+
+    #[test]
+    fn tls_hellos_have_consistent_lengths() {
+        for hello in [tls_client_hello("www.example.test", 3), tls_server_hello(3)] {
+            let rec_len = usize::from(u16::from_be_bytes([hello[3], hello[4]]));
+            assert_eq!(rec_len + 5, hello.len());
+            let hs_len = u32::from_be_bytes([0, hello[6], hello[7], hello[8]]) as usize;
+            assert_eq!(hs_len + 4, rec_len);
+        }
+    }
 
     #[test]
     fn frames_have_valid_checksums() {

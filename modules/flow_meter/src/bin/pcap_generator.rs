@@ -5,13 +5,19 @@
 //! The benchmark capture is a classic pcap (Ethernet, µs timestamps, whole frames) of N packets
 //! in about F bidirectional TCP/UDP/ICMP flows: C flows are active at a time,
 //! each sends 2–18 packets in both directions and is then replaced by a new
-//! one. Deterministic for a given seed.
+//! one. Flows speak their port's protocol, so that the process plugins have
+//! work: TCP starts with a handshake, port 80 carries an HTTP request and
+//! response, 443 a TLS ClientHello, ServerHello and application data
+//! records, 22 SSH banners, UDP 53 DNS queries and answers (a new id per
+//! pair); the rest is zero-filled data. Frames have valid checksums.
+//! Deterministic for a given seed.
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use flow_meter::synth::{demo_scenario, PcapWriter};
+use flow_meter::synth::{self, demo_scenario, PcapWriter, ACK, L4, PSH, SYN};
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::net::Ipv4Addr;
 
 /// Generates a synthetic pcap: the benchmark capture (-n, -f, -c, -s), or
 /// the demo scenario with --demo.
@@ -60,76 +66,118 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let mut rng = args.seed | 1;
-    let mut frame = vec![0u8; 1600];
+    let mut frame = Vec::with_capacity(1600);
+    let zeros = [0u8; 1400];
     let mut t_us: u64 = 1_700_000_000_000_000;
     let mean = (args.packets / flows).max(2);
     let concurrent = args.concurrent.clamp(1, flows) as usize;
-    // (flow number, packets left)
-    let mut active: Vec<(u64, u64)> = (0..concurrent as u64)
-        .map(|f| (f, 2 + f % (2 * mean - 1)))
+    // (flow number, packets left, packets sent)
+    let mut active: Vec<(u64, u64, u64)> = (0..concurrent as u64)
+        .map(|f| (f, 2 + f % (2 * mean - 1), 0))
         .collect();
     let mut next_flow = concurrent as u64;
     for i in 0..args.packets {
         let r = next(&mut rng);
         let slot = (r % concurrent as u64) as usize;
-        let flow = active[slot].0;
+        let (flow, _, sent) = active[slot];
         active[slot].1 -= 1;
+        active[slot].2 += 1;
         if active[slot].1 == 0 {
-            active[slot] = (next_flow, 2 + next(&mut rng) % (2 * mean - 1));
+            active[slot] = (next_flow, 2 + next(&mut rng) % (2 * mean - 1), 0);
             next_flow += 1;
         }
-        let reverse = (r >> 32) & 1 == 1;
         t_us += (r >> 40) % 20;
         let proto: u8 = match flow % 10 {
             0..=6 => 6,
             7 | 8 => 17,
             _ => 1,
         };
-        let a = [10, (flow >> 16) as u8, (flow >> 8) as u8, flow as u8];
-        let b = [192, 168, (flow >> 8) as u8 ^ 0x55, (flow % 251) as u8];
+        let a = Ipv4Addr::new(10, (flow >> 16) as u8, (flow >> 8) as u8, flow as u8);
+        let b = Ipv4Addr::new(192, 168, (flow >> 8) as u8 ^ 0x55, (flow % 251) as u8);
         let (sport, dport) = (
             1024 + (flow % 60_000) as u16,
             [80u16, 443, 53, 22][(flow % 4) as usize],
         );
+        let data = zeros
+            .len()
+            .min([0usize, 0, 40, 500, 1400][(r >> 50) as usize % 5]);
+        // The conversation: TCP handshake, the application's request and
+        // answer, then data both ways; DNS query/answer pairs.
+        let app = sent < 4 || (proto == 17 && dport == 53);
+        let reverse = if app {
+            sent % 2 == 1
+        } else {
+            (r >> 32) & 1 == 1
+        };
+        let payload: Vec<u8> = match (proto, dport, sent) {
+            (6, _, 0 | 1) => Vec::new(),
+            (6, 80, 2) => synth::http_request(
+                &format!("www{}.example.test", flow % 97),
+                &format!("/page/{}.html", flow % 1000),
+                "Mozilla/5.0 (X11; Linux x86_64) nemea-rs-synth",
+            ),
+            (6, 80, 3) => {
+                let mut v = synth::http_response_head(4000);
+                v.extend_from_slice(&zeros[..data.min(1000)]);
+                v
+            }
+            (6, 443, 2) => {
+                synth::tls_client_hello(&format!("cdn{}.example.test", flow % 211), flow)
+            }
+            (6, 443, 3) => synth::tls_server_hello(flow),
+            (6, 443, _) if data > 0 => {
+                let mut v = vec![0x17, 0x03, 0x03];
+                v.extend_from_slice(&(data as u16).to_be_bytes());
+                v.extend_from_slice(&zeros[..data]);
+                v
+            }
+            (6, 22, 2 | 3) => b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n".to_vec(),
+            (17, 53, n) => {
+                let q = synth::dns_query(
+                    (flow as u16).wrapping_add((n / 2) as u16),
+                    &format!("host{}.example.test", (flow + n / 2) % 5000),
+                );
+                if reverse {
+                    synth::dns_answer(&q, b)
+                } else {
+                    q
+                }
+            }
+            _ => zeros[..data].to_vec(),
+        };
+        let flags = match sent {
+            0 => SYN,
+            1 => SYN | ACK,
+            _ if payload.is_empty() => ACK,
+            _ => PSH | ACK,
+        };
         let (src, dst, sp, dp) = if reverse {
             (b, a, dport, sport)
         } else {
             (a, b, sport, dport)
         };
-        let payload = [0usize, 0, 40, 500, 1400][(r >> 50) as usize % 5];
-        let l4_len = match proto {
-            6 => 20,
-            17 => 8,
-            _ => 8,
+        let l4 = match proto {
+            6 => L4::Tcp {
+                sport: sp,
+                dport: dp,
+                seq: 1000 + sent as u32 * 1460,
+                ack: 5000 + sent as u32 * 1460,
+                flags,
+                payload: &payload,
+            },
+            17 => L4::Udp {
+                sport: sp,
+                dport: dp,
+                payload: &payload,
+            },
+            _ => L4::Icmp {
+                kind: if reverse { 0 } else { 8 },
+                payload: &payload,
+            },
         };
-        let ip_len = 20 + l4_len + payload;
-        let caplen = 14 + ip_len;
-        frame[..14].copy_from_slice(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00]);
-        let ip = &mut frame[14..34];
-        ip.copy_from_slice(&[
-            0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        ]);
-        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-        ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
-        ip[12..16].copy_from_slice(&src);
-        ip[16..20].copy_from_slice(&dst);
-        let l4 = &mut frame[34..54];
-        l4.fill(0);
-        match proto {
-            6 => {
-                l4[0..2].copy_from_slice(&sp.to_be_bytes());
-                l4[2..4].copy_from_slice(&dp.to_be_bytes());
-                l4[12] = 5 << 4;
-                l4[13] = if payload == 0 { 0x02 } else { 0x18 };
-            }
-            17 => {
-                l4[0..2].copy_from_slice(&sp.to_be_bytes());
-                l4[2..4].copy_from_slice(&dp.to_be_bytes());
-                l4[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
-            }
-            _ => l4[0] = if reverse { 0 } else { 8 },
-        }
-        w.packet(t_us, &frame[..caplen])?;
+        frame.clear();
+        synth::ipv4_frame(&mut frame, src, dst, i as u16, l4);
+        w.packet(t_us, &frame)?;
     }
     w.into_inner().flush()?;
     Ok(())
