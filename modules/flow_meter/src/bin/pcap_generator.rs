@@ -71,21 +71,15 @@ fn main() -> Result<()> {
     let mut t_us: u64 = 1_700_000_000_000_000;
     let mean = (args.packets / flows).max(2);
     let concurrent = args.concurrent.clamp(1, flows) as usize;
-    // (flow number, packets left, packets sent)
-    let mut active: Vec<(u64, u64, u64)> = (0..concurrent as u64)
-        .map(|f| (f, 2 + f % (2 * mean - 1), 0))
+    // (flow number, packets left, packets sent, bytes sent by client, by server)
+    let mut active: Vec<(u64, u64, u64, u32, u32)> = (0..concurrent as u64)
+        .map(|f| (f, 2 + f % (2 * mean - 1), 0, 0, 0))
         .collect();
     let mut next_flow = concurrent as u64;
     for i in 0..args.packets {
         let r = next(&mut rng);
         let slot = (r % concurrent as u64) as usize;
-        let (flow, _, sent) = active[slot];
-        active[slot].1 -= 1;
-        active[slot].2 += 1;
-        if active[slot].1 == 0 {
-            active[slot] = (next_flow, 2 + next(&mut rng) % (2 * mean - 1), 0);
-            next_flow += 1;
-        }
+        let (flow, _, sent, client_bytes, server_bytes) = active[slot];
         t_us += (r >> 40) % 20;
         let proto: u8 = match flow % 10 {
             0..=6 => 6,
@@ -156,12 +150,31 @@ fn main() -> Result<()> {
         } else {
             (a, b, sport, dport)
         };
+        // Sequence numbers follow the bytes each side sent (SYNs count one).
+        let (cseq, sseq) = (
+            1000u32.wrapping_add(client_bytes),
+            5000u32.wrapping_add(server_bytes),
+        );
+        let (seq, ack) = if reverse { (sseq, cseq) } else { (cseq, sseq) };
+        let used = payload.len() as u32 + u32::from(sent < 2);
+        let entry = &mut active[slot];
+        entry.1 -= 1;
+        entry.2 += 1;
+        if reverse {
+            entry.4 = entry.4.wrapping_add(used);
+        } else {
+            entry.3 = entry.3.wrapping_add(used);
+        }
+        if entry.1 == 0 {
+            *entry = (next_flow, 2 + next(&mut rng) % (2 * mean - 1), 0, 0, 0);
+            next_flow += 1;
+        }
         let l4 = match proto {
             6 => L4::Tcp {
                 sport: sp,
                 dport: dp,
-                seq: 1000 + sent as u32 * 1460,
-                ack: 5000 + sent as u32 * 1460,
+                seq,
+                ack: if sent == 0 { 0 } else { ack },
                 flags,
                 payload: &payload,
             },
