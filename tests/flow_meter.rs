@@ -200,7 +200,7 @@ fn ipfixprobe_functional_nettisa() {
 }
 
 #[test]
-fn every_shared_capture_runs_without_a_panic() {
+fn every_shared_capture_runs_through_every_plugin_without_a_panic() {
     let Some(root) = shared_data("pcaps") else {
         return;
     };
@@ -225,9 +225,15 @@ fn every_shared_capture_runs_without_a_panic() {
     files.sort();
     assert!(files.len() > 100, "only {} captures found", files.len());
     let sb = Sandbox::new();
+    // Every plugin at once, each on its own interface, next to basic.
+    let list = ok_stdout(&sb.run("flow_meter", &["-p", "list"]), "flow_meter -p list");
+    let plugins: Vec<&str> = list.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(plugins.len() >= 4, "{list}");
+    let p = plugins.join(",");
+    let ifcs = vec!["b:"; plugins.len()].join(",");
     let (mut ok, mut refused) = (0, 0);
     for f in &files {
-        let out = sb.run("flow_meter", &["-r", f.to_str().unwrap(), "-i", "b:"]);
+        let out = sb.run("flow_meter", &["-r", f.to_str().unwrap(), "-p", &p, "-i", &ifcs]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{}: {err}", f.display());
         assert!(
