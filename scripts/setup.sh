@@ -13,6 +13,9 @@
 #   procps        the supervisor tests read processes (ps, pgrep)
 #   python3       helper scripts of the tests
 #   git           bl_downloader's -r repository copy (and its test)
+#   tcpdump       captures the real traffic the flow_meter plugin tests send
+#   openssl       TLS servers and clients of those tests, throwaway certificates
+#   tshark        the reference those tests compare fields with (JA3)
 set -euo pipefail
 
 nemea_setup() {
@@ -23,7 +26,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

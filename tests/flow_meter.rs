@@ -227,13 +227,19 @@ fn every_shared_capture_runs_through_every_plugin_without_a_panic() {
     let sb = Sandbox::new();
     // Every plugin at once, each on its own interface, next to basic.
     let list = ok_stdout(&sb.run("flow_meter", &["-p", "list"]), "flow_meter -p list");
-    let plugins: Vec<&str> = list.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    let plugins: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     assert!(plugins.len() >= 4, "{list}");
     let p = plugins.join(",");
     let ifcs = vec!["b:"; plugins.len()].join(",");
     let (mut ok, mut refused) = (0, 0);
     for f in &files {
-        let out = sb.run("flow_meter", &["-r", f.to_str().unwrap(), "-p", &p, "-i", &ifcs]);
+        let out = sb.run(
+            "flow_meter",
+            &["-r", f.to_str().unwrap(), "-p", &p, "-i", &ifcs],
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{}: {err}", f.display());
         assert!(
@@ -897,4 +903,325 @@ fn no_eos_with_the_old_no_eof_spelling_as_an_alias() {
         help.contains("--no-eos") && !help.contains("--no-eof"),
         "{help}"
     );
+}
+
+/// The servers of [`real_http_dns_and_tls_traffic_gives_the_plugin_fields`]
+/// (run in the capture namespace): HTTP/1.1 with keep-alive on 8080 and DNS
+/// over TCP on 53, answering `www.example.test A 198.51.100.80`.
+const REAL_SERVERS: &str = r#"
+import socket, struct, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Web(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = ("page " + self.path + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Set-Cookie", "sid=1; Path=/")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+
+def dns():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], 53))
+    s.listen()
+    while True:
+        c, _ = s.accept()
+        n = struct.unpack("!H", c.recv(2))[0]
+        q = b""
+        while len(q) < n:
+            q += c.recv(n - len(q))
+        a = bytearray(q)
+        a[2:4] = b"\x81\x80"
+        a[6:8] = b"\x00\x01"
+        a += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04" + bytes([198, 51, 100, 80])
+        c.sendall(struct.pack("!H", len(a)) + a)
+        c.close()
+
+threading.Thread(target=dns, daemon=True).start()
+print("ready", flush=True)
+ThreadingHTTPServer((sys.argv[1], 8080), Web).serve_forever()
+"#;
+
+/// The clients (run in the peer namespace): two requests on one HTTP/1.1
+/// connection, then one DNS query over TCP.
+const REAL_CLIENTS: &str = r#"
+import http.client, socket, struct, sys
+h = http.client.HTTPConnection(sys.argv[1], 8080)
+for path in ("/first", "/second"):
+    h.request("GET", path, headers={"Host": "www.example.test", "User-Agent": "nemea-rs-test", "Referer": "http://www.example.test/"})
+    h.getresponse().read()
+h.close()
+q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+for label in b"www.example.test".split(b"."):
+    q += bytes([len(label)]) + label
+q += b"\x00\x00\x01\x00\x01"
+s = socket.create_connection((sys.argv[1], 53))
+s.sendall(struct.pack("!H", len(q)) + q)
+s.recv(512)
+s.close()
+"#;
+
+/// `logger -t` text as records of named fields.
+fn named_records(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut lines = text.lines();
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let names: Vec<String> = header
+        .split(',')
+        .map(|f| f.rsplit(' ').next().unwrap_or(f).to_string())
+        .collect();
+    lines
+        .map(|l| {
+            // Quoted strings may hold commas: split outside quotes only.
+            let (mut cells, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+            for ch in l.chars() {
+                match ch {
+                    '"' => {
+                        quoted = !quoted;
+                        cur.push(ch)
+                    }
+                    ',' if !quoted => cells.push(std::mem::take(&mut cur)),
+                    _ => cur.push(ch),
+                }
+            }
+            cells.push(cur);
+            names.iter().cloned().zip(cells).collect()
+        })
+        .collect()
+}
+
+/// Real traffic between two namespaces, captured by tcpdump: an HTTP/1.1
+/// keep-alive connection with two requests (REINSERT: two records), a DNS
+/// query over TCP (a record per message), and `openssl s_client` TLS 1.3 and
+/// TLS 1.2 handshakes with SNI and ALPN; flow_meter's fields are checked, and
+/// JA3 against tshark's.
+#[test]
+#[ignore = "needs the http, dns and tls plugins"]
+fn real_http_dns_and_tls_traffic_gives_the_plugin_fields() {
+    if !is_root() {
+        assert!(!ci(), "this test needs root under CI=true");
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    for tool in ["tcpdump", "openssl", "tshark"] {
+        if !sh(&["sh", "-c", &format!("command -v {tool}")]) {
+            assert!(
+                !ci(),
+                "{tool} is required under CI=true (scripts/setup.sh installs it)"
+            );
+            eprintln!("skipped: {tool} is missing");
+            return;
+        }
+    }
+    let Some(pair) = VethPair::create() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("servers.py"), REAL_SERVERS).unwrap();
+    std::fs::write(sb.path("clients.py"), REAL_CLIENTS).unwrap();
+    let in_ns = |ns: &str, args: &[&str]| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns])
+            .args(args)
+            .current_dir(sb.dir.path());
+        c
+    };
+    assert!(sh(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=www.example.test",
+        "-keyout",
+        sb.path("key.pem").to_str().unwrap(),
+        "-out",
+        sb.path("cert.pem").to_str().unwrap(),
+    ]));
+    let pcap = sb.path("real.pcap");
+    let mut tcpdump = in_ns(
+        &pair.cap,
+        &[
+            "tcpdump",
+            "-i",
+            CAP_IF,
+            "-U",
+            "-s",
+            "0",
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // tcpdump says "listening on" once it captures.
+    let mut err = BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening") {
+        line.clear();
+    }
+    let mut servers = in_ns(&pair.cap, &["python3", "servers.py", CAP_IP])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(servers.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let mut tls_servers = Vec::new();
+    for (port, version) in [("4433", "-tls1_3"), ("4434", "-tls1_2")] {
+        tls_servers.push(
+            in_ns(
+                &pair.cap,
+                &[
+                    "openssl", "s_server", "-quiet", "-accept", port, version, "-alpn", "h2",
+                    "-key", "key.pem", "-cert", "cert.pem",
+                ],
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let out = in_ns(&pair.peer, &["python3", "clients.py", CAP_IP])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (port, version) in [("4433", "-tls1_3"), ("4434", "-tls1_2")] {
+        let target = format!("{CAP_IP}:{port}");
+        let out = in_ns(
+            &pair.peer,
+            &[
+                "openssl",
+                "s_client",
+                "-connect",
+                &target,
+                version,
+                "-servername",
+                "www.example.test",
+                "-alpn",
+                "h2",
+                "-ign_eof",
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+        let mut c = out.unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for mut c in tls_servers {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = servers.kill();
+    let _ = servers.wait();
+    interrupt(&tcpdump);
+    let _ = tcpdump.wait();
+
+    ok_stdout(
+        &sb.run(
+            "flow_meter",
+            &[
+                "-r",
+                pcap.to_str().unwrap(),
+                "-p",
+                "http,dns,tls",
+                "-i",
+                "f:http.trapcap,f:dns.trapcap,f:tls.trapcap",
+            ],
+        ),
+        "flow_meter",
+    );
+    let records =
+        |f: &str| named_records(&ok_stdout(&sb.run("logger", &["-i", f, "-t"]), "logger"));
+    let http = records("f:http.trapcap");
+    let urls: Vec<&str> = http
+        .iter()
+        .map(|r| r["HTTP_REQUEST_URL"].as_str())
+        .collect();
+    assert_eq!(urls, ["\"/first\"", "\"/second\""], "{http:#?}");
+    for r in &http {
+        assert_eq!(r["HTTP_REQUEST_HOST"], "\"www.example.test\"");
+        assert_eq!(r["HTTP_REQUEST_METHOD"], "\"GET\"");
+        assert_eq!(r["HTTP_REQUEST_AGENT"], "\"nemea-rs-test\"");
+        assert_eq!(r["HTTP_RESPONSE_STATUS_CODE"], "200");
+        assert_eq!(r["HTTP_RESPONSE_CONTENT_TYPE"], "\"text/plain\"");
+    }
+    let dns = records("f:dns.trapcap");
+    assert_eq!(dns.len(), 2, "query and answer: {dns:#?}");
+    for r in &dns {
+        assert_eq!(r["DNS_NAME"], "\"www.example.test\"");
+        assert_eq!(r["DNS_ID"], "4660");
+        assert_eq!(r["DNS_QTYPE"], "1");
+    }
+    let answer: Vec<_> = dns.iter().filter(|r| r["DNS_ANSWERS"] == "1").collect();
+    assert_eq!(answer.len(), 1, "{dns:#?}");
+    // DNS_RDATA is ipfixprobe's text rendering, in a bytes field.
+    assert_eq!(answer[0]["DNS_RDATA"], hex(b"198.51.100.80"));
+    assert_eq!(answer[0]["DNS_RR_TTL"], "3600");
+    let tls = records("f:tls.trapcap");
+    assert_eq!(tls.len(), 2, "{tls:#?}");
+    let ja3 = ok_stdout(
+        &Command::new("tshark")
+            .args([
+                "-r",
+                pcap.to_str().unwrap(),
+                "-Y",
+                "tls.handshake.type == 1",
+                "-T",
+                "fields",
+                "-e",
+                "tls.handshake.ja3",
+            ])
+            .output()
+            .unwrap(),
+        "tshark",
+    );
+    let mut tshark_ja3: Vec<&str> = ja3.lines().collect();
+    let mut ours: Vec<&str> = tls.iter().map(|r| r["TLS_JA3"].as_str()).collect();
+    tshark_ja3.sort();
+    ours.sort();
+    assert_eq!(ours, tshark_ja3, "JA3 as tshark computes it");
+    for r in &tls {
+        assert_eq!(r["TLS_SNI"], "\"www.example.test\"");
+        assert_eq!(r["TLS_ALPN"], "\"h2\"");
+        assert!(r["TLS_JA4"].starts_with("\"t1"), "{r:?}");
+    }
+    let versions: Vec<&str> = tls.iter().map(|r| r["TLS_VERSION"].as_str()).collect();
+    assert!(
+        versions.contains(&"772") && versions.contains(&"771"),
+        "TLS 1.3 and 1.2: {versions:?}"
+    );
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
