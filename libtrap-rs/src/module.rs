@@ -108,8 +108,28 @@ pub fn parse_args<A: clap::Parser>(program: &str) -> A {
 /// [`parse_args`] for programs without TRAP interfaces (no `-h trap`):
 /// the supervisor, supcli, bl_downloader, the capture generator.
 pub fn parse_cli<A: clap::Parser>(program: &str) -> A {
+    parse_cli_from(program, std::env::args_os())
+}
+
+/// [`parse_args`] of a command line the module amended (argv[0] first).
+pub fn parse_args_from<A, I, T>(program: &str, args: I) -> A
+where
+    A: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    handle_trap_help();
+    parse_cli_from(program, args)
+}
+
+fn parse_cli_from<A, I, T>(program: &str, args: I) -> A
+where
+    A: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     log::set_program_name(program);
-    match A::try_parse() {
+    match A::try_parse_from(args) {
         Ok(a) => a,
         Err(e) => {
             use clap::error::ErrorKind;

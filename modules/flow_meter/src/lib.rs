@@ -3,11 +3,13 @@
 //!
 //! The pipeline follows ipfixprobe's split: input (libpcap, in `main.rs`) →
 //! [`parser`] → [`cache`] → [`plugins`] → [`export`] (UniRec over any
-//! libtrap-rs output). Everything here is sans-IO: time comes from packets.
+//! libtrap-rs output) and [`ipfix`] (IPFIX messages). Everything here is
+//! sans-IO except the IPFIX transport, [`ipfix::net`]: time comes from packets.
 #![forbid(unsafe_code)]
 
 pub mod cache;
 pub mod export;
+pub mod ipfix;
 pub mod fuzzing;
 pub mod parser;
 pub mod plugins;

@@ -90,6 +90,47 @@ struct Args {
     /// Keep the two directions of a connection in separate flows.
     #[arg(long = "split-biflow")]
     split_biflow: bool,
+    /// Export IPFIX to this collector (`HOST:PORT`, `[V6]:PORT`), TCP unless
+    /// -u; with or without -i (without, no UniRec output).
+    #[arg(short = 'x', long = "ipfix", value_name = "HOST:PORT")]
+    ipfix: Option<String>,
+    /// IPFIX over UDP (templates sent again every --template-refresh s).
+    #[arg(short = 'u', long = "udp", requires = "ipfix")]
+    udp: bool,
+    /// Largest IPFIX message, bytes (ipfixprobe's default).
+    #[arg(long = "mtu", value_name = "BYTES", default_value_t = flow_meter::ipfix::DEFAULT_MTU as u16,
+          value_parser = clap::value_parser!(u16).range(256..), requires = "ipfix")]
+    mtu: u16,
+    /// IPFIX observation domain id.
+    #[arg(long = "odid", value_name = "N", default_value_t = flow_meter::ipfix::DEFAULT_ODID, requires = "ipfix")]
+    odid: u32,
+    /// Seconds between template refreshes over UDP (0: never).
+    #[arg(long = "template-refresh", value_name = "SECS",
+          default_value_t = flow_meter::ipfix::DEFAULT_TEMPLATE_REFRESH, requires = "ipfix")]
+    template_refresh: u64,
+    /// Set when -i was not given (-x alone): no UniRec output.
+    #[arg(skip)]
+    no_unirec: bool,
+}
+
+/// The IPFIX output: messages built from the flows and their collector.
+struct IpfixOut {
+    enc: flow_meter::ipfix::Encoder,
+    sender: flow_meter::ipfix::net::Sender,
+}
+
+impl IpfixOut {
+    fn add(&mut self, f: &FlowRecord) {
+        let now = wall_clock_us() / 1_000_000;
+        self.enc.add(f, now);
+        self.sender.send_ready(&mut self.enc, now);
+    }
+
+    fn flush(&mut self) {
+        let now = wall_clock_us() / 1_000_000;
+        self.enc.flush(now);
+        self.sender.send_ready(&mut self.enc, now);
+    }
 }
 
 /// Counters of one run.
@@ -120,10 +161,14 @@ struct Sink<'t> {
 fn send_flows(
     sinks: &mut [Sink<'_>],
     outs: &mut [Output],
+    ipfix: &mut Option<IpfixOut>,
     flows: &mut Vec<FlowRecord>,
     counts: &mut Counts,
 ) -> Result<(), TrapError> {
     for f in flows.drain(..) {
+        if let Some(x) = ipfix.as_mut() {
+            x.add(&f);
+        }
         for (sink, out) in sinks.iter_mut().zip(outs.iter_mut()) {
             let mut send_err = None;
             let r = sink
@@ -301,8 +346,25 @@ fn run(args: &Args) -> Result<()> {
         },
         plugins,
     );
+    let mut ipfix = match &args.ipfix {
+        Some(target) => Some(IpfixOut {
+            enc: flow_meter::ipfix::Encoder::new(
+                cache.plugins(),
+                flow_meter::ipfix::Config {
+                    mtu: usize::from(args.mtu),
+                    odid: args.odid,
+                    dir: u32::from(args.dir),
+                    template_refresh: if args.udp { args.template_refresh } else { 0 },
+                },
+            ),
+            sender: flow_meter::ipfix::net::Sender::new(target, args.udp)
+                .map_err(anyhow::Error::msg)?,
+        }),
+        None => None,
+    };
     let mut sinks: Vec<Sink> = exporters
         .iter()
+        .take(if args.no_unirec { 0 } else { usize::MAX })
         .map(|e| Sink {
             exporter: e,
             builder: RecordBuilder::new(e.template()),
@@ -368,7 +430,7 @@ fn run(args: &Args) -> Result<()> {
             report.tick(&counts, false);
         }
         if !flows.is_empty() {
-            match send_flows(&mut sinks, outs, &mut flows, &mut counts) {
+            match send_flows(&mut sinks, outs, &mut ipfix, &mut flows, &mut counts) {
                 Err(TrapError::Terminated) => break,
                 r => r?,
             }
@@ -378,6 +440,9 @@ fn run(args: &Args) -> Result<()> {
             // A quiet moment: pass on what was exported now, not at the
             // output's autoflush, then wait for packets.
             if unflushed {
+                if let Some(x) = ipfix.as_mut() {
+                    x.flush();
+                }
                 match outs.iter_mut().try_for_each(Output::flush) {
                     Err(TrapError::Terminated) => break,
                     r => r?,
@@ -393,8 +458,21 @@ fn run(args: &Args) -> Result<()> {
     report.tick(&counts, true);
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
-    libtrap::ok_if_terminated(send_flows(&mut sinks, outs, &mut flows, &mut counts))?;
+    libtrap::ok_if_terminated(send_flows(&mut sinks, outs, &mut ipfix, &mut flows, &mut counts))?;
     trap.end(!args.no_eos)?;
+    let mut ipfix_dropped = 0;
+    if let Some(x) = ipfix.as_mut() {
+        x.flush();
+        let s = &x.sender;
+        libtrap::log::info(
+            0,
+            &format!(
+                "IPFIX: {} records in {} messages sent, {} dropped, {} too large, {} reconnections",
+                s.sent_records, s.sent_messages, s.dropped, x.enc.oversized, s.reconnects
+            ),
+        );
+        ipfix_dropped = s.dropped + x.enc.oversized;
+    }
     libtrap::log::info(
         0,
         &format!(
@@ -411,6 +489,12 @@ fn run(args: &Args) -> Result<()> {
         bail!(
             "{what}: {e} (after {} packets; their flows were exported)",
             counts.seen
+        );
+    }
+    if ipfix_dropped > 0 {
+        bail!(
+            "IPFIX: {ipfix_dropped} records were not delivered to {} (collector unreachable or records larger than --mtu)",
+            args.ipfix.as_deref().unwrap_or("the collector")
         );
     }
     Ok(())
@@ -550,7 +634,15 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let args: Args = module::parse_args("flow_meter");
+    // -x alone: no UniRec output (a blackhole interface stands in for -i).
+    let ipfix_only = argv.iter().any(|a| a == "-x" || a.starts_with("--ipfix") || (a.starts_with("-x") && a.len() > 2))
+        && !argv.iter().any(|a| a.starts_with("-i"));
+    let mut args: Args = if ipfix_only {
+        module::parse_args_from("flow_meter", argv.iter().cloned().chain(["-i".into(), "b:".into()]))
+    } else {
+        module::parse_args("flow_meter")
+    };
+    args.no_unirec = ipfix_only;
     if let Err(why) = check_input_choice(&args) {
         // A usage error, with clap's exit status.
         eprintln!("flow_meter: error: {why}");
