@@ -76,23 +76,23 @@ pub struct Message {
 /// The basic template's elements: (PEN, id, length), ipfixprobe's order;
 /// `None` marks the address pair, whose elements depend on the IP version.
 const BASIC: &[Option<(u32, u16, u16)>] = &[
-    Some((0, 136, 1)),           // flowEndReason
-    Some((0, 1, 8)),             // octetDeltaCount
-    Some((PEN_REVERSE, 1, 8)),   // reverse octetDeltaCount
-    Some((0, 2, 8)),             // packetDeltaCount
-    Some((PEN_REVERSE, 2, 8)),   // reverse packetDeltaCount
-    Some((0, 154, 8)),           // flowStartMicroseconds
-    Some((0, 155, 8)),           // flowEndMicroseconds
-    Some((0, 60, 1)),            // ipVersion
-    Some((0, 4, 1)),             // protocolIdentifier
-    Some((0, 6, 1)),             // tcpControlBits
-    Some((PEN_REVERSE, 6, 1)),   // reverse tcpControlBits
-    Some((0, 7, 2)),             // sourceTransportPort
-    Some((0, 11, 2)),            // destinationTransportPort
-    Some((0, 10, 4)),            // ingressInterface
-    None,                        // source and destination addresses
-    Some((0, 56, 6)),            // sourceMacAddress
-    Some((0, 80, 6)),            // destinationMacAddress
+    Some((0, 136, 1)),         // flowEndReason
+    Some((0, 1, 8)),           // octetDeltaCount
+    Some((PEN_REVERSE, 1, 8)), // reverse octetDeltaCount
+    Some((0, 2, 8)),           // packetDeltaCount
+    Some((PEN_REVERSE, 2, 8)), // reverse packetDeltaCount
+    Some((0, 154, 8)),         // flowStartMicroseconds
+    Some((0, 155, 8)),         // flowEndMicroseconds
+    Some((0, 60, 1)),          // ipVersion
+    Some((0, 4, 1)),           // protocolIdentifier
+    Some((0, 6, 1)),           // tcpControlBits
+    Some((PEN_REVERSE, 6, 1)), // reverse tcpControlBits
+    Some((0, 7, 2)),           // sourceTransportPort
+    Some((0, 11, 2)),          // destinationTransportPort
+    Some((0, 10, 4)),          // ingressInterface
+    None,                      // source and destination addresses
+    Some((0, 56, 6)),          // sourceMacAddress
+    Some((0, 80, 6)),          // destinationMacAddress
 ];
 
 /// One template and the data set filling for it.
@@ -158,7 +158,12 @@ impl Encoder {
         let plugins: Vec<usize> = (0..self.fields.len())
             .filter(|&p| mask & (1 << p) != 0)
             .collect();
-        let count = |p: usize| rec.exts.iter().filter(|e| usize::from(e.plugin) == p).count();
+        let count = |p: usize| {
+            rec.exts
+                .iter()
+                .filter(|e| usize::from(e.plugin) == p)
+                .count()
+        };
         let records = plugins.iter().map(|&p| count(p)).max().unwrap_or(0).max(1);
         let ipv6 = rec.flow.ip_version == 6;
         let t = self.template_for(ipv6, mask, &plugins);
@@ -502,7 +507,9 @@ impl FieldSink for Sink<'_> {
             FieldValue::Str(v) | FieldValue::Bytes(v) | FieldValue::U8s(v) => put_var(out, v),
             FieldValue::I8s(v) => {
                 let v = &v[..v.len().min(MAX)];
-                basic_list(out, ie, 1, v.len(), |o| o.extend(v.iter().map(|&x| x as u8)))
+                basic_list(out, ie, 1, v.len(), |o| {
+                    o.extend(v.iter().map(|&x| x as u8))
+                })
             }
             FieldValue::U16s(v) => {
                 let v = &v[..v.len().min(MAX)];
@@ -636,8 +643,14 @@ mod tests {
         assert_eq!(d[1].1.len(), 81 + 24);
         let r = &d[0].1;
         assert_eq!(r[0], 3);
-        assert_eq!(u64::from_be_bytes(r[1..9].try_into().unwrap_or_default()), 300);
-        assert_eq!(u64::from_be_bytes(r[25..33].try_into().unwrap_or_default()), 2);
+        assert_eq!(
+            u64::from_be_bytes(r[1..9].try_into().unwrap_or_default()),
+            300
+        );
+        assert_eq!(
+            u64::from_be_bytes(r[25..33].try_into().unwrap_or_default()),
+            2
+        );
         let start = u64::from_be_bytes(r[33..41].try_into().unwrap_or_default());
         assert_eq!(start >> 32, 1_700_000_000 + NTP_EPOCH);
         assert_eq!(start & 0xffff_ffff, 1 << 30, "0.25 s");
@@ -718,9 +731,19 @@ mod tests {
         assert_eq!(&v[..3], &[255, 1, 44]);
         assert_eq!(v.len(), 303);
         v.clear();
-        basic_list(&mut v, Ie { pen: 8057, id: 1013 }, 2, 2, |o| {
-            o.extend_from_slice(&[0, 1, 0, 2])
-        });
-        assert_eq!(v, [255, 0, 13, 3, 0x83, 0xf5, 0, 2, 0, 0, 0x1f, 0x79, 0, 1, 0, 2]);
+        basic_list(
+            &mut v,
+            Ie {
+                pen: 8057,
+                id: 1013,
+            },
+            2,
+            2,
+            |o| o.extend_from_slice(&[0, 1, 0, 2]),
+        );
+        assert_eq!(
+            v,
+            [255, 0, 13, 3, 0x83, 0xf5, 0, 2, 0, 0, 0x1f, 0x79, 0, 1, 0, 2]
+        );
     }
 }

@@ -9,8 +9,8 @@
 
 pub mod cache;
 pub mod export;
-pub mod ipfix;
 pub mod fuzzing;
+pub mod ipfix;
 pub mod parser;
 pub mod plugins;
 pub mod synth;

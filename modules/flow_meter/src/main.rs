@@ -458,10 +458,17 @@ fn run(args: &Args) -> Result<()> {
     report.tick(&counts, true);
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
-    libtrap::ok_if_terminated(send_flows(&mut sinks, outs, &mut ipfix, &mut flows, &mut counts))?;
+    libtrap::ok_if_terminated(send_flows(
+        &mut sinks,
+        outs,
+        &mut ipfix,
+        &mut flows,
+        &mut counts,
+    ))?;
     trap.end(!args.no_eos)?;
     let mut ipfix_dropped = 0;
     if let Some(x) = ipfix.as_mut() {
+        x.sender.retry_now();
         x.flush();
         let s = &x.sender;
         libtrap::log::info(
@@ -635,10 +642,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // -x alone: no UniRec output (a blackhole interface stands in for -i).
-    let ipfix_only = argv.iter().any(|a| a == "-x" || a.starts_with("--ipfix") || (a.starts_with("-x") && a.len() > 2))
+    let ipfix_only = argv
+        .iter()
+        .any(|a| a == "-x" || a.starts_with("--ipfix") || (a.starts_with("-x") && a.len() > 2))
         && !argv.iter().any(|a| a.starts_with("-i"));
     let mut args: Args = if ipfix_only {
-        module::parse_args_from("flow_meter", argv.iter().cloned().chain(["-i".into(), "b:".into()]))
+        module::parse_args_from(
+            "flow_meter",
+            argv.iter().cloned().chain(["-i".into(), "b:".into()]),
+        )
     } else {
         module::parse_args("flow_meter")
     };

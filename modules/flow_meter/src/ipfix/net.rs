@@ -50,16 +50,22 @@ impl Sender {
     pub fn new(target: &str, udp: bool) -> Result<Sender, String> {
         let addrs: Vec<SocketAddr> = target
             .to_socket_addrs()
-            .map_err(|e| format!("IPFIX collector `{target}`: {e} (give HOST:PORT, e.g. 127.0.0.1:4739)"))?
+            .map_err(|e| {
+                format!("IPFIX collector `{target}`: {e} (give HOST:PORT, e.g. 127.0.0.1:4739)")
+            })?
             .collect();
         let Some(first) = addrs.first() else {
             return Err(format!("IPFIX collector `{target}`: no address"));
         };
         let conn = if udp {
             let local: SocketAddr = if first.is_ipv4() {
-                "0.0.0.0:0".parse().map_err(|_| "bad local address".to_string())?
+                "0.0.0.0:0"
+                    .parse()
+                    .map_err(|_| "bad local address".to_string())?
             } else {
-                "[::]:0".parse().map_err(|_| "bad local address".to_string())?
+                "[::]:0"
+                    .parse()
+                    .map_err(|_| "bad local address".to_string())?
             };
             // Not connected: a collector that is not listening yet answers
             // with ICMP errors, which must not count as lost datagrams of
@@ -188,6 +194,12 @@ impl Sender {
                 Err(())
             }
         }
+    }
+
+    /// The next send tries a lost collector at once (the last flush before
+    /// exit should not drop what a collector back within the second misses).
+    pub fn retry_now(&mut self) {
+        self.next_try = Instant::now();
     }
 
     /// Sends every message the encoder has ready.
