@@ -40,6 +40,7 @@ measure() {
 
 measure "flow_meter -r big.pcap -i b:" "$R/flow_meter" -r big.pcap -i b: -v
 basic_s=$best
+measure "flow_meter -i b: -x (IPFIX, UDP)" "$R/flow_meter" -r big.pcap -i b: -x 127.0.0.1:9 -u -v
 measure "flow_meter -p http,dns,tls" "$R/flow_meter" -r big.pcap -p http,dns,tls -i b: -v
 all=$("$R/flow_meter" -p list | awk '$1 != "basic" {print $1}' | paste -sd, -)
 measure "flow_meter -p (all $(echo "$all" | tr , '\n' | wc -l) plugins)" "$R/flow_meter" -r big.pcap -p "$all" -i b: -v
