@@ -159,7 +159,6 @@ fn ipfixprobe_functional_ssdp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_tls() {
     functional_test("tls", "tls.pcap", "tls");
 }
