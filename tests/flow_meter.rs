@@ -135,7 +135,6 @@ fn ipfixprobe_functional_pstats() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_quic() {
     functional_test("quic", "quic_initial-sample.pcap", "quic");
 }
