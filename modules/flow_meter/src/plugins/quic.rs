@@ -23,7 +23,10 @@
 //!   decrypt, as in ipfixprobe). Server Initials use other keys and are not
 //!   decrypted;
 //! * a packet whose TLS part did not parse is not "QUIC" (it adds only its
-//!   QUIC-bit entry to `QUIC_PACKETS` of a flow already known as QUIC);
+//!   QUIC-bit entry to `QUIC_PACKETS` of a flow already known as QUIC) —
+//!   except that a datagram whose first long header is cut short, or whose
+//!   coalesced packets stop parsing, counts as QUIC when any flag (the QUIC
+//!   bit included) was seen;
 //! * `QUIC_TLS_EXT` = the ALPN and transport-parameter extension payloads
 //!   concatenated; `QUIC_USER_AGENT` = Google's 0x3129 transport parameter;
 //! * `QUIC_PACKETS[i]` for the first 30 packets: Initial 0x01, 0-RTT 0x02,
@@ -1271,5 +1274,251 @@ impl ProcessPlugin for Quic {
     }
     fn post_update(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         self.add_quic(f, pkt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::EndReason;
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap_or(0))
+            .collect()
+    }
+
+    fn flow(pkt: &Packet) -> Flow {
+        Flow {
+            ip_version: 4,
+            src_ip: pkt.src_ip,
+            dst_ip: pkt.dst_ip,
+            src_port: pkt.src_port,
+            dst_port: pkt.dst_port,
+            protocol: 17,
+            vlan_id: 0,
+            src_mac: [0; 6],
+            dst_mac: [0; 6],
+            time_first: 0,
+            time_last: 0,
+            packets: 1,
+            packets_rev: 0,
+            bytes: 0,
+            bytes_rev: 0,
+            tcp_flags: 0,
+            tcp_flags_rev: 0,
+            end_reason: EndReason::Forced,
+            flow_hash: 0,
+        }
+    }
+
+    /// RFC 9001 appendix A.1: the client's initial keys.
+    #[test]
+    fn rfc9001_client_initial_keys() {
+        let mut p = Parser::default();
+        assert!(p.obtain_version(1));
+        p.dcid = Cid::from_packet(&unhex("8394c8f03e515708"), 0, 8);
+        assert!(p.create_initial_secrets());
+        assert_eq!(p.key.to_vec(), unhex("1f369613dd76d5467730efcbe3b1a22d"));
+        assert_eq!(p.iv.to_vec(), unhex("fa044b2f42a3fd3b46fb255c"));
+        assert_eq!(p.hp.to_vec(), unhex("9f50449e04a0e810283a1e9933adedd2"));
+    }
+
+    /// RFC 9001 appendix A.2: header protection removed.
+    #[test]
+    fn rfc9001_header_protection() {
+        let mut d = unhex("c000000001088394c8f03e5157080000449e7b9aec34");
+        d.extend_from_slice(&unhex("d1b1c98dd7689fb8ec11d242b123dc9b"));
+        let mut p = Parser::default();
+        assert!(p.obtain_version(1));
+        p.dcid = Cid::from_packet(&unhex("8394c8f03e515708"), 0, 8);
+        assert!(p.create_initial_secrets());
+        p.first_byte = 0xc0;
+        p.pkn_off = 18;
+        p.payload_off = 18;
+        p.payload_len = 0x49e;
+        assert!(p.decrypt_initial_header(&d));
+        assert_eq!(p.pkn_len, 4);
+        assert_eq!(
+            p.header,
+            unhex("c300000001088394c8f03e5157080000449e00000002")
+        );
+        // The nonce: the IV with the packet number (2) XOR'ed in.
+        assert_eq!(p.iv.to_vec(), unhex("fa044b2f42a3fd3b46fb255e"));
+    }
+
+    #[test]
+    fn versions_and_salts() {
+        let mut p = Parser::default();
+        assert_eq!(p.draft_version(0xff00_001d), 29);
+        assert!(p.obtain_version(0xff00_001d) && p.salt == Some(&SALT_DRAFT_29));
+        assert!(p.obtain_version(0xfaceb002) && p.salt == Some(&SALT_DRAFT_23));
+        assert!(p.obtain_version(0x5147_4f01) && p.salt == Some(&SALT_V1));
+        assert!(!p.obtain_version(0x1234_5678));
+        assert!(!p.is_v2);
+        assert!(p.obtain_version(0x6b33_43cf) && p.is_v2 && p.salt == Some(&SALT_V2));
+    }
+
+    /// A ClientHello as QUIC carries it: SNI, ALPN h3, transport parameters
+    /// with an idle timeout and Google's user agent.
+    fn client_hello() -> Vec<u8> {
+        let mut ext = Vec::new();
+        let mut add = |t: u16, body: &[u8]| {
+            ext.extend_from_slice(&t.to_be_bytes());
+            ext.extend_from_slice(&(body.len() as u16).to_be_bytes());
+            ext.extend_from_slice(body);
+        };
+        add(0, b"\x00\x0e\x00\x00\x0bexample.com");
+        add(16, b"\x00\x03\x02h3");
+        add(0x39, b"\x01\x02\x67\x10\x80\x00\x31\x29\x04UA/1");
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[0x11; 32]);
+        body.push(0);
+        body.extend_from_slice(&[0, 2, 0x13, 0x01, 1, 0]);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut hs = vec![1, 0];
+        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        hs.extend_from_slice(&body);
+        hs
+    }
+
+    /// A protected v1 client Initial carrying `crypto` in one CRYPTO frame.
+    fn initial(dcid: &[u8], crypto: &[u8]) -> Vec<u8> {
+        let mut p = Parser::default();
+        assert!(p.obtain_version(1));
+        p.dcid = Cid::from_packet(dcid, 0, dcid.len() as u8);
+        assert!(p.create_initial_secrets());
+        let mut plain = vec![
+            0x06,
+            0x00,
+            0x40 | (crypto.len() >> 8) as u8,
+            crypto.len() as u8,
+        ];
+        plain.extend_from_slice(crypto);
+        plain.resize(plain.len() + 40, 0); // PADDING
+        let pn = 0u8;
+        let mut hdr = vec![0xc0, 0, 0, 0, 1, dcid.len() as u8];
+        hdr.extend_from_slice(dcid);
+        hdr.extend_from_slice(&[0, 0]); // no SCID, no token
+        let len = plain.len() + 1 + 16;
+        hdr.extend_from_slice(&[0x40 | (len >> 8) as u8, len as u8]);
+        hdr.push(pn);
+        let aead = Aes128Gcm::new(&p.key.into());
+        let tag = aead
+            .encrypt_in_place_detached((&p.iv).into(), &hdr, &mut plain)
+            .unwrap_or_default();
+        let pn_off = hdr.len() - 1;
+        let mut pkt = hdr;
+        pkt.extend_from_slice(&plain);
+        pkt.extend_from_slice(&tag);
+        let mut block = [0u8; 16];
+        block.copy_from_slice(&pkt[pn_off + 4..pn_off + 20]);
+        let mut block = block.into();
+        Aes128::new(&p.hp.into()).encrypt_block(&mut block);
+        let mask: [u8; 16] = block.into();
+        pkt[0] ^= mask[0] & 0x0f;
+        pkt[pn_off] ^= mask[1];
+        pkt
+    }
+
+    fn udp(payload: Vec<u8>) -> Packet {
+        Packet {
+            protocol: 17,
+            src_port: 50000,
+            dst_port: 443,
+            payload_len: payload.len() as u16,
+            payload,
+            ..Packet::default()
+        }
+    }
+
+    #[test]
+    fn client_initial_gives_sni_user_agent_and_extensions() {
+        let dcid = unhex("0102030405060708");
+        let pkt = udp(initial(&dcid, &client_hello()));
+        let fl = flow(&pkt);
+        let mut p = Parser::default();
+        let mut q = QuicExt::default();
+        assert!(process(&mut p, &mut q, &fl, &pkt, true) == Outcome::Quic);
+        assert_eq!(q.sni, b"example.com");
+        assert_eq!(q.user_agent, b"UA/1");
+        assert_eq!((q.quic_version, q.client_version), (1, 1));
+        assert_eq!((q.server_port, q.parsed_ch, q.token_length), (443, 1, 0));
+        assert_eq!(q.oscid.as_slice(), dcid);
+        assert!(q.occid.as_slice().is_empty());
+        assert_eq!(&q.pkt_types[..1], &[0x81]);
+        assert_eq!(&q.tls_ext_type[..3], &[0, 16, 0x39]);
+        assert_eq!(q.tls_ext_type_len, 3);
+        assert_eq!(&q.tls_ext_len[..3], &[16, 5, 13]);
+        let mut want = b"\x00\x03\x02h3".to_vec();
+        want.extend_from_slice(b"\x01\x02\x67\x10\x80\x00\x31\x29\x04UA/1");
+        assert_eq!(q.tls_ext, want);
+
+        // A repeated Initial of the same connection is not multiplexing;
+        // another SNI under another DCID is.
+        let mut fl2 = fl.clone();
+        fl2.packets = 2;
+        assert!(process(&mut p, &mut q, &fl2, &pkt, false) == Outcome::Quic);
+        assert_eq!(q.multiplexed, 0);
+        let mut other = client_hello();
+        if let Some(i) = other.windows(7).position(|w| w == b"example") {
+            other[i] = b'E';
+        }
+        let pkt2 = udp(initial(&unhex("1112131415161718"), &other));
+        fl2.packets = 3;
+        q.initial_dcid = Cid::default();
+        assert!(process(&mut p, &mut q, &fl2, &pkt2, false) == Outcome::Quic);
+        assert_eq!(q.multiplexed, 1);
+        assert_eq!(&q.pkt_types[..3], &[0x81, 0x81, 0x81]);
+    }
+
+    #[test]
+    fn broken_initials_are_not_quic_and_do_not_panic() {
+        let dcid = unhex("0102030405060708");
+        let good = initial(&dcid, &client_hello());
+        let mut p = Parser::default();
+        for n in 0..good.len() {
+            let pkt = udp(good[..n].to_vec());
+            let mut q = QuicExt::default();
+            let r = process(&mut p, &mut q, &flow(&pkt), &pkt, true);
+            // Cut inside the long header (ends at 15): ipfixprobe stops
+            // parsing yet counts the datagram as QUIC by its QUIC bit.
+            if (8..=15).contains(&n) {
+                assert!(r == Outcome::Quic && q.pkt_types[0] == 0x80, "{n}");
+                assert!(q.sni.is_empty() && q.parsed_ch == 0);
+            } else {
+                assert!(r == Outcome::NotQuic, "{n}");
+            }
+        }
+        let mut bad = good.clone();
+        if let Some(b) = bad.last_mut() {
+            *b ^= 1; // the tag
+        }
+        let pkt = udp(bad);
+        let mut q = QuicExt::default();
+        assert!(process(&mut p, &mut q, &flow(&pkt), &pkt, true) == Outcome::NotQuic);
+        // Random long-header junk of known versions.
+        let mut junk = vec![0xc0u8, 0xff, 0, 0, 0x1d, 20];
+        junk.resize(1400, 0xc3);
+        for cut in [7, 30, 60, 400, 1400] {
+            let pkt = udp(junk[..cut].to_vec());
+            let mut q = QuicExt::default();
+            process(&mut p, &mut q, &flow(&pkt), &pkt, true);
+        }
+    }
+
+    #[test]
+    fn varints_follow_ipfixprobes_buffer_limits() {
+        let mut d = vec![0u8; BUF];
+        d[0] = 0x40;
+        d[1] = 0x10;
+        let mut o = 0;
+        assert_eq!((qvarint(&d, &mut o), o), (0x10, 2));
+        let mut o = 1499;
+        assert_eq!((qvarint(&d, &mut o), o), (0, 1500));
+        d[1498] = 0x40;
+        let mut o = 1498;
+        assert_eq!((qvarint(&d, &mut o), o), (0, 1500));
     }
 }
