@@ -135,7 +135,6 @@ fn ipfixprobe_functional_pstats() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_quic() {
     functional_test("quic", "quic_initial-sample.pcap", "quic");
 }
@@ -159,7 +158,6 @@ fn ipfixprobe_functional_ssdp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_tls() {
     functional_test("tls", "tls.pcap", "tls");
 }
