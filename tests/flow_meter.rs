@@ -87,7 +87,6 @@ fn ipfixprobe_functional_dnssd() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_http() {
     functional_test("http", "http.pcap", "http");
 }

@@ -36,6 +36,8 @@ use std::any::Any;
 use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
 pub mod basic_plugins;
+pub mod http;
+pub mod text_common;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -408,6 +410,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("vlan", basic_plugins::Vlan::create),
     ("icmp", basic_plugins::Icmp::create),
     ("flowhash", basic_plugins::FlowHash::create),
+    ("http", http::Http::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
