@@ -63,7 +63,6 @@ fn ipfixprobe_functional_basic() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_basicplus() {
     functional_test("basicplus", "http.pcap", "basicplus");
 }

@@ -36,6 +36,7 @@ use std::any::Any;
 use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
 pub mod basic_plugins;
+pub mod basicplus;
 pub mod http;
 pub mod text_common;
 
@@ -411,6 +412,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("icmp", basic_plugins::Icmp::create),
     ("flowhash", basic_plugins::FlowHash::create),
     ("http", http::Http::create),
+    ("basicplus", basicplus::BasicPlus::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
