@@ -139,7 +139,6 @@ fn ipfixprobe_functional_quic() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_smtp() {
     functional_test("smtp", "smtp.pcap", "smtp");
 }

@@ -38,6 +38,7 @@ use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 pub mod basic_plugins;
 pub mod basicplus;
 pub mod http;
+pub mod smtp;
 pub mod text_common;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
@@ -413,6 +414,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("flowhash", basic_plugins::FlowHash::create),
     ("http", http::Http::create),
     ("basicplus", basicplus::BasicPlus::create),
+    ("smtp", smtp::Smtp::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).

@@ -116,6 +116,18 @@ impl<const N: usize> CBuf<N> {
         }
     }
 
+    /// Raw copy (`memcpy` then a NUL): at most N-1 bytes of `src`; the
+    /// string ends at the first NUL copied.
+    pub fn set_raw(&mut self, src: &[u8]) {
+        let n = src.len().min(N.saturating_sub(1));
+        if let (Some(d), Some(s)) = (self.buf.get_mut(..n), src.get(..n)) {
+            d.copy_from_slice(s);
+        }
+        if let Some(c) = self.buf.get_mut(n) {
+            *c = 0;
+        }
+    }
+
     /// The raw array (for the quirks that look at bytes past the string).
     pub fn raw(&self) -> &[u8; N] {
         &self.buf
