@@ -150,7 +150,6 @@ fn ipfixprobe_functional_ssadetector() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ssdp() {
     functional_test("ssdp", "ssdp.pcap", "ssdp");
 }

@@ -39,6 +39,7 @@ pub mod basic_plugins;
 pub mod basicplus;
 pub mod http;
 pub mod smtp;
+pub mod ssdp;
 pub mod text_common;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
@@ -415,6 +416,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("http", http::Http::create),
     ("basicplus", basicplus::BasicPlus::create),
     ("smtp", smtp::Smtp::create),
+    ("ssdp", ssdp::Ssdp::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
