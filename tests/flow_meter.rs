@@ -63,7 +63,6 @@ fn ipfixprobe_functional_basic() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_basicplus() {
     functional_test("basicplus", "http.pcap", "basicplus");
 }
@@ -87,7 +86,6 @@ fn ipfixprobe_functional_dnssd() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_http() {
     functional_test("http", "http.pcap", "http");
 }
@@ -140,7 +138,6 @@ fn ipfixprobe_functional_quic() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_smtp() {
     functional_test("smtp", "smtp.pcap", "smtp");
 }
@@ -152,7 +149,6 @@ fn ipfixprobe_functional_ssadetector() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ssdp() {
     functional_test("ssdp", "ssdp.pcap", "ssdp");
 }

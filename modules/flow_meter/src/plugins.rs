@@ -39,6 +39,11 @@ pub mod basic_plugins;
 pub mod quic;
 pub mod tls;
 pub mod tls_hello;
+pub mod basicplus;
+pub mod http;
+pub mod smtp;
+pub mod ssdp;
+pub mod text_common;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -413,6 +418,10 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("flowhash", basic_plugins::FlowHash::create),
     ("tls", tls::Tls::create),
     ("quic", quic::Quic::create),
+    ("http", http::Http::create),
+    ("basicplus", basicplus::BasicPlus::create),
+    ("smtp", smtp::Smtp::create),
+    ("ssdp", ssdp::Ssdp::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
