@@ -75,7 +75,6 @@ fn ipfixprobe_functional_bstats() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_dns() {
     functional_test("dns", "dns.pcap", "dns");
 }
@@ -117,7 +116,6 @@ fn ipfixprobe_functional_ovpn() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_passivedns() {
     functional_test("passivedns", "dns.pcap", "passivedns");
 }
