@@ -80,7 +80,6 @@ fn ipfixprobe_functional_dns() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_dnssd() {
     functional_test("dnssd", "dnssd.pcap", "dnssd");
 }

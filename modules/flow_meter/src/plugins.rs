@@ -38,6 +38,7 @@ use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 pub mod basic_plugins;
 pub mod dns;
 pub mod dns_wire;
+pub mod dnssd;
 pub mod passivedns;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
@@ -413,6 +414,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("flowhash", basic_plugins::FlowHash::create),
     ("dns", dns::Dns::create),
     ("passivedns", passivedns::PassiveDns::create),
+    ("dnssd", dnssd::Dnssd::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
