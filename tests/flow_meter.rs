@@ -103,7 +103,6 @@ fn ipfixprobe_functional_mqtt() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_netbios() {
     functional_test("netbios", "netbios.pcap", "netbios");
 }

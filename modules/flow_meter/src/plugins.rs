@@ -39,6 +39,7 @@ pub mod basic_plugins;
 pub mod dns;
 pub mod dns_wire;
 pub mod dnssd;
+pub mod netbios;
 pub mod passivedns;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
@@ -415,6 +416,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("dns", dns::Dns::create),
     ("passivedns", passivedns::PassiveDns::create),
     ("dnssd", dnssd::Dnssd::create),
+    ("netbios", netbios::Netbios::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
