@@ -97,7 +97,6 @@ fn ipfixprobe_functional_idpcontent() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_mqtt() {
     functional_test("mqtt", "mqtt.pcap", "mqtt");
 }

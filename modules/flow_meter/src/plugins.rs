@@ -39,6 +39,7 @@ pub mod basic_plugins;
 pub mod dns;
 pub mod dns_wire;
 pub mod dnssd;
+pub mod mqtt;
 pub mod netbios;
 pub mod passivedns;
 
@@ -417,6 +418,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("passivedns", passivedns::PassiveDns::create),
     ("dnssd", dnssd::Dnssd::create),
     ("netbios", netbios::Netbios::create),
+    ("mqtt", mqtt::Mqtt::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).

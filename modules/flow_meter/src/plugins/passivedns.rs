@@ -217,7 +217,7 @@ pub fn ptr_address(name: &[u8]) -> Option<UrIp> {
 /// `strtoull` on a whole (trimmed) text: optional sign, base 0 (prefix
 /// decides) or 16 (optional `0x`); the text must be all digits. A minus
 /// negates (wrapping), as C does.
-fn c_uint(s: &[u8], base: u32) -> Option<u64> {
+pub(crate) fn c_uint(s: &[u8], base: u32) -> Option<u64> {
     let s = s.trim_ascii();
     let (neg, s) = match s.first() {
         Some(b'-') => (true, &s[1..]),
