@@ -183,7 +183,6 @@ fn ipfixprobe_functional_rtsp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ntp() {
     functional_test("ntp", "ntp.pcap", "ntp");
 }

@@ -41,6 +41,7 @@ pub mod dns_wire;
 pub mod dnssd;
 pub mod mqtt;
 pub mod netbios;
+pub mod ntp;
 pub mod passivedns;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
@@ -419,6 +420,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("dnssd", dnssd::Dnssd::create),
     ("netbios", netbios::Netbios::create),
     ("mqtt", mqtt::Mqtt::create),
+    ("ntp", ntp::Ntp::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
