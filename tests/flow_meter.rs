@@ -74,13 +74,11 @@ fn ipfixprobe_functional_bstats() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_dns() {
     functional_test("dns", "dns.pcap", "dns");
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_dnssd() {
     functional_test("dnssd", "dnssd.pcap", "dnssd");
 }
@@ -97,13 +95,11 @@ fn ipfixprobe_functional_idpcontent() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_mqtt() {
     functional_test("mqtt", "mqtt.pcap", "mqtt");
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_netbios() {
     functional_test("netbios", "netbios.pcap", "netbios");
 }
@@ -115,7 +111,6 @@ fn ipfixprobe_functional_ovpn() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_passivedns() {
     functional_test("passivedns", "dns.pcap", "passivedns");
 }
@@ -182,7 +177,6 @@ fn ipfixprobe_functional_rtsp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ntp() {
     functional_test("ntp", "ntp.pcap", "ntp");
 }

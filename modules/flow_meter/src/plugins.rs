@@ -44,6 +44,13 @@ pub mod http;
 pub mod smtp;
 pub mod ssdp;
 pub mod text_common;
+pub mod dns;
+pub mod dns_wire;
+pub mod dnssd;
+pub mod mqtt;
+pub mod netbios;
+pub mod ntp;
+pub mod passivedns;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -422,6 +429,12 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("basicplus", basicplus::BasicPlus::create),
     ("smtp", smtp::Smtp::create),
     ("ssdp", ssdp::Ssdp::create),
+    ("dns", dns::Dns::create),
+    ("passivedns", passivedns::PassiveDns::create),
+    ("dnssd", dnssd::Dnssd::create),
+    ("netbios", netbios::Netbios::create),
+    ("mqtt", mqtt::Mqtt::create),
+    ("ntp", ntp::Ntp::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
