@@ -129,7 +129,6 @@ fn ipfixprobe_functional_phists() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_pstats() {
     functional_test("pstats", "mixed.pcap", "pstats");
 }

@@ -36,6 +36,7 @@ use std::any::Any;
 use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
 pub mod basic_plugins;
+pub mod pstats;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -408,6 +409,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("vlan", basic_plugins::Vlan::create),
     ("icmp", basic_plugins::Icmp::create),
     ("flowhash", basic_plugins::FlowHash::create),
+    ("pstats", pstats::Pstats::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
