@@ -123,7 +123,6 @@ fn ipfixprobe_functional_passivedns() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_phists() {
     functional_test("phists", "mixed.pcap", "phists");
 }

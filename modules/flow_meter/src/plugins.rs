@@ -36,6 +36,7 @@ use std::any::Any;
 use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
 pub mod basic_plugins;
+pub mod phists;
 pub mod pstats;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
@@ -410,6 +411,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("icmp", basic_plugins::Icmp::create),
     ("flowhash", basic_plugins::FlowHash::create),
     ("pstats", pstats::Pstats::create),
+    ("phists", phists::Phists::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
