@@ -69,7 +69,6 @@ fn ipfixprobe_functional_basicplus() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_bstats() {
     functional_test("bstats", "bstats.pcap", "bstats");
 }

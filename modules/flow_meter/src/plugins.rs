@@ -36,6 +36,7 @@ use std::any::Any;
 use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
 pub mod basic_plugins;
+pub mod bstats;
 pub mod phists;
 pub mod pstats;
 
@@ -412,6 +413,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("flowhash", basic_plugins::FlowHash::create),
     ("pstats", pstats::Pstats::create),
     ("phists", phists::Phists::create),
+    ("bstats", bstats::Bstats::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
