@@ -92,7 +92,6 @@ fn ipfixprobe_functional_http() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_idpcontent() {
     functional_test("idpcontent", "idpcontent.pcap", "idpcontent");
 }

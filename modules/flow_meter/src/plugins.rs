@@ -37,6 +37,7 @@ use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
 pub mod basic_plugins;
 pub mod bstats;
+pub mod idpcontent;
 pub mod phists;
 pub mod pstats;
 
@@ -414,6 +415,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("pstats", pstats::Pstats::create),
     ("phists", phists::Phists::create),
     ("bstats", bstats::Bstats::create),
+    ("idpcontent", idpcontent::IdpContent::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
