@@ -166,7 +166,6 @@ fn ipfixprobe_functional_vlan() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_wg() {
     functional_test("wg", "wg.pcap", "wg");
 }

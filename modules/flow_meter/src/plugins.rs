@@ -40,6 +40,7 @@ pub mod bstats;
 pub mod idpcontent;
 pub mod phists;
 pub mod pstats;
+pub mod wg;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -416,6 +417,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("phists", phists::Phists::create),
     ("bstats", bstats::Bstats::create),
     ("idpcontent", idpcontent::IdpContent::create),
+    ("wg", wg::Wg::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
