@@ -109,7 +109,6 @@ fn ipfixprobe_functional_netbios() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ovpn() {
     functional_test("ovpn", "ovpn.pcap", "ovpn");
 }

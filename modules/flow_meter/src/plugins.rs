@@ -38,6 +38,7 @@ use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 pub mod basic_plugins;
 pub mod bstats;
 pub mod idpcontent;
+pub mod ovpn;
 pub mod phists;
 pub mod pstats;
 pub mod wg;
@@ -418,6 +419,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("bstats", bstats::Bstats::create),
     ("idpcontent", idpcontent::IdpContent::create),
     ("wg", wg::Wg::create),
+    ("ovpn", ovpn::Ovpn::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
