@@ -142,7 +142,6 @@ fn ipfixprobe_functional_smtp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ssadetector() {
     functional_test("ssadetector", "ovpn.pcap", "ssadetector");
 }

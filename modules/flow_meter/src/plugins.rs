@@ -41,6 +41,7 @@ pub mod idpcontent;
 pub mod ovpn;
 pub mod phists;
 pub mod pstats;
+pub mod ssadetector;
 pub mod wg;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
@@ -420,6 +421,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("idpcontent", idpcontent::IdpContent::create),
     ("wg", wg::Wg::create),
     ("ovpn", ovpn::Ovpn::create),
+    ("ssadetector", ssadetector::SsaDetector::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
