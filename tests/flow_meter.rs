@@ -187,7 +187,6 @@ fn ipfixprobe_functional_ntp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_nettisa() {
     functional_test("nettisa", "mixed.pcap", "nettisa");
 }

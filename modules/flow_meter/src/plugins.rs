@@ -38,6 +38,7 @@ use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 pub mod basic_plugins;
 pub mod bstats;
 pub mod idpcontent;
+pub mod nettisa;
 pub mod ovpn;
 pub mod phists;
 pub mod pstats;
@@ -422,6 +423,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("wg", wg::Wg::create),
     ("ovpn", ovpn::Ovpn::create),
     ("ssadetector", ssadetector::SsaDetector::create),
+    ("nettisa", nettisa::Nettisa::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
