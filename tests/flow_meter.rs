@@ -68,7 +68,6 @@ fn ipfixprobe_functional_basicplus() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_bstats() {
     functional_test("bstats", "bstats.pcap", "bstats");
 }
@@ -89,7 +88,6 @@ fn ipfixprobe_functional_http() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_idpcontent() {
     functional_test("idpcontent", "idpcontent.pcap", "idpcontent");
 }
@@ -105,7 +103,6 @@ fn ipfixprobe_functional_netbios() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ovpn() {
     functional_test("ovpn", "ovpn.pcap", "ovpn");
 }
@@ -116,13 +113,11 @@ fn ipfixprobe_functional_passivedns() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_phists() {
     functional_test("phists", "mixed.pcap", "phists");
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_pstats() {
     functional_test("pstats", "mixed.pcap", "pstats");
 }
@@ -138,7 +133,6 @@ fn ipfixprobe_functional_smtp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_ssadetector() {
     functional_test("ssadetector", "ovpn.pcap", "ssadetector");
 }
@@ -159,7 +153,6 @@ fn ipfixprobe_functional_vlan() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_wg() {
     functional_test("wg", "wg.pcap", "wg");
 }
@@ -182,7 +175,6 @@ fn ipfixprobe_functional_ntp() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_nettisa() {
     functional_test("nettisa", "mixed.pcap", "nettisa");
 }

@@ -51,6 +51,14 @@ pub mod mqtt;
 pub mod netbios;
 pub mod ntp;
 pub mod passivedns;
+pub mod bstats;
+pub mod idpcontent;
+pub mod nettisa;
+pub mod ovpn;
+pub mod phists;
+pub mod pstats;
+pub mod ssadetector;
+pub mod wg;
 
 /// What a hook asks of the flow cache (ipfixprobe's return codes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -435,6 +443,14 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("netbios", netbios::Netbios::create),
     ("mqtt", mqtt::Mqtt::create),
     ("ntp", ntp::Ntp::create),
+    ("pstats", pstats::Pstats::create),
+    ("phists", phists::Phists::create),
+    ("bstats", bstats::Bstats::create),
+    ("idpcontent", idpcontent::IdpContent::create),
+    ("wg", wg::Wg::create),
+    ("ovpn", ovpn::Ovpn::create),
+    ("ssadetector", ssadetector::SsaDetector::create),
+    ("nettisa", nettisa::Nettisa::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
