@@ -178,7 +178,6 @@ fn ipfixprobe_functional_sip() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_rtsp() {
     functional_test("rtsp", "rtsp.pcap", "rtsp");
 }

@@ -38,6 +38,7 @@ use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 pub mod basic_plugins;
 pub mod basicplus;
 pub mod http;
+pub mod rtsp;
 pub mod smtp;
 pub mod ssdp;
 pub mod text_common;
@@ -417,6 +418,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("basicplus", basicplus::BasicPlus::create),
     ("smtp", smtp::Smtp::create),
     ("ssdp", ssdp::Ssdp::create),
+    ("rtsp", rtsp::Rtsp::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
