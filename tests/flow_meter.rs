@@ -164,7 +164,6 @@ fn ipfixprobe_functional_sip() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_rtsp() {
     functional_test("rtsp", "rtsp.pcap", "rtsp");
 }
@@ -1193,7 +1192,11 @@ fn real_http_dns_and_tls_traffic_gives_the_plugin_fields() {
         assert_eq!(r["TLS_SNI"], "\"www.example.test\"");
         // TLS 1.3 encrypts the server's ALPN: ipfixprobe (and we) export
         // it only from a TLS 1.2 ServerHello.
-        let alpn = if r["TLS_VERSION"] == "772" { "\"\"" } else { "\"h2\"" };
+        let alpn = if r["TLS_VERSION"] == "772" {
+            "\"\""
+        } else {
+            "\"h2\""
+        };
         assert_eq!(r["TLS_ALPN"], alpn, "{r:?}");
         assert!(r["TLS_JA4"].starts_with("\"t1"), "{r:?}");
     }

@@ -52,6 +52,7 @@ pub mod passivedns;
 pub mod phists;
 pub mod pstats;
 pub mod quic;
+pub mod rtsp;
 pub mod smtp;
 pub mod ssadetector;
 pub mod ssdp;
@@ -451,6 +452,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("ovpn", ovpn::Ovpn::create),
     ("ssadetector", ssadetector::SsaDetector::create),
     ("nettisa", nettisa::Nettisa::create),
+    ("rtsp", rtsp::Rtsp::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
