@@ -39,6 +39,7 @@ pub mod basic_plugins;
 pub mod basicplus;
 pub mod http;
 pub mod rtsp;
+pub mod sip;
 pub mod smtp;
 pub mod ssdp;
 pub mod text_common;
@@ -419,6 +420,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("smtp", smtp::Smtp::create),
     ("ssdp", ssdp::Ssdp::create),
     ("rtsp", rtsp::Rtsp::create),
+    ("sip", sip::Sip::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
