@@ -158,7 +158,6 @@ fn ipfixprobe_functional_wg() {
 }
 
 #[test]
-#[ignore = "plugin not implemented yet"]
 fn ipfixprobe_functional_sip() {
     functional_test("sip", "sip.pcap", "sip");
 }

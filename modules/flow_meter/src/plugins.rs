@@ -53,6 +53,7 @@ pub mod phists;
 pub mod pstats;
 pub mod quic;
 pub mod rtsp;
+pub mod sip;
 pub mod smtp;
 pub mod ssadetector;
 pub mod ssdp;
@@ -453,6 +454,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("ssadetector", ssadetector::SsaDetector::create),
     ("nettisa", nettisa::Nettisa::create),
     ("rtsp", rtsp::Rtsp::create),
+    ("sip", sip::Sip::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
