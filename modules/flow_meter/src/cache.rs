@@ -540,12 +540,13 @@ impl FlowCache {
                 let s = h as usize & mask;
                 if let Some(i) = (s..s + self.line_len).find(|&i| self.hashes[i] == h) {
                     // An entry spans several cache lines: touch the key's,
-                    // the counters' and the extension list's.
+                    // the counters' and the extension list's (and the list's heap block
+                    // when it holds more than one extension).
                     let e = &self.entries[self.slots[i] as usize];
                     touch ^= u64::from(e.key.bytes[0])
                         ^ e.flow.time_last
                         ^ e.flow.bytes_rev
-                        ^ e.exts.len() as u64;
+                        ^ e.exts.touch();
                 }
             }
         }

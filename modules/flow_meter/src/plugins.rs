@@ -241,6 +241,11 @@ impl Extensions {
         self.list.clear();
     }
 
+    /// Reads the list's memory (for the cache's batch prefetch).
+    pub(crate) fn touch(&self) -> u64 {
+        self.list.iter().fold(0, |a, e| a ^ u64::from(e.plugin))
+    }
+
     pub(crate) fn set_current(&mut self, plugin: u16) {
         self.current = plugin;
     }
