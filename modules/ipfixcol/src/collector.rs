@@ -27,9 +27,7 @@
 //!   [`MAX_TEMPLATES_PER_DOMAIN`] templates each; what does not fit is
 //!   refused and counted.
 
-use crate::mapping::{
-    Conv, Mapping, DIR_BIT_FIELD, EXPORTER_IP_FIELD, LINK_BIT_FIELD, ODID_FIELD,
-};
+use crate::mapping::{Conv, Mapping, DIR_BIT_FIELD, EXPORTER_IP_FIELD, LINK_BIT_FIELD, ODID_FIELD};
 use crate::wire::{
     parse_templates, split_record, BasicList, FieldSpec, Message, Template, TemplateItem, Version,
     WireError,
@@ -46,6 +44,9 @@ pub const MAX_TEMPLATES_PER_DOMAIN: usize = 1024;
 /// ipfixcol2's UDP input defaults (seconds).
 pub const DEFAULT_TEMPLATE_LIFETIME: u64 = 1800;
 pub const DEFAULT_OPTIONS_LIFETIME: u64 = 1800;
+
+/// RFC 6313's basicList element.
+const BASIC_LIST: u16 = 291;
 
 /// Seconds between 1900 (NTP) and 1970.
 const NTP_EPOCH: u64 = 2_208_988_800;
@@ -334,7 +335,10 @@ impl Collector {
         for (i, o) in self.outputs.iter_mut().enumerate() {
             if let OutputFields::Fixed(list) = &o.fields {
                 let t = unirec::Template::from_fields(list.iter().map(|(n, _)| {
-                    (n.as_str(), self.mapping.type_of(n).unwrap_or(FieldType::Bytes))
+                    (
+                        n.as_str(),
+                        self.mapping.type_of(n).unwrap_or(FieldType::Bytes),
+                    )
                 }))
                 .map_err(|e| ConfigError::Template(e.to_string()))?;
                 sink.format(i, &t);
@@ -429,7 +433,13 @@ impl Collector {
         d.next_seq = Some(next);
     }
 
-    fn templates(&mut self, key: (SessionId, u32), version: Version, set: &crate::wire::Set<'_>, now: u64) {
+    fn templates(
+        &mut self,
+        key: (SessionId, u32),
+        version: Version,
+        set: &crate::wire::Set<'_>,
+        now: u64,
+    ) {
         let mut items = std::mem::take(&mut self.items);
         items.clear();
         parse_templates(version, set, &mut items);
@@ -582,6 +592,7 @@ impl Collector {
 
     /// The plan of template `id` (0 = v5) in `key` for output `out` and
     /// direction, compiling (and growing a dynamic template) when needed.
+    #[allow(clippy::too_many_arguments)]
     fn plan(
         &mut self,
         key: (SessionId, u32),
@@ -589,6 +600,7 @@ impl Collector {
         v9: bool,
         out: usize,
         reverse: bool,
+        values: &[&[u8]],
         sink: &mut dyn Sink,
     ) -> Option<Arc<Plan>> {
         let st = if id == 0 {
@@ -626,9 +638,24 @@ impl Collector {
             if pen == 0 && fid == 32 && has_dport {
                 continue;
             }
+            // A basicList names its element inside each record: take it
+            // from the record the plan is compiled for (exporters keep it
+            // the same for every record of a template).
+            let inner = if pen == 0 && fid == BASIC_LIST {
+                values
+                    .get(i)
+                    .and_then(|v| BasicList::new_checked(v))
+                    .map(|l| (l.pen, l.id))
+            } else {
+                None
+            };
+            let (pen, fid) = inner.unwrap_or((pen, fid));
             let Some(target) = self.mapping.target(pen, fid, v9) else {
                 continue;
             };
+            if inner.is_some() && !matches!(target.conv, Conv::List(_)) {
+                continue;
+            }
             let mut name = target.name.clone();
             if split && reverse && f.pen != PEN_REVERSE {
                 name = swap_direction(&name).unwrap_or(name);
@@ -653,8 +680,9 @@ impl Collector {
             add(LINK_BIT_FIELD, FieldType::Scalar(Scalar::U64), &mut o.union);
             add(DIR_BIT_FIELD, FieldType::Scalar(Scalar::U8), &mut o.union);
             if grew {
-                let t = unirec::Template::from_fields(o.union.iter().map(|(n, t)| (n.as_str(), *t)))
-                    .ok()?;
+                let t =
+                    unirec::Template::from_fields(o.union.iter().map(|(n, t)| (n.as_str(), *t)))
+                        .ok()?;
                 sink.format(out, &t);
                 o.template = Some(Arc::new(t));
                 o.generation += 1;
@@ -663,7 +691,11 @@ impl Collector {
         let ur = o.template.clone()?;
         let gen = o.generation;
         let required: Vec<&str> = match &o.fields {
-            OutputFields::Fixed(l) => l.iter().filter(|(_, r)| *r).map(|(n, _)| n.as_str()).collect(),
+            OutputFields::Fixed(l) => l
+                .iter()
+                .filter(|(_, r)| *r)
+                .map(|(n, _)| n.as_str())
+                .collect(),
             OutputFields::Dynamic => Vec::new(),
         };
         let mut steps = Vec::new();
@@ -736,7 +768,7 @@ impl Collector {
                 if reverse && !split {
                     break;
                 }
-                let Some(plan) = self.plan(key, id, v9, out, reverse, sink) else {
+                let Some(plan) = self.plan(key, id, v9, out, reverse, values, sink) else {
                     continue;
                 };
                 if !plan.usable {
@@ -775,7 +807,11 @@ impl Collector {
 /// Elements that have a reverse twin in a biflow template (counters, flags
 /// and the like): in the reverse half of a split they come from PEN 29305.
 fn is_reversible(f: &FieldSpec) -> bool {
-    f.pen == 0 && matches!(f.id, 1 | 2 | 6 | 5 | 192 | 152 | 153 | 150 | 151 | 154 | 155 | 156 | 157)
+    f.pen == 0
+        && matches!(
+            f.id,
+            1 | 2 | 6 | 5 | 192 | 152 | 153 | 150 | 151 | 154 | 155 | 156 | 157
+        )
 }
 
 /// SRC_x ↔ DST_x, for the reverse half of a split biflow.
@@ -799,7 +835,9 @@ fn ip_to_ur(ip: IpAddr) -> UrIp {
 
 fn ip_of(v: &[u8]) -> Option<UrIp> {
     match v.len() {
-        4 => Some(UrIp::from_v4(std::net::Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
+        4 => Some(UrIp::from_v4(std::net::Ipv4Addr::new(
+            v[0], v[1], v[2], v[3],
+        ))),
         16 => {
             let mut a = [0u8; 16];
             a.copy_from_slice(v);
@@ -893,7 +931,10 @@ fn put(b: &mut RecordBuilder<'_>, idx: usize, ty: FieldType, conv: Conv, v: &[u8
         (Conv::TimeUptime, _) => {
             // Milliseconds since the exporter booted: against the export
             // time, which is `uptime_ms` after boot.
-            let at = t.export_ms.saturating_sub(t.uptime_ms).saturating_add(be_uint(v));
+            let at = t
+                .export_ms
+                .saturating_sub(t.uptime_ms)
+                .saturating_add(be_uint(v));
             b.set_time(idx, time_ms(at))
         }
         (Conv::Var, _) => b.set_var(idx, v),

@@ -115,7 +115,10 @@ fn trap_ifc(params: Node<'_, '_>) -> Result<String, XmlError> {
         "unix" => {
             let name = text(*kind, "name").unwrap_or("");
             if name.is_empty() || name.contains(':') {
-                return Err(XmlError::Bad("name".into(), "a socket name without ':'".into()));
+                return Err(XmlError::Bad(
+                    "name".into(),
+                    "a socket name without ':'".into(),
+                ));
             }
             let mut s = format!("u:{name}");
             if let Some(m) = number::<u32>(*kind, "maxClients")? {
@@ -135,7 +138,10 @@ fn trap_ifc(params: Node<'_, '_>) -> Result<String, XmlError> {
         "file" => {
             let name = text(*kind, "name").unwrap_or("");
             if name.is_empty() || name.contains(':') {
-                return Err(XmlError::Bad("name".into(), "a file name without ':'".into()));
+                return Err(XmlError::Bad(
+                    "name".into(),
+                    "a file name without ':'".into(),
+                ));
             }
             let mut s = format!("f:{name}");
             match text(*kind, "mode") {
@@ -217,11 +223,16 @@ pub fn parse(xml: &str) -> Result<Startup, XmlError> {
             "ipfix" => {
                 let path = text(params, "path").unwrap_or("");
                 if path.is_empty() {
-                    return Err(XmlError::Bad("path".into(), "the ipfix input needs a path".into()));
+                    return Err(XmlError::Bad(
+                        "path".into(),
+                        "the ipfix input needs a path".into(),
+                    ));
                 }
                 st.files.push(path.to_string());
             }
-            other => st.skipped.push(format!("input {name:?} (plugin {other:?})")),
+            other => st
+                .skipped
+                .push(format!("input {name:?} (plugin {other:?})")),
         }
     }
     let outputs = child(root, "outputPlugins");
@@ -232,7 +243,8 @@ pub fn parse(xml: &str) -> Result<Startup, XmlError> {
         let plugin = text(output, "plugin").unwrap_or("");
         let name = text(output, "name").unwrap_or(plugin).to_string();
         if plugin != "unirec" {
-            st.skipped.push(format!("output {name:?} (plugin {plugin:?})"));
+            st.skipped
+                .push(format!("output {name:?} (plugin {plugin:?})"));
             continue;
         }
         let params = child(output, "params").unwrap_or(output);
@@ -325,12 +337,18 @@ mod tests {
     fn bad_configs_say_what_is_wrong() {
         assert!(matches!(parse("<a>"), Err(XmlError::Parse(_))));
         let no_out = "<ipfixcol2><inputPlugins/></ipfixcol2>";
-        assert!(parse(no_out).unwrap_err().to_string().contains("no unirec output"));
+        assert!(parse(no_out)
+            .unwrap_err()
+            .to_string()
+            .contains("no unirec output"));
         let tls = XML.replace(
             "<unix><name>ipfixcol-output</name><maxClients>64</maxClients></unix>",
             "<tcp-tls><port>1</port></tcp-tls>",
         );
-        assert!(parse(&tls).unwrap_err().to_string().contains("not supported"));
+        assert!(parse(&tls)
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
         let port = XML.replace("<localPort>4739</localPort>", "<localPort>x</localPort>");
         assert!(parse(&port).unwrap_err().to_string().contains("localPort"));
     }

@@ -117,11 +117,14 @@ fn udp_socket(addr: SocketAddr) -> Result<UdpSocket> {
     use nix::sys::socket::{setsockopt, sockopt};
     let sock = if addr.ip().is_unspecified() && addr.is_ipv6() {
         // `[::]` takes IPv4 too (dual stack), else fall back to IPv4.
-        UdpSocket::bind(addr).or_else(|_| UdpSocket::bind(SocketAddr::from(([0u8; 4], addr.port()))))
+        UdpSocket::bind(addr)
+            .or_else(|_| UdpSocket::bind(SocketAddr::from(([0u8; 4], addr.port()))))
     } else {
         UdpSocket::bind(addr)
     }
-    .with_context(|| format!("cannot listen on UDP {addr} (in use, or a port below 1024 without root?)"))?;
+    .with_context(|| {
+        format!("cannot listen on UDP {addr} (in use, or a port below 1024 without root?)")
+    })?;
     // A large receive buffer rides out bursts while the main thread works.
     let _ = setsockopt(&sock, sockopt::RcvBuf, &(32 << 20));
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -130,11 +133,14 @@ fn udp_socket(addr: SocketAddr) -> Result<UdpSocket> {
 
 fn tcp_listener(addr: SocketAddr) -> Result<TcpListener> {
     let l = if addr.ip().is_unspecified() && addr.is_ipv6() {
-        TcpListener::bind(addr).or_else(|_| TcpListener::bind(SocketAddr::from(([0u8; 4], addr.port()))))
+        TcpListener::bind(addr)
+            .or_else(|_| TcpListener::bind(SocketAddr::from(([0u8; 4], addr.port()))))
     } else {
         TcpListener::bind(addr)
     }
-    .with_context(|| format!("cannot listen on TCP {addr} (in use, or a port below 1024 without root?)"))?;
+    .with_context(|| {
+        format!("cannot listen on TCP {addr} (in use, or a port below 1024 without root?)")
+    })?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -165,7 +171,11 @@ fn run_udp(sock: UdpSocket, tx: SyncSender<Event>) {
                     return;
                 }
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => {
                 let _ = tx.send(Event::Done(Some(format!("UDP receive: {e}"))));
                 return;
@@ -184,9 +194,18 @@ fn read_full(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<bool> {
         }
         match s.read(&mut buf[got..]) {
             Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "connection closed inside a message")),
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "connection closed inside a message",
+                ))
+            }
             Ok(n) => got += n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) => {}
             Err(e) => return Err(e),
         }
     }
@@ -277,7 +296,10 @@ fn run_files(files: Vec<String>, tx: SyncSender<Event>) {
                 ))));
                 return;
             };
-            if tx.send(Event::Message(origin, rest[..len].to_vec())).is_err() {
+            if tx
+                .send(Event::Message(origin, rest[..len].to_vec()))
+                .is_err()
+            {
                 return;
             }
             at += len;
@@ -339,7 +361,7 @@ fn run(args: &Args) -> Result<()> {
     };
     if let Some(path) = &args.config {
         let xml = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-        let st = config::parse(&xml).with_context(|| format!("{path}"))?;
+        let st = config::parse(&xml).with_context(|| path.clone())?;
         for s in &st.skipped {
             eprintln!("ipfixcol: {path}: {s} is not supported here; skipped");
         }
@@ -360,12 +382,22 @@ fn run(args: &Args) -> Result<()> {
         if let Some(t) = st.options_lifetime {
             cfg.options_lifetime = t;
         }
-        if st.outputs.iter().any(|o| o.split_biflow != st.outputs[0].split_biflow) {
+        if st
+            .outputs
+            .iter()
+            .any(|o| o.split_biflow != st.outputs[0].split_biflow)
+        {
             bail!("{path}: the unirec outputs disagree on splitBiflow; this collector splits all or none");
         }
         cfg.split_biflow = st.outputs[0].split_biflow;
         if ifc.is_none() {
-            ifc = Some(st.outputs.iter().map(|o| o.ifc.as_str()).collect::<Vec<_>>().join(","));
+            ifc = Some(
+                st.outputs
+                    .iter()
+                    .map(|o| o.ifc.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
         }
         field_specs = st.outputs.iter().map(|o| o.fields.clone()).collect();
     }
@@ -453,8 +485,13 @@ fn run(args: &Args) -> Result<()> {
                 break;
             }
             // Malformed input: one line a second at most.
-            if col.stats.malformed > malformed_logged && logged.elapsed() >= Duration::from_secs(1) {
-                let why = col.last_error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+            if col.stats.malformed > malformed_logged && logged.elapsed() >= Duration::from_secs(1)
+            {
+                let why = col
+                    .last_error
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
                 eprintln!(
                     "ipfixcol: {} malformed message(s) or set(s) skipped (last: {why})",
                     col.stats.malformed - malformed_logged
@@ -464,7 +501,11 @@ fn run(args: &Args) -> Result<()> {
             }
         }
         if col.stats.malformed > malformed_logged {
-            let why = col.last_error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+            let why = col
+                .last_error
+                .as_ref()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             eprintln!(
                 "ipfixcol: {} malformed message(s) or set(s) skipped (last: {why})",
                 col.stats.malformed - malformed_logged
