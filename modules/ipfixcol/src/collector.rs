@@ -1002,3 +1002,219 @@ fn put_int(
         Scalar::IpAddr | Scalar::MacAddr => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Got {
+        formats: Vec<(usize, String)>,
+        records: Vec<(usize, Vec<u8>)>,
+    }
+
+    impl Sink for Got {
+        fn format(&mut self, out: usize, t: &unirec::Template) {
+            self.formats.push((out, t.spec().to_string()));
+        }
+        fn record(&mut self, out: usize, r: &[u8]) {
+            self.records.push((out, r.to_vec()));
+        }
+    }
+
+    fn ipfix(export: u32, seq: u32, domain: u32, sets: &[Vec<u8>]) -> Vec<u8> {
+        let mut m = vec![0, 10, 0, 0];
+        m.extend_from_slice(&export.to_be_bytes());
+        m.extend_from_slice(&seq.to_be_bytes());
+        m.extend_from_slice(&domain.to_be_bytes());
+        for s in sets {
+            m.extend_from_slice(s);
+        }
+        let l = m.len() as u16;
+        m[2..4].copy_from_slice(&l.to_be_bytes());
+        m
+    }
+
+    fn set(id: u16, body: &[u8]) -> Vec<u8> {
+        let mut s = id.to_be_bytes().to_vec();
+        s.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
+        s.extend_from_slice(body);
+        s
+    }
+
+    /// Template 256: sourceIPv4Address, destinationIPv4Address, packetDeltaCount (4).
+    fn template() -> Vec<u8> {
+        set(2, &[1, 0, 0, 3, 0, 8, 0, 4, 0, 12, 0, 4, 0, 2, 0, 4])
+    }
+
+    fn record(last: u8, packets: u32) -> Vec<u8> {
+        let mut r = vec![198, 51, 100, 1, 198, 51, 100, last];
+        r.extend_from_slice(&packets.to_be_bytes());
+        r
+    }
+
+    fn udp() -> Origin {
+        Origin {
+            session: SessionId(1),
+            transport: Transport::Udp,
+            exporter: Some("198.51.100.9".parse().unwrap()),
+        }
+    }
+
+    fn collector(outputs: Vec<OutputFields>) -> Collector {
+        Collector::new(Config::default(), Arc::new(Mapping::new()), outputs)
+    }
+
+    #[test]
+    fn dynamic_template_and_values() {
+        let mut c = collector(vec![OutputFields::Dynamic]);
+        let mut got = Got::default();
+        let data = set(256, &[record(2, 7), record(3, 8)].concat());
+        c.process(udp(), &ipfix(100, 0, 3, &[template(), data]), &mut got);
+        assert_eq!(got.formats.len(), 1);
+        let spec = &got.formats[0].1;
+        let t = unirec::Template::parse(spec).unwrap();
+        for f in [
+            "SRC_IP",
+            "DST_IP",
+            "PACKETS",
+            "LINK_BIT_FIELD",
+            "DIR_BIT_FIELD",
+        ] {
+            assert!(t.find(f).is_some(), "{f} in {spec}");
+        }
+        assert_eq!(got.records.len(), 2);
+        let r = unirec::RecordRef::new_checked(&t, &got.records[1].1).unwrap();
+        let mut line = Vec::new();
+        unirec::text::write_record(&r, b',', &mut line);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.contains("198.51.100.3"), "{text}");
+        assert!(text.contains(",8,"), "{text}");
+        // LINK_BIT_FIELD = 1 << ODID.
+        assert!(text.contains(",8,"), "{text}");
+        assert_eq!(c.stats.records, 2);
+    }
+
+    #[test]
+    fn required_fields_and_sequence_gaps() {
+        let m = Mapping::new();
+        let fixed = OutputFields::parse("SRC_IP,DST_IP,?SRC_PORT,PACKETS", &m).unwrap();
+        let needs_bytes = OutputFields::parse("SRC_IP,BYTES", &m).unwrap();
+        let mut c = collector(vec![fixed, needs_bytes]);
+        let mut got = Got::default();
+        c.start(&mut got).unwrap();
+        assert_eq!(got.formats.len(), 2);
+        let data = set(256, &record(2, 1));
+        c.process(
+            udp(),
+            &ipfix(100, 0, 3, &[template(), data.clone()]),
+            &mut got,
+        );
+        // Records 1..4 never arrived.
+        c.process(udp(), &ipfix(101, 5, 3, &[data]), &mut got);
+        assert_eq!(c.stats.lost_records, 4);
+        // Only the first output gets them; the second lacks BYTES.
+        assert!(got.records.iter().all(|(o, _)| *o == 0));
+        assert_eq!(got.records.len(), 2);
+        assert_eq!(c.stats.dropped, 2);
+        assert!(OutputFields::parse("NO_SUCH_FIELD", &m).is_err());
+        assert!(OutputFields::parse("uint8 SRC_IP", &m).is_err());
+    }
+
+    #[test]
+    fn templates_expire_on_udp_and_are_withdrawn() {
+        let mut c = collector(vec![OutputFields::Dynamic]);
+        let mut got = Got::default();
+        let data = set(256, &record(2, 1));
+        c.process(udp(), &ipfix(100, 0, 3, &[template()]), &mut got);
+        // Another domain does not see domain 3's template.
+        c.process(udp(), &ipfix(100, 0, 4, &[data.clone()]), &mut got);
+        assert_eq!(c.stats.no_template, 1);
+        c.process(udp(), &ipfix(100 + 1800, 0, 3, &[data.clone()]), &mut got);
+        assert_eq!(got.records.len(), 1);
+        c.process(udp(), &ipfix(100 + 1801, 1, 3, &[data.clone()]), &mut got);
+        assert_eq!(c.stats.expired, 1);
+        assert_eq!(c.stats.no_template, 2);
+        // Define again, then withdraw all.
+        c.process(udp(), &ipfix(5000, 1, 3, &[template()]), &mut got);
+        c.process(
+            udp(),
+            &ipfix(5000, 1, 3, &[set(2, &[0, 2, 0, 0])]),
+            &mut got,
+        );
+        assert_eq!(c.stats.withdrawn, 1);
+        assert_eq!(c.template_count(), 0);
+    }
+
+    #[test]
+    fn netflow_v9_uptime_times() {
+        let m = Mapping::new();
+        let out = OutputFields::parse("SRC_IP,TIME_FIRST,TIME_LAST", &m).unwrap();
+        let mut c = collector(vec![out]);
+        let mut got = Got::default();
+        c.start(&mut got).unwrap();
+        // v9 header: count, uptime 10 000 ms, export 1 700 000 000 s, seq, source id.
+        let mut msg = vec![0, 9, 0, 2];
+        msg.extend_from_slice(&10_000u32.to_be_bytes());
+        msg.extend_from_slice(&1_700_000_000u32.to_be_bytes());
+        msg.extend_from_slice(&0u32.to_be_bytes());
+        msg.extend_from_slice(&1u32.to_be_bytes());
+        // Template 300: IPV4_SRC_ADDR (8), FIRST_SWITCHED (22), LAST_SWITCHED (21).
+        msg.extend_from_slice(&set(
+            0,
+            &[1, 44, 0, 3, 0, 8, 0, 4, 0, 22, 0, 4, 0, 21, 0, 4],
+        ));
+        let mut r = vec![198, 51, 100, 1];
+        r.extend_from_slice(&4_000u32.to_be_bytes());
+        r.extend_from_slice(&9_500u32.to_be_bytes());
+        msg.extend_from_slice(&set(300, &r));
+        c.process(udp(), &msg, &mut got);
+        assert_eq!(got.records.len(), 1);
+        let t = unirec::Template::parse(&got.formats[0].1).unwrap();
+        let rec = unirec::RecordRef::new_checked(&t, &got.records[0].1).unwrap();
+        let time = |n: &str| match rec.value(t.find(n).unwrap()) {
+            Some(unirec::Value::Time(x)) => x,
+            v => panic!("{n}: {v:?}"),
+        };
+        let (first, last) = (time("TIME_FIRST"), time("TIME_LAST"));
+        // Booted at 1 699 999 990 s: first at +4 s, last at +9.5 s.
+        assert_eq!((first.secs(), first.millis()), (1_699_999_994, 0));
+        assert_eq!((last.secs(), last.millis()), (1_699_999_999, 500));
+    }
+
+    #[test]
+    fn ntp_microseconds_round_trip_flow_meters_encoding() {
+        for us in [0u32, 1, 499_999, 500_000, 999_999] {
+            // flow_meter's encoding: fraction = us * 2^32 / 10^6.
+            let frac = (u64::from(us) << 32) / 1_000_000;
+            let v = ((1_700_000_000 + NTP_EPOCH) << 32) | frac;
+            assert_eq!(
+                ntp_time(v, true),
+                UrTime::from_secs_micros(1_700_000_000, us),
+                "{us}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_counted() {
+        let mut c = collector(vec![OutputFields::Dynamic]);
+        let mut got = Got::default();
+        for m in [
+            &[0u8, 10, 0][..],
+            &[0, 10, 0, 99, 0, 0, 0, 0],
+            &[1, 2, 3, 4, 5],
+        ] {
+            c.process(udp(), m, &mut got);
+        }
+        assert_eq!(c.stats.malformed, 3);
+        // A template whose fields run past its set.
+        c.process(
+            udp(),
+            &ipfix(1, 0, 1, &[set(2, &[1, 0, 0, 9, 0, 8])]),
+            &mut got,
+        );
+        assert_eq!(c.stats.malformed, 4);
+        assert!(got.records.is_empty());
+    }
+}
