@@ -276,53 +276,54 @@ impl Parser {
         };
         let protocol = target == Target::Field("PROTOCOL".into());
         let op = self.expect(&format!("an operator after `{}`", target.name()))?;
-        let test =
-            match op.tok {
-                Tok::Cmp(cmp) => {
-                    let v = self.expect(&format!("a value after `{}`", cmp.symbol()))?;
-                    if v.tok == Tok::LBracket {
-                        return err(
-                            v.col,
-                            format!("a list is compared with `in`, not `{}`", cmp.symbol()),
-                        );
-                    }
-                    Test::Cmp(cmp, self.literal(v, protocol, cmp.symbol())?)
+        let test = match op.tok {
+            Tok::Cmp(cmp) => {
+                let v = self.expect(&format!("a value after `{}`", cmp.symbol()))?;
+                if v.tok == Tok::LBracket {
+                    return err(
+                        v.col,
+                        format!("a list is compared with `in`, not `{}`", cmp.symbol()),
+                    );
                 }
-                Tok::In => {
-                    let open = self.expect("a list `[...]` after `in`")?;
-                    if open.tok != Tok::LBracket {
-                        return err(
-                            open.col,
-                            format!(
-                                "expected a list `[...]` after `in`, found {}",
-                                open.tok.describe()
-                            ),
-                        );
-                    }
-                    Test::In(self.list(open.col, protocol)?)
+                Test::Cmp(cmp, self.literal(v, protocol, cmp.symbol())?)
+            }
+            Tok::In => {
+                let open = self.expect("a list `[...]` after `in`")?;
+                if open.tok != Tok::LBracket {
+                    return err(
+                        open.col,
+                        format!(
+                            "expected a list `[...]` after `in`, found {}",
+                            open.tok.describe()
+                        ),
+                    );
                 }
-                Tok::Regex => {
-                    let v = self.expect("a regular expression after `=~`")?;
-                    let Tok::Str { raw, .. } = v.tok else {
-                        return err(
-                            v.col,
-                            format!(
-                                "expected a quoted regular expression after `=~`, found {}",
-                                v.tok.describe()
-                            ),
-                        );
-                    };
-                    Test::Regex(Box::new(compile_regex(&raw, v.col)?))
-                }
-                other => return err(
+                Test::In(self.list(open.col, protocol)?)
+            }
+            Tok::Regex => {
+                let v = self.expect("a regular expression after `=~`")?;
+                let Tok::Str { raw, .. } = v.tok else {
+                    return err(
+                        v.col,
+                        format!(
+                            "expected a quoted regular expression after `=~`, found {}",
+                            v.tok.describe()
+                        ),
+                    );
+                };
+                Test::Regex(Box::new(compile_regex(&raw, v.col)?))
+            }
+            other => {
+                return err(
                     op.col,
                     format!(
                         "expected an operator (==, !=, <, <=, >, >=, =~, in) after `{}`, found {}",
                         target.name(),
                         other.describe()
                     ),
-                ),
-            };
+                )
+            }
+        };
         match (&target, &test) {
             (Target::Host, Test::Regex(_)) | (Target::Port, Test::Regex(_)) => {
                 return err(
