@@ -7,6 +7,8 @@ pub mod config;
 pub mod ip;
 pub mod lexer;
 pub mod parser;
+#[cfg(test)]
+mod table;
 
 pub use compile::Bound;
 pub use config::{OutTemplate, OutputConfig, Projection};
