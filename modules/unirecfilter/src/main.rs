@@ -4,7 +4,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use libtrap::module::{self, TrapArgs};
-use libtrap::{log, DataFormat, Output, Trap, TrapError};
+use libtrap::{log, DataFormat, Output, Timeout, Trap, TrapError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -111,7 +111,8 @@ fn run(args: Args) -> Result<()> {
     } else {
         Precedence::Standard
     };
-    let n_ifc = libtrap::spec::parse(&args.trap.ifc)?.len();
+    let specs = libtrap::spec::parse(&args.trap.ifc)?;
+    let n_ifc = specs.len();
     let n_outputs = n_ifc.saturating_sub(1);
     if n_outputs == 0 {
         bail!("-i needs an input and at least one output interface");
@@ -149,6 +150,11 @@ fn run(args: Args) -> Result<()> {
     let (inputs, outs) = trap.split_mut();
     let input = &mut inputs[0];
     let in_name = input.name().to_string();
+    // With a filter file and a waiting input, wake up now and then so that
+    // a SIGUSR1 takes effect while no records come.
+    if args.file.is_some() && specs.first().is_some_and(|s| s.timeout.is_none()) {
+        input.set_timeout(Timeout::Micros(250_000));
+    }
     set_formats(&engine, outs)?;
     let mut received = 0u64;
     let mut sent = vec![0u64; n_outputs];
