@@ -2,7 +2,7 @@
 //! between flow_meter and logger, over files and unix sockets. Expected
 //! values are computed here from logger's text of the inputs.
 
-use nemea_rs::{ok_stdout, shared_data, wait_output, Sandbox};
+use nemea_rs::{interrupt, ok_stdout, shared_data, wait_output, Sandbox};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -518,4 +518,92 @@ fn biflow_aggregator_config_errors_are_one_line() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// Bits two addresses share from the left (both of one family).
+fn common_prefix(a: &str, b: &str) -> u32 {
+    let bits = |s: &str| -> u128 {
+        match s.parse::<std::net::IpAddr>().unwrap() {
+            std::net::IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+            std::net::IpAddr::V6(v) => u128::from(v),
+        }
+    };
+    (bits(a) ^ bits(b)).leading_zeros()
+}
+
+#[test]
+fn anonymizer_keeps_prefixes_and_reverses_with_the_key() {
+    let sb = Sandbox::new();
+    let Some(pcap) = capture("wikipedia.pcap") else {
+        return;
+    };
+    flow_meter(&sb, &pcap, "f:flows.trapcap", &[]);
+    let key = "0x1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
+    std::fs::write(sb.path("key.txt"), format!("{key}\n")).unwrap();
+    // Over a socket, so end of stream must be passed on for logger to stop.
+    let logger = sb.spawn("logger", &["-t", "-i", "u:anon"]);
+    let anon = sb.spawn(
+        "anonymizer",
+        &["-f", "key.txt", "-i", "f:flows.trapcap,u:anon"],
+    );
+    let done = wait_output(anon, Duration::from_secs(60), "anonymizer");
+    if !done.status.success() {
+        interrupt(&logger);
+    }
+    ok_stdout(&done, "anonymizer");
+    let anon_text = ok_stdout(
+        &wait_output(logger, Duration::from_secs(60), "logger"),
+        "logger",
+    );
+    let orig = logger_table(&sb, "f:flows.trapcap");
+    let anon = table(&anon_text);
+    assert_eq!(anon.columns, orig.columns);
+    assert_eq!(anon.rows.len(), orig.rows.len());
+    let mut pairs = Vec::new();
+    for (o, a) in orig.rows.iter().zip(&anon.rows) {
+        for f in ["SRC_IP", "DST_IP"] {
+            assert_ne!(o[f], a[f], "{f} anonymised");
+            assert_eq!(o[f].contains(':'), a[f].contains(':'), "the family is kept");
+            pairs.push((o[f].clone(), a[f].clone()));
+        }
+        for (k, v) in o {
+            if k != "SRC_IP" && k != "DST_IP" {
+                assert_eq!(&a[k], v, "{k} untouched");
+            }
+        }
+    }
+    for (o1, a1) in &pairs {
+        for (o2, a2) in &pairs {
+            if o1.contains(':') == o2.contains(':') {
+                assert_eq!(
+                    common_prefix(o1, o2),
+                    common_prefix(a1, a2),
+                    "{o1} {o2} → {a1} {a2}"
+                );
+            }
+        }
+    }
+    // -d with the same key (on the command line this time) gives the flows back.
+    let args = ["-k", key, "-i", "f:flows.trapcap,f:anon.trapcap"];
+    ok_stdout(&sb.run("anonymizer", &args), "anonymizer");
+    let args = ["-d", "-k", key, "-i", "f:anon.trapcap,f:back.trapcap"];
+    ok_stdout(&sb.run("anonymizer", &args), "anonymizer");
+    let back = ok_stdout(&sb.run("logger", &["-t", "-i", "f:back.trapcap"]), "logger");
+    let orig_text = ok_stdout(
+        &sb.run("logger", &["-t", "-i", "f:flows.trapcap"]),
+        "logger",
+    );
+    assert!(
+        back == orig_text,
+        "de-anonymised flows differ from the originals"
+    );
+    // A bad key is one line naming the fix.
+    let o = sb.run("anonymizer", &["-k", "short", "-i", "f:flows.trapcap,b:"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("give 32 characters, or 0x and 64 hex digits")
+            && err.lines().count() == 1,
+        "{err}"
+    );
 }
