@@ -325,6 +325,7 @@ fn run(args: &Args) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .context("flow template")?;
     let keep_payload = plugins.needs_payload();
+    let keep_l3 = plugins.needs_l3();
     let mut source = open_source(args)?;
     let dlt = source.datalink();
     let link = LinkType::from_dlt(dlt).ok_or_else(|| {
@@ -403,6 +404,9 @@ fn run(args: &Args) -> Result<()> {
                             pkt.packet_len_wire = packet.header.len.min(u32::from(u16::MAX)) as u16;
                             if keep_payload {
                                 pkt.keep_payload(packet.data);
+                            }
+                            if keep_l3 {
+                                pkt.keep_l3(packet.data);
                             }
                             counts.parsed += 1;
                             filled += 1;

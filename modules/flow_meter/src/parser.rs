@@ -113,6 +113,10 @@ pub struct Packet {
     /// Offsets of the last IP header and of the L4 header in the frame.
     pub l3_off: u32,
     pub l4_off: u32,
+    /// A copy of the IP packet (the last IP header up to the end of the
+    /// payload), made by [`Packet::keep_l3`] for plugins that hand whole IP
+    /// packets to a classifier (`app`); empty otherwise.
+    pub l3: Vec<u8>,
 }
 
 impl Packet {
@@ -133,6 +137,23 @@ impl Packet {
         let end = start + usize::from(self.payload_len);
         if let Some(b) = frame.get(start..end) {
             self.payload.extend_from_slice(b);
+        }
+    }
+
+    /// The IP packet kept by [`Packet::keep_l3`].
+    pub fn l3(&self) -> &[u8] {
+        &self.l3
+    }
+
+    /// Copies the IP packet out of `frame` (the frame given to [`parse`]):
+    /// from the last IP header to the end of the payload (Ethernet padding
+    /// and bytes past the IP length excluded).
+    pub fn keep_l3(&mut self, frame: &[u8]) {
+        self.l3.clear();
+        let start = self.l3_off as usize;
+        let end = self.payload_off as usize + usize::from(self.payload_len);
+        if let Some(b) = frame.get(start..end) {
+            self.l3.extend_from_slice(b);
         }
     }
 
@@ -188,12 +209,15 @@ const ETH_TRILL: u16 = 0x22f3;
 pub fn parse(link: LinkType, frame: &[u8], p: &mut Packet) -> R<()> {
     let ts = p.ts_us;
     let payload = std::mem::take(&mut p.payload);
+    let l3 = std::mem::take(&mut p.l3);
     *p = Packet {
         ts_us: ts,
         payload,
+        l3,
         ..Packet::default()
     };
     p.payload.clear();
+    p.l3.clear();
     p.packet_len = frame.len().min(usize::from(u16::MAX)) as u16;
     p.packet_len_wire = p.packet_len;
     let r = parse_link(link, frame, p);
@@ -585,6 +609,23 @@ pub(crate) mod tests {
         assert_eq!(p.ip_len, 50);
         assert_eq!(p.src_mac, [1, 2, 3, 4, 5, 6]);
         assert_eq!(&p.src_ip[8..12], &[10, 0, 0, 1]);
+        // The IP packet, without the Ethernet and VLAN headers.
+        p.keep_l3(&f);
+        assert_eq!(p.l3(), &f[18..18 + 50]);
+        assert_eq!(p.l3()[0], 0x45);
+    }
+
+    #[test]
+    fn the_kept_ip_packet_leaves_out_ethernet_padding() {
+        let mut f = frame_v4(17, [10, 0, 0, 1], [10, 0, 0, 2], 53, 53, 0, None);
+        // 14 + 38 bytes: padded to 60 on the wire.
+        let ip_len = f.len() - 14;
+        f.extend_from_slice(&[0xee; 8]);
+        let mut p = Packet::default();
+        parse(LinkType::Ethernet, &f, &mut p).unwrap();
+        p.keep_l3(&f);
+        assert_eq!(p.l3().len(), ip_len);
+        assert!(!p.l3().contains(&0xee));
     }
 
     #[test]
@@ -630,7 +671,10 @@ pub(crate) mod tests {
                 LinkType::Raw,
                 LinkType::Null,
             ] {
-                let _ = parse(link, &f, &mut p);
+                if parse(link, &f, &mut p).is_ok() {
+                    p.keep_l3(&f);
+                    p.keep_payload(&f);
+                }
             }
             if i % 1000 == 0 {
                 let junk: Vec<u8> = (0..(seed % 200))

@@ -329,6 +329,11 @@ pub trait ProcessPlugin: Send {
     fn needs_payload(&self) -> bool {
         true
     }
+    /// Whether the plugin reads whole IP packets ([`Packet::l3`]; the input
+    /// then keeps a copy of each).
+    fn needs_l3(&self) -> bool {
+        false
+    }
 }
 
 /// The plugins of a run, in `-p` order, as the flow cache calls them.
@@ -366,6 +371,10 @@ impl Plugins {
 
     pub fn needs_payload(&self) -> bool {
         self.list.iter().any(|p| p.needs_payload())
+    }
+
+    pub fn needs_l3(&self) -> bool {
+        self.list.iter().any(|p| p.needs_l3())
     }
 
     pub(crate) fn pre_create(&mut self, pkt: &mut Packet) {
