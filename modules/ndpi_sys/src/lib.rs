@@ -17,7 +17,7 @@
 
 use std::ffi::CStr;
 use std::ptr::NonNull;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// The raw declarations (from `/usr/include/ndpi/ndpi_api.h`, 4.2).
 #[allow(non_camel_case_types)]
@@ -195,15 +195,23 @@ impl Confidence {
 /// nDPI's set-up and tear-down must not run in parallel.
 static SETUP: Mutex<()> = Mutex::new(());
 
-/// An nDPI detection module with every protocol enabled, and the names of
-/// its protocols and categories (read once).
+/// An nDPI detection module with every protocol enabled.
 pub struct Detector {
     module: NonNull<ffi::ndpi_detection_module_struct>,
-    names: Vec<Box<str>>,
-    categories: Vec<Box<str>>,
     flow_size: usize,
     scratch: Vec<u8>,
 }
+
+/// The names of nDPI's protocols and categories, read from the first
+/// module: every module of the library has the same ones (no custom
+/// protocols are loaded), so they are kept once for the process and can be
+/// held by exported flows (`&'static str`).
+struct Names {
+    protocols: Vec<Box<str>>,
+    categories: Vec<Box<str>>,
+}
+
+static NAMES: OnceLock<Names> = OnceLock::new();
 
 // SAFETY: the module is plain heap memory owned by this value and reached
 // only through `&mut self` (or `&self` for read-only name lookups that nDPI
@@ -228,8 +236,12 @@ impl Detector {
     pub fn new() -> Result<Detector, Error> {
         // SAFETY: no arguments; returns the library's API version.
         #[allow(unsafe_code)]
-        let (loaded, built) =
-            unsafe { (ffi::ndpi_get_api_version(), ffi::nemea_ndpi_header_api_version()) };
+        let (loaded, built) = unsafe {
+            (
+                ffi::ndpi_get_api_version(),
+                ffi::nemea_ndpi_header_api_version(),
+            )
+        };
         if u32::from(loaded) != built {
             return Err(Error::Version { loaded, built });
         }
@@ -251,27 +263,29 @@ impl Detector {
             ffi::ndpi_set_protocol_detection_bitmask2(module.as_ptr(), &all);
             ffi::ndpi_finalize_initialization(module.as_ptr());
         }
-        // SAFETY: a finalised module; nDPI returns names it owns (or NULL,
-        // which `owned` maps to "") for any id / category number.
+        NAMES.get_or_init(|| {
+            // SAFETY: a finalised module; nDPI returns names it owns (or
+            // NULL, which `owned` maps to "") for any id / category number;
+            // they are copied at once.
+            #[allow(unsafe_code)]
+            unsafe {
+                let n =
+                    ffi::ndpi_get_num_supported_protocols(module.as_ptr()).min(u32::from(u16::MAX));
+                Names {
+                    protocols: (0..n)
+                        .map(|id| owned(ffi::ndpi_get_proto_name(module.as_ptr(), id as u16)))
+                        .collect(),
+                    categories: (0..ffi::NDPI_PROTOCOL_NUM_CATEGORIES)
+                        .map(|c| owned(ffi::ndpi_category_get_name(module.as_ptr(), c)))
+                        .collect(),
+                }
+            }
+        });
+        // SAFETY: no arguments; the size of the library's flow struct.
         #[allow(unsafe_code)]
-        let (names, categories, flow_size) = unsafe {
-            let n = ffi::ndpi_get_num_supported_protocols(module.as_ptr()).min(u32::from(u16::MAX));
-            let names = (0..n)
-                .map(|id| owned(ffi::ndpi_get_proto_name(module.as_ptr(), id as u16)))
-                .collect();
-            let categories = (0..ffi::NDPI_PROTOCOL_NUM_CATEGORIES)
-                .map(|c| owned(ffi::ndpi_category_get_name(module.as_ptr(), c)))
-                .collect();
-            (
-                names,
-                categories,
-                ffi::ndpi_detection_get_sizeof_ndpi_flow_struct() as usize,
-            )
-        };
+        let flow_size = unsafe { ffi::ndpi_detection_get_sizeof_ndpi_flow_struct() } as usize;
         Ok(Detector {
             module,
-            names,
-            categories,
             flow_size,
             scratch: Vec::new(),
         })
@@ -284,13 +298,13 @@ impl Detector {
     }
 
     /// The name of protocol `id` (`"Unknown"` for 0, `""` past the table).
-    pub fn protocol_name(&self, id: u16) -> &str {
-        self.names.get(usize::from(id)).map_or("", |s| s)
+    pub fn protocol_name(&self, id: u16) -> &'static str {
+        protocol_name(id)
     }
 
     /// The name of category `c` (`""` for numbers nDPI does not name).
-    pub fn category_name(&self, c: u32) -> &str {
-        self.categories.get(c as usize).map_or("", |s| s)
+    pub fn category_name(&self, c: u32) -> &'static str {
+        category_name(c)
     }
 
     /// A fresh, zeroed per-flow state.
@@ -375,6 +389,23 @@ impl Drop for Detector {
             ffi::ndpi_exit_detection_module(self.module.as_ptr())
         }
     }
+}
+
+/// The name of nDPI protocol `id` (`"Unknown"` for 0; `""` past nDPI's
+/// table or before any [`Detector`] was made).
+pub fn protocol_name(id: u16) -> &'static str {
+    NAMES
+        .get()
+        .and_then(|n| n.protocols.get(usize::from(id)))
+        .map_or("", |s| s)
+}
+
+/// The name of nDPI category `c` (`""` for numbers nDPI does not name).
+pub fn category_name(c: u32) -> &'static str {
+    NAMES
+        .get()
+        .and_then(|n| n.categories.get(c as usize))
+        .map_or("", |s| s)
 }
 
 /// nDPI's state for one flow being classified (about 700 bytes, plus what
