@@ -113,10 +113,11 @@ pub struct Packet {
     /// Offsets of the last IP header and of the L4 header in the frame.
     pub l3_off: u32,
     pub l4_off: u32,
-    /// A copy of the IP packet (the last IP header up to the end of the
-    /// payload), made by [`Packet::keep_l3`] for plugins that hand whole IP
-    /// packets to a classifier (`app`); empty otherwise.
-    pub l3: Vec<u8>,
+    /// A copy of the headers from the last IP header up to the payload, made
+    /// by [`Packet::keep_l3`] for plugins that hand whole IP packets to a
+    /// classifier (`app`: these bytes, then [`Packet::payload`]); empty
+    /// otherwise.
+    pub l3_head: Vec<u8>,
 }
 
 impl Packet {
@@ -140,20 +141,21 @@ impl Packet {
         }
     }
 
-    /// The IP packet kept by [`Packet::keep_l3`].
-    pub fn l3(&self) -> &[u8] {
-        &self.l3
+    /// The IP and L4 headers kept by [`Packet::keep_l3`]: with the payload
+    /// after them, the IP packet as captured (Ethernet padding excluded).
+    pub fn l3_head(&self) -> &[u8] {
+        &self.l3_head
     }
 
-    /// Copies the IP packet out of `frame` (the frame given to [`parse`]):
-    /// from the last IP header to the end of the payload (Ethernet padding
-    /// and bytes past the IP length excluded).
+    /// Copies the headers from the last IP header up to the payload out of
+    /// `frame` (the frame given to [`parse`]); the payload itself is
+    /// [`Packet::keep_payload`]'s, so it is copied once.
     pub fn keep_l3(&mut self, frame: &[u8]) {
-        self.l3.clear();
+        self.l3_head.clear();
         let start = self.l3_off as usize;
-        let end = self.payload_off as usize + usize::from(self.payload_len);
+        let end = self.payload_off as usize;
         if let Some(b) = frame.get(start..end) {
-            self.l3.extend_from_slice(b);
+            self.l3_head.extend_from_slice(b);
         }
     }
 
@@ -209,15 +211,15 @@ const ETH_TRILL: u16 = 0x22f3;
 pub fn parse(link: LinkType, frame: &[u8], p: &mut Packet) -> R<()> {
     let ts = p.ts_us;
     let payload = std::mem::take(&mut p.payload);
-    let l3 = std::mem::take(&mut p.l3);
+    let l3_head = std::mem::take(&mut p.l3_head);
     *p = Packet {
         ts_us: ts,
         payload,
-        l3,
+        l3_head,
         ..Packet::default()
     };
     p.payload.clear();
-    p.l3.clear();
+    p.l3_head.clear();
     p.packet_len = frame.len().min(usize::from(u16::MAX)) as u16;
     p.packet_len_wire = p.packet_len;
     let r = parse_link(link, frame, p);
@@ -611,8 +613,9 @@ pub(crate) mod tests {
         assert_eq!(&p.src_ip[8..12], &[10, 0, 0, 1]);
         // The IP packet, without the Ethernet and VLAN headers.
         p.keep_l3(&f);
-        assert_eq!(p.l3(), &f[18..18 + 50]);
-        assert_eq!(p.l3()[0], 0x45);
+        p.keep_payload(&f);
+        assert_eq!(p.l3_head(), &f[18..18 + 40]);
+        assert_eq!([p.l3_head(), p.payload()].concat(), &f[18..18 + 50]);
     }
 
     #[test]
@@ -624,8 +627,10 @@ pub(crate) mod tests {
         let mut p = Packet::default();
         parse(LinkType::Ethernet, &f, &mut p).unwrap();
         p.keep_l3(&f);
-        assert_eq!(p.l3().len(), ip_len);
-        assert!(!p.l3().contains(&0xee));
+        p.keep_payload(&f);
+        let ip = [p.l3_head(), p.payload()].concat();
+        assert_eq!(ip.len(), ip_len);
+        assert!(!ip.contains(&0xee));
     }
 
     #[test]

@@ -330,8 +330,8 @@ pub trait ProcessPlugin: Send {
     fn needs_payload(&self) -> bool {
         true
     }
-    /// Whether the plugin reads whole IP packets ([`Packet::l3`]; the input
-    /// then keeps a copy of each).
+    /// Whether the plugin reads whole IP packets ([`Packet::l3_head`] and the
+    /// payload; the input then keeps a copy of the headers too).
     fn needs_l3(&self) -> bool {
         false
     }

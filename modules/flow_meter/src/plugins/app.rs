@@ -47,7 +47,8 @@ use super::{FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin, Verdict
 use crate::cache::Flow;
 use crate::parser::Packet;
 use ndpi_sys::{Confidence, Detector, Protocol};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 const fn ie(id: u16) -> Option<Ie> {
     Some(Ie {
@@ -72,6 +73,30 @@ const DNS_GENERATION: usize = 65_536;
 /// The shortest and longest time a DNS answer is remembered, seconds.
 const DNS_MIN_TTL: u64 = 60;
 const DNS_MAX_TTL: u64 = 86_400;
+
+/// Flows being classified, by flow hash, per generation: a packet of a flow
+/// not listed costs no look at the flow's extensions (a cache miss each).
+const CLASSIFYING_GENERATION: usize = 1 << 20;
+
+/// A hasher for keys that are hashes already (the cache's XXH64 flow hash).
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type HashSet64 = HashSet<u64, BuildHasherDefault<KeyIsHash>>;
 
 /// What the plugin found about one flow.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -156,10 +181,16 @@ pub struct App {
     max_packets: u16,
     /// Address (UniRec layout) → name, two generations.
     answers: [HashMap<[u8; 16], Answered>; 2],
+    /// The flows nDPI still looks at (flow hashes), two generations: a flow
+    /// that left without `pre_export` (another plugin's flush) is forgotten
+    /// with its generation.
+    classifying: [HashSet64; 2],
     /// Collect flows as they are named, for `--l7` live.
     spy: bool,
     identified: Vec<Identified>,
     name: Vec<u8>,
+    /// The IP packet given to nDPI (headers and payload joined).
+    packet: Vec<u8>,
 }
 
 impl App {
@@ -181,9 +212,11 @@ impl App {
             ndpi,
             max_packets,
             answers: [HashMap::new(), HashMap::new()],
+            classifying: [HashSet64::default(), HashSet64::default()],
             spy: false,
             identified: Vec::new(),
             name: Vec::new(),
+            packet: Vec::with_capacity(2048),
         }))
     }
 
@@ -196,6 +229,23 @@ impl App {
     /// The flows named since the last call (with [`App::enable_spy`]).
     pub fn take_identified(&mut self) -> Vec<Identified> {
         std::mem::take(&mut self.identified)
+    }
+
+    fn is_classifying(&self, flow_hash: u64) -> bool {
+        self.classifying.iter().any(|g| g.contains(&flow_hash))
+    }
+
+    fn start_classifying(&mut self, flow_hash: u64) {
+        if self.classifying[0].len() >= CLASSIFYING_GENERATION {
+            self.classifying[1] = std::mem::take(&mut self.classifying[0]);
+        }
+        self.classifying[0].insert(flow_hash);
+    }
+
+    fn stop_classifying(&mut self, flow_hash: u64) {
+        for g in &mut self.classifying {
+            g.remove(&flow_hash);
+        }
     }
 
     fn answered(&self, addr: &[u8; 16], now_us: u64) -> Option<&Answered> {
@@ -281,10 +331,18 @@ impl App {
         let Some(state) = ext.ndpi.as_mut() else {
             return;
         };
-        if pkt.l3().is_empty() || !pkt.l4_parsed {
+        if pkt.l3_head().is_empty() || !pkt.l4_parsed {
             return;
         }
-        let p = self.ndpi.process(state, pkt.l3(), pkt.ts_us / 1000);
+        // A bare TCP acknowledgement tells nDPI nothing (its payload-less
+        // dissectors look at handshake and teardown segments only).
+        if pkt.protocol == 6 && pkt.payload_len == 0 && pkt.tcp_flags & 0x07 == 0 {
+            return;
+        }
+        self.packet.clear();
+        self.packet.extend_from_slice(pkt.l3_head());
+        self.packet.extend_from_slice(pkt.payload());
+        let p = self.ndpi.process(state, &self.packet, pkt.ts_us / 1000);
         ext.given += 1;
         if !p.is_unknown() {
             let confidence = state.confidence();
@@ -312,6 +370,7 @@ impl App {
         let Some(state) = ext.ndpi.take() else {
             return;
         };
+        self.stop_classifying(flow.flow_hash);
         let service = if p.is_unknown() {
             None
         } else {
@@ -401,6 +460,7 @@ impl ProcessPlugin for App {
             answered,
             reported: false,
         };
+        self.start_classifying(f.flow.flow_hash);
         self.feed(f.flow, &mut ext, pkt);
         f.exts.add(ext);
         Verdict::CONTINUE
@@ -408,15 +468,21 @@ impl ProcessPlugin for App {
 
     fn post_update(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         self.learn_dns(pkt);
-        if let Some(ext) = f.exts.get_mut::<AppExt>() {
-            self.feed(f.flow, ext, pkt);
+        if self.is_classifying(f.flow.flow_hash) {
+            match f.exts.get_mut::<AppExt>() {
+                Some(ext) if ext.classifying() => self.feed(f.flow, ext, pkt),
+                _ => self.stop_classifying(f.flow.flow_hash),
+            }
         }
         Verdict::CONTINUE
     }
 
     fn pre_export(&mut self, f: FlowCtx<'_>) {
-        if let Some(ext) = f.exts.get_mut::<AppExt>() {
-            self.give_up(f.flow, ext);
+        if self.is_classifying(f.flow.flow_hash) {
+            match f.exts.get_mut::<AppExt>() {
+                Some(ext) if ext.classifying() => self.give_up(f.flow, ext),
+                _ => self.stop_classifying(f.flow.flow_hash),
+            }
         }
     }
 
