@@ -371,6 +371,12 @@ impl FlowCache {
         &self.plugins
     }
 
+    /// The plugins the cache runs, to reach a plugin's own API between
+    /// packets.
+    pub fn plugins_mut(&mut self) -> &mut Plugins {
+        &mut self.plugins
+    }
+
     pub fn stats(&self) -> &CacheStats {
         &self.stats
     }

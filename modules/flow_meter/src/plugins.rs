@@ -35,6 +35,7 @@ use crate::parser::Packet;
 use std::any::Any;
 use unirec::{FieldType, Scalar, UrIp, UrMac, UrTime};
 
+pub mod app;
 pub mod basic_plugins;
 pub mod basicplus;
 pub mod bstats;
@@ -341,6 +342,16 @@ pub trait ProcessPlugin: Send {
     fn needs_payload(&self) -> bool {
         true
     }
+    /// Whether the plugin reads whole IP packets ([`Packet::l3_head`] and the
+    /// payload; the input then keeps a copy of the headers too).
+    fn needs_l3(&self) -> bool {
+        false
+    }
+    /// The plugin itself, for the binary to reach a plugin's own API
+    /// (`app`'s flows named so far, for `--l7`); `None` by default.
+    fn as_any_mut(&mut self) -> Option<&mut dyn Any> {
+        None
+    }
 }
 
 /// Which hooks of [`ProcessPlugin`] a plugin implements (a bit set).
@@ -425,6 +436,18 @@ impl Plugins {
 
     pub fn needs_payload(&self) -> bool {
         self.list.iter().any(|p| p.needs_payload())
+    }
+
+    pub fn needs_l3(&self) -> bool {
+        self.list.iter().any(|p| p.needs_l3())
+    }
+
+    /// The first plugin of type `T` (one that offers itself by
+    /// [`ProcessPlugin::as_any_mut`]).
+    pub fn find_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        self.list
+            .iter_mut()
+            .find_map(|p| p.as_any_mut().and_then(|a| a.downcast_mut::<T>()))
     }
 
     pub(crate) fn pre_create(&mut self, pkt: &mut Packet) {
@@ -514,6 +537,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("nettisa", nettisa::Nettisa::create),
     ("rtsp", rtsp::Rtsp::create),
     ("sip", sip::Sip::create),
+    ("app", app::App::create),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
