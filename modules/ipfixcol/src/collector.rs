@@ -1128,11 +1128,23 @@ mod tests {
         let data = set(256, &record(2, 1));
         c.process(udp(), &ipfix(100, 0, 3, &[template()]), &mut got);
         // Another domain does not see domain 3's template.
-        c.process(udp(), &ipfix(100, 0, 4, &[data.clone()]), &mut got);
+        c.process(
+            udp(),
+            &ipfix(100, 0, 4, std::slice::from_ref(&data)),
+            &mut got,
+        );
         assert_eq!(c.stats.no_template, 1);
-        c.process(udp(), &ipfix(100 + 1800, 0, 3, &[data.clone()]), &mut got);
+        c.process(
+            udp(),
+            &ipfix(100 + 1800, 0, 3, std::slice::from_ref(&data)),
+            &mut got,
+        );
         assert_eq!(got.records.len(), 1);
-        c.process(udp(), &ipfix(100 + 1801, 1, 3, &[data.clone()]), &mut got);
+        c.process(
+            udp(),
+            &ipfix(100 + 1801, 1, 3, std::slice::from_ref(&data)),
+            &mut got,
+        );
         assert_eq!(c.stats.expired, 1);
         assert_eq!(c.stats.no_template, 2);
         // Define again, then withdraw all.
