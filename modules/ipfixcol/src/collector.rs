@@ -223,6 +223,10 @@ struct Output {
     fields: OutputFields,
     /// Current UniRec template (None: dynamic and nothing seen yet).
     template: Option<Arc<unirec::Template>>,
+    /// A builder for `template`, reused from record to record. Its template
+    /// is leaked on purpose: one per format change, which happens once for
+    /// a fixed list and at most once per distinct field for a dynamic one.
+    builder: Option<RecordBuilder<'static>>,
     generation: u32,
     /// Dynamic: the union, in first-seen order.
     union: Vec<(String, FieldType)>,
@@ -304,6 +308,7 @@ impl Collector {
             .map(|fields| Output {
                 fields,
                 template: None,
+                builder: None,
                 generation: 0,
                 union: Vec::new(),
             })
@@ -342,6 +347,7 @@ impl Collector {
                 }))
                 .map_err(|e| ConfigError::Template(e.to_string()))?;
                 sink.format(i, &t);
+                o.builder = Some(RecordBuilder::new(Box::leak(Box::new(t.clone()))));
                 o.template = Some(Arc::new(t));
                 o.generation = 1;
             }
@@ -684,6 +690,7 @@ impl Collector {
                     unirec::Template::from_fields(o.union.iter().map(|(n, t)| (n.as_str(), *t)))
                         .ok()?;
                 sink.format(out, &t);
+                o.builder = Some(RecordBuilder::new(Box::leak(Box::new(t.clone()))));
                 o.template = Some(Arc::new(t));
                 o.generation += 1;
             }
@@ -775,15 +782,15 @@ impl Collector {
                     self.stats.dropped += 1;
                     continue;
                 }
-                let Some(ur) = self.outputs[out].template.clone() else {
+                let Some(b) = self.outputs[out].builder.as_mut() else {
                     continue;
                 };
-                let mut b = RecordBuilder::new(&ur);
+                b.clear();
                 for s in &plan.steps {
                     let Some(v) = values.get(usize::from(s.src)) else {
                         continue;
                     };
-                    put(&mut b, usize::from(s.dst), s.ty, s.conv, v, t);
+                    put(b, usize::from(s.dst), s.ty, s.conv, v, t);
                 }
                 if let Some(i) = plan.link {
                     let _ = b.set_u64(usize::from(i), 1u64 << (odid & 63));
