@@ -78,8 +78,12 @@ struct Args {
     list_fields: bool,
 }
 
+/// Messages travel to the converting thread in batches: one channel
+/// operation per message showed as lock contention in the profile.
+const BATCH: usize = 64;
+
 enum Event {
-    Message(Origin, Vec<u8>),
+    Messages(Vec<(Origin, Vec<u8>)>),
     Closed(SessionId),
     /// A reader thread is done (a file read to its end, or a fatal error).
     Done(Option<String>),
@@ -155,7 +159,11 @@ fn plain_ip(a: SocketAddr) -> IpAddr {
 fn run_udp(sock: UdpSocket, tx: SyncSender<Event>) {
     let mut sessions: std::collections::HashMap<SocketAddr, SessionId> = Default::default();
     let mut buf = vec![0u8; 65536];
+    let mut batch = Vec::with_capacity(BATCH);
     while !libtrap::is_terminated() {
+        // Block (100 ms at most) for the first datagram, then take what is
+        // already queued without waiting.
+        let _ = sock.set_nonblocking(!batch.is_empty());
         match sock.recv_from(&mut buf) {
             Ok((n, peer)) => {
                 if sessions.len() > 65536 {
@@ -167,8 +175,9 @@ fn run_udp(sock: UdpSocket, tx: SyncSender<Event>) {
                     transport: Transport::Udp,
                     exporter: Some(plain_ip(peer)),
                 };
-                if tx.send(Event::Message(origin, buf[..n].to_vec())).is_err() {
-                    return;
+                batch.push((origin, buf[..n].to_vec()));
+                if batch.len() < BATCH {
+                    continue;
                 }
             }
             Err(e)
@@ -178,6 +187,12 @@ fn run_udp(sock: UdpSocket, tx: SyncSender<Event>) {
                 ) => {}
             Err(e) => {
                 let _ = tx.send(Event::Done(Some(format!("UDP receive: {e}"))));
+                return;
+            }
+        }
+        if !batch.is_empty() {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if tx.send(Event::Messages(full)).is_err() {
                 return;
             }
         }
@@ -247,7 +262,7 @@ fn run_tcp_connection(mut s: TcpStream, peer: SocketAddr, tx: SyncSender<Event>)
                 break;
             }
         }
-        if tx.send(Event::Message(origin, msg)).is_err() {
+        if tx.send(Event::Messages(vec![(origin, msg)])).is_err() {
             return;
         }
     }
@@ -285,24 +300,31 @@ fn run_files(files: Vec<String>, tx: SyncSender<Event>) {
             }
         };
         let mut at = 0usize;
+        let mut batch = Vec::with_capacity(BATCH);
         while at < data.len() {
             if libtrap::is_terminated() {
                 return;
             }
             let rest = &data[at..];
             let Some(len) = ipfix_length(rest).filter(|&l| l >= 16 && l <= rest.len()) else {
+                // What came before the bad bytes is converted first.
+                let _ = tx.send(Event::Messages(std::mem::take(&mut batch)));
                 let _ = tx.send(Event::Done(Some(format!(
                     "{path}: no IPFIX message at byte {at} (a truncated or non-IPFIX file); the {at} bytes before it were read"
                 ))));
                 return;
             };
-            if tx
-                .send(Event::Message(origin, rest[..len].to_vec()))
-                .is_err()
-            {
-                return;
+            batch.push((origin, rest[..len].to_vec()));
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if tx.send(Event::Messages(full)).is_err() {
+                    return;
+                }
             }
             at += len;
+        }
+        if !batch.is_empty() && tx.send(Event::Messages(batch)).is_err() {
+            return;
         }
         let _ = tx.send(Event::Closed(session));
     }
@@ -434,7 +456,7 @@ fn run(args: &Args) -> Result<()> {
             .collect::<Result<Vec<_>>>()?
     };
     let mut col = Collector::new(cfg, mapping, outputs);
-    let (tx, rx): (SyncSender<Event>, Receiver<Event>) = sync_channel(4096);
+    let (tx, rx): (SyncSender<Event>, Receiver<Event>) = sync_channel(256);
     let mut readers = 0usize;
     let listening = !udp_socks.is_empty() || !tcp_listeners.is_empty();
     for s in udp_socks {
@@ -463,7 +485,11 @@ fn run(args: &Args) -> Result<()> {
         let mut malformed_logged = 0u64;
         while !libtrap::is_terminated() {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(Event::Message(origin, msg)) => col.process(origin, &msg, &mut sink),
+                Ok(Event::Messages(batch)) => {
+                    for (origin, msg) in &batch {
+                        col.process(*origin, msg, &mut sink);
+                    }
+                }
                 Ok(Event::Closed(s)) => col.close_session(s),
                 Ok(Event::Done(err)) => {
                     if let Some(e) = err {
