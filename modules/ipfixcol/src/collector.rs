@@ -53,7 +53,7 @@ const NTP_EPOCH: u64 = 2_208_988_800;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("unknown UniRec field {0:?} (not in the element table: see `ipfixcol --fields`)")]
+    #[error("unknown UniRec field {0:?} (not in the element table: `ipfixcol --list-fields` lists them)")]
     UnknownField(String),
     #[error("empty field list")]
     Empty,

@@ -383,7 +383,7 @@ fn run(args: &Args) -> Result<()> {
     };
     if let Some(path) = &args.config {
         let xml = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-        let st = config::parse(&xml).with_context(|| path.clone())?;
+        let st = config::parse(&xml).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         for s in &st.skipped {
             eprintln!("ipfixcol: {path}: {s} is not supported here; skipped");
         }
@@ -452,7 +452,7 @@ fn run(args: &Args) -> Result<()> {
         }
         field_specs
             .iter()
-            .map(|f| OutputFields::parse(f, &mapping).with_context(|| format!("-F {f:?}")))
+            .map(|f| OutputFields::parse(f, &mapping).map_err(|e| anyhow::anyhow!("-F {f:?}: {e}")))
             .collect::<Result<Vec<_>>>()?
     };
     let mut col = Collector::new(cfg, mapping, outputs);
