@@ -338,6 +338,30 @@ fn bad_input_is_counted_and_the_collector_goes_on() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no IPFIX message at byte 0"), "{err}");
+    std::fs::write(sb.path("x.xml"), "not xml").unwrap();
+    // Usage errors name the fix.
+    for (args, want) in [
+        (&["-i", "b:"][..], "no input: give --udp"),
+        (
+            &["-i", "b:", "-r", "bad.ipfix", "-F", "FOO"],
+            "unknown UniRec field \"FOO\"",
+        ),
+        (
+            &["-i", "b:,b:", "-r", "bad.ipfix", "-F", "SRC_IP"],
+            "give one -F per interface",
+        ),
+        (&["-i", "b:", "--udp", "99999"], "the port must be a number"),
+        (&["-c", "x.xml"], "x.xml: not XML"),
+        (
+            &["-c", "bad.ipfix"],
+            "cannot read bad.ipfix: stream did not contain valid UTF-8",
+        ),
+    ] {
+        let out = sb.run("ipfixcol", args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
     // Over UDP: random and truncated messages are counted; the process
     // stays up and a good message after them still gets through.
     let port = free_udp_port();

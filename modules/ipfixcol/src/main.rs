@@ -109,7 +109,7 @@ fn listen_addrs(spec: &str) -> Result<Vec<SocketAddr>> {
     }
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .with_context(|| format!("{spec:?}: cannot resolve {host:?}"))?
+        .map_err(|e| anyhow::anyhow!("{spec:?}: cannot resolve {host:?}: {e}"))?
         .collect();
     if addrs.is_empty() {
         bail!("{spec:?}: {host:?} has no address");
@@ -126,9 +126,7 @@ fn udp_socket(addr: SocketAddr) -> Result<UdpSocket> {
     } else {
         UdpSocket::bind(addr)
     }
-    .with_context(|| {
-        format!("cannot listen on UDP {addr} (in use, or a port below 1024 without root?)")
-    })?;
+    .map_err(|e| anyhow::anyhow!("cannot listen on UDP {addr}: {e} (another collector on that port? below 1024 needs root)"))?;
     // A large receive buffer rides out bursts while the main thread works.
     let _ = setsockopt(&sock, sockopt::RcvBuf, &(32 << 20));
     sock.set_read_timeout(Some(Duration::from_millis(100)))?;
@@ -142,9 +140,7 @@ fn tcp_listener(addr: SocketAddr) -> Result<TcpListener> {
     } else {
         TcpListener::bind(addr)
     }
-    .with_context(|| {
-        format!("cannot listen on TCP {addr} (in use, or a port below 1024 without root?)")
-    })?;
+    .map_err(|e| anyhow::anyhow!("cannot listen on TCP {addr}: {e} (another collector on that port? below 1024 needs root)"))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -382,7 +378,8 @@ fn run(args: &Args) -> Result<()> {
         split_biflow: args.split_biflow,
     };
     if let Some(path) = &args.config {
-        let xml = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+        let xml = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {path}: {e}"))?;
         let st = config::parse(&xml).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
         for s in &st.skipped {
             eprintln!("ipfixcol: {path}: {s} is not supported here; skipped");
