@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
-cargo build --release --workspace --bins -q
+cargo build --release -q -p flow_generator -p merger -p biflow_aggregator -p anonymizer
 R=$PWD/target/release
 work=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
 trap 'rm -rf "$work"' EXIT
