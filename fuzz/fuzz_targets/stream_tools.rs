@@ -19,12 +19,23 @@ fn fields(sel: u8) -> Vec<FieldConfig> {
     let f = |name: &str, func: Func| FieldConfig::new(name, func);
     match sel % 3 {
         0 => {
-            let mut v: Vec<FieldConfig> = [("SRC_IP", "DST_IP"), ("DST_IP", "SRC_IP"), ("SRC_PORT", "DST_PORT"), ("DST_PORT", "SRC_PORT")]
-                .iter()
-                .map(|(n, r)| FieldConfig { reverse_name: Some(r.to_string()), ..f(n, Func::Key) })
-                .collect();
+            let mut v: Vec<FieldConfig> = [
+                ("SRC_IP", "DST_IP"),
+                ("DST_IP", "SRC_IP"),
+                ("SRC_PORT", "DST_PORT"),
+                ("DST_PORT", "SRC_PORT"),
+            ]
+            .iter()
+            .map(|(n, r)| FieldConfig {
+                reverse_name: Some(r.to_string()),
+                ..f(n, Func::Key)
+            })
+            .collect();
             v.push(f("PROTOCOL", Func::Key));
-            v.push(FieldConfig { reverse_name: Some("PACKETS_REV".into()), ..f("PACKETS", Func::Sum) });
+            v.push(FieldConfig {
+                reverse_name: Some("PACKETS_REV".into()),
+                ..f("PACKETS", Func::Sum)
+            });
             v.push(f("BYTES", Func::Avg));
             v
         }
@@ -34,17 +45,35 @@ fn fields(sel: u8) -> Vec<FieldConfig> {
             f("D", Func::Max),
             f("MAC", Func::FirstNonEmpty),
             f("C", Func::BitOr),
-            FieldConfig { limit: Some(40), delimiter: b'|', ..f("SIP_VIA", Func::Append) },
+            FieldConfig {
+                limit: Some(40),
+                delimiter: b'|',
+                ..f("SIP_VIA", Func::Append)
+            },
             f("URL", Func::UniqueCount),
-            FieldConfig { limit: Some(7), ..f("LENS", Func::Append) },
-            FieldConfig { limit: Some(9), sort_key: Some("TIMES".into()), order: Order::Descending, ..f("DIRS", Func::SortedMergeDir) },
+            FieldConfig {
+                limit: Some(7),
+                ..f("LENS", Func::Append)
+            },
+            FieldConfig {
+                limit: Some(9),
+                sort_key: Some("TIMES".into()),
+                order: Order::Descending,
+                ..f("DIRS", Func::SortedMergeDir)
+            },
         ],
-        _ => vec![f("SIP_CALL_ID", Func::Key), f("BYTES", Func::BitAnd), f("DST_IP", Func::LastNonEmpty)],
+        _ => vec![
+            f("SIP_CALL_ID", Func::Key),
+            f("BYTES", Func::BitAnd),
+            f("DST_IP", Func::LastNonEmpty),
+        ],
     }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let [sel, flags, rest @ ..] = data else { return };
+    let [sel, flags, rest @ ..] = data else {
+        return;
+    };
     let t = Template::parse(SPECS[*sel as usize % SPECS.len()]).expect("our spec");
     let other = Template::parse(SPECS[(*sel as usize / 3) % SPECS.len()]).expect("our spec");
     let mut recs = Vec::new();
@@ -66,7 +95,10 @@ fuzz_target!(|data: &[u8]| {
     let timeouts = Timeouts {
         active: u64::from(flags & 7),
         passive: u64::from(flags >> 3 & 3).min(u64::from(flags & 7)),
-        global: (flags & 0x20 != 0).then_some(Global { interval: 1 + u64::from(flags >> 6), absolute: flags & 0x80 != 0 }),
+        global: (flags & 0x20 != 0).then_some(Global {
+            interval: 1 + u64::from(flags >> 6),
+            absolute: flags & 0x80 != 0,
+        }),
     };
     if let Ok(f) = prepare(fields(*sel)) {
         if let Ok(mut agg) = Aggregator::new(f, timeouts, 1 + usize::from(flags % 5)) {
@@ -78,18 +110,28 @@ fuzz_target!(|data: &[u8]| {
                 }
                 agg.flush(&mut |r: &[u8]| out.push(r.to_vec()));
                 for r in &out {
-                    RecordRef::new_checked(&out_t, r).expect("an aggregated record fits its template");
+                    RecordRef::new_checked(&out_t, r)
+                        .expect("an aggregated record fits its template");
                 }
             }
         }
     }
 
     let key = [*flags; 32];
-    let pan = anonymizer::CryptoPan::new(&key, if flags & 1 == 0 { anonymizer::Prf::Aes } else { anonymizer::Prf::Murmur });
+    let pan = anonymizer::CryptoPan::new(
+        &key,
+        if flags & 1 == 0 {
+            anonymizer::Prf::Aes
+        } else {
+            anonymizer::Prf::Murmur
+        },
+    );
     let plan = anonymizer::Plan::new(&t, flags & 2 != 0, flags & 4 != 0);
     let mut scratch = anonymizer::Scratch::default();
     for r in &recs {
-        if anonymizer::transform_record(&pan, &t, &plan, r, flags & 8 != 0, &mut scratch, &mut buf).is_ok() {
+        if anonymizer::transform_record(&pan, &t, &plan, r, flags & 8 != 0, &mut scratch, &mut buf)
+            .is_ok()
+        {
             RecordRef::new_checked(&t, &buf).expect("an anonymised record fits its template");
         }
     }
