@@ -4,7 +4,7 @@
 
 use nemea_rs::{interrupt, ok_stdout, shared_data, wait_output, Sandbox};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 fn capture(name: &str) -> Option<PathBuf> {
@@ -76,7 +76,7 @@ fn logger_table(sb: &Sandbox, ifc: &str) -> Table {
     table(&ok_stdout(&sb.run("logger", &["-t", "-i", ifc]), "logger"))
 }
 
-fn flow_meter(sb: &Sandbox, pcap: &std::path::Path, out: &str, plugins: &[&str]) {
+fn flow_meter(sb: &Sandbox, pcap: &Path, out: &str, plugins: &[&str]) {
     let mut args = vec!["-r", pcap.to_str().unwrap(), "-i", out];
     for p in plugins {
         args.extend(["-p", p]);

@@ -108,6 +108,7 @@ pub fn run_all_plugins(data: &[u8]) {
         pkt.ts_us = t_us;
         if parse(LinkType::Ethernet, &frame, &mut pkt).is_ok() {
             pkt.keep_payload(&frame);
+            pkt.keep_l3(&frame);
             cache.put(&mut pkt, &mut out);
         }
     }

@@ -5,6 +5,7 @@ use clap::Parser;
 use flow_meter::cache::{CacheConfig, FlowCache, FlowRecord};
 use flow_meter::export::{self, Exporter};
 use flow_meter::parser::{self, LinkType, Packet, ParseError};
+use flow_meter::plugins::app::{self, App};
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Output, Trap, TrapError};
 use std::process::ExitCode;
@@ -78,6 +79,13 @@ struct Args {
     /// and packets/s, every 2 s when live (also with no traffic) and at the end.
     #[arg(short = 'S', long = "stats")]
     stats: bool,
+    /// SnabbWall L7Spy's spy view on stdout: the application of every flow
+    /// (`HASH PACKETSp SRC:PORT - DST:PORT APP[:MASTER]`), all at the end
+    /// with -r, each as it is identified (or exported unidentified) with -I.
+    /// Runs the `app` plugin (its fields go to a TRAP interface only where
+    /// -p names `app`); -i becomes optional.
+    #[arg(long = "l7")]
+    l7: bool,
     /// Value of LINK_BIT_FIELD in every record.
     #[arg(short = 'L', long = "link", value_name = "N", default_value_t = 1)]
     link: u64,
@@ -108,7 +116,7 @@ struct Args {
     #[arg(long = "template-refresh", value_name = "SECS",
           default_value_t = flow_meter::ipfix::DEFAULT_TEMPLATE_REFRESH, requires = "ipfix")]
     template_refresh: u64,
-    /// Set when -i was not given (-x alone): no UniRec output.
+    /// Set when -i was not given (-x or --l7 alone): no UniRec output.
     #[arg(skip)]
     no_unirec: bool,
 }
@@ -157,6 +165,60 @@ struct Sink<'t> {
     record: Vec<u8>,
 }
 
+/// `--l7`: the spy view's lines.
+struct Spy {
+    on: bool,
+    live: bool,
+    /// The app plugin's index.
+    plugin: usize,
+    /// Batch: the lines of the exported flows, printed at the end.
+    lines: Vec<String>,
+}
+
+impl Spy {
+    /// A flow leaves the cache: its line (batch, or live when it was not
+    /// shown at identification).
+    fn exported(&mut self, f: &FlowRecord) {
+        if !self.on {
+            return;
+        }
+        let ext = f
+            .exts
+            .iter()
+            .filter(|e| usize::from(e.plugin) == self.plugin)
+            .find_map(|e| (e.data.as_ref() as &dyn std::any::Any).downcast_ref::<app::AppExt>());
+        if self.live && ext.is_some_and(|e| e.reported) {
+            return;
+        }
+        let info = ext.map(|e| e.info().clone()).unwrap_or_default();
+        let line = app::l7_line(&f.flow, &info);
+        if self.live {
+            println!("{line}");
+        } else {
+            self.lines.push(line);
+        }
+    }
+
+    /// Live: the flows the app plugin named since the last call.
+    fn identified(&mut self, cache: &mut FlowCache) {
+        if !(self.on && self.live) {
+            return;
+        }
+        if let Some(app) = cache.plugins_mut().find_mut::<App>() {
+            for i in app.take_identified() {
+                println!("{}", app::l7_line(&i.flow, &i.info));
+            }
+        }
+    }
+
+    /// Batch: every flow's line, at the end.
+    fn finish(&mut self) {
+        for line in self.lines.drain(..) {
+            println!("{line}");
+        }
+    }
+}
+
 /// Sends exported flows to every output interface that takes them.
 fn send_flows(
     sinks: &mut [Sink<'_>],
@@ -164,8 +226,10 @@ fn send_flows(
     ipfix: &mut Option<IpfixOut>,
     flows: &mut Vec<FlowRecord>,
     counts: &mut Counts,
+    spy: &mut Spy,
 ) -> Result<(), TrapError> {
     for f in flows.drain(..) {
+        spy.exported(&f);
         if let Some(x) = ipfix.as_mut() {
             x.add(&f);
         }
@@ -315,16 +379,36 @@ fn output_spec(spec: &str, live: bool) -> String {
 fn run(args: &Args) -> Result<()> {
     let (active, inactive) =
         flow_meter::parse_timeouts(&args.timeout).map_err(anyhow::Error::msg)?;
-    let plugins = flow_meter::plugins::from_specs(&args.plugins).map_err(anyhow::Error::msg)?;
+    let mut plugins = flow_meter::plugins::from_specs(&args.plugins).map_err(anyhow::Error::msg)?;
+    // --l7 runs the app plugin; added here, its fields go to no TRAP
+    // interface the -p groups did not give it.
+    let implied_app = args.l7 && plugins.index_of("app").is_none();
+    if implied_app {
+        let mut specs = args.plugins.clone();
+        specs.push("app".into());
+        plugins = flow_meter::plugins::from_specs(&specs).map_err(anyhow::Error::msg)?;
+    }
     let n_outputs = libtrap::spec::parse(&args.trap.ifc)?.len().max(1);
-    let groups = export::mapping(&args.plugins, args.map.as_deref(), &plugins, n_outputs)
+    let mut groups = export::mapping(&args.plugins, args.map.as_deref(), &plugins, n_outputs)
         .map_err(anyhow::Error::msg)?;
+    let app_index = plugins.index_of("app").unwrap_or(usize::MAX);
+    if implied_app {
+        for g in &mut groups {
+            if let export::Group::Plugins(members) = g {
+                members.retain(|&i| i != app_index);
+                if members.is_empty() {
+                    *g = export::Group::Basic;
+                }
+            }
+        }
+    }
     let exporters = groups
         .iter()
         .map(|g| Exporter::new(&plugins, g, args.link, args.dir))
         .collect::<Result<Vec<_>, _>>()
         .context("flow template")?;
     let keep_payload = plugins.needs_payload();
+    let keep_l3 = plugins.needs_l3();
     let mut source = open_source(args)?;
     let dlt = source.datalink();
     let link = LinkType::from_dlt(dlt).ok_or_else(|| {
@@ -346,6 +430,17 @@ fn run(args: &Args) -> Result<()> {
         },
         plugins,
     );
+    let mut spy = Spy {
+        on: args.l7,
+        live,
+        plugin: app_index,
+        lines: Vec::new(),
+    };
+    if spy.on && live {
+        if let Some(app) = cache.plugins_mut().find_mut::<App>() {
+            app.enable_spy();
+        }
+    }
     let mut ipfix = match &args.ipfix {
         Some(target) => Some(IpfixOut {
             enc: flow_meter::ipfix::Encoder::new(
@@ -404,6 +499,9 @@ fn run(args: &Args) -> Result<()> {
                             if keep_payload {
                                 pkt.keep_payload(packet.data);
                             }
+                            if keep_l3 {
+                                pkt.keep_l3(packet.data);
+                            }
                             counts.parsed += 1;
                             filled += 1;
                         }
@@ -427,10 +525,18 @@ fn run(args: &Args) -> Result<()> {
         if live {
             // Inactive flows leave on the wall clock, also on a quiet link.
             cache.sweep(wall_clock_us(), &mut flows);
+            spy.identified(&mut cache);
             report.tick(&counts, false);
         }
         if !flows.is_empty() {
-            match send_flows(&mut sinks, outs, &mut ipfix, &mut flows, &mut counts) {
+            match send_flows(
+                &mut sinks,
+                outs,
+                &mut ipfix,
+                &mut flows,
+                &mut counts,
+                &mut spy,
+            ) {
                 Err(TrapError::Terminated) => break,
                 r => r?,
             }
@@ -455,16 +561,20 @@ fn run(args: &Args) -> Result<()> {
         }
     }
     progress.finish();
-    report.tick(&counts, true);
     // Whatever was captured is exported, even after an input error.
     cache.flush_all(&mut flows);
+    spy.identified(&mut cache);
     libtrap::ok_if_terminated(send_flows(
         &mut sinks,
         outs,
         &mut ipfix,
         &mut flows,
         &mut counts,
+        &mut spy,
     ))?;
+    // L7Spy prints its flows, then the statistics line.
+    spy.finish();
+    report.tick(&counts, true);
     trap.end(!args.no_eos)?;
     let mut ipfix_dropped = 0;
     if let Some(x) = ipfix.as_mut() {
@@ -641,11 +751,11 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    // -x alone: no UniRec output (a blackhole interface stands in for -i).
-    let ipfix_only = argv
-        .iter()
-        .any(|a| a == "-x" || a.starts_with("--ipfix") || (a.starts_with("-x") && a.len() > 2))
-        && !argv.iter().any(|a| a.starts_with("-i"));
+    // -x or --l7 alone: no UniRec output (a blackhole interface stands in
+    // for -i).
+    let ipfix_only = argv.iter().any(|a| {
+        a == "-x" || a.starts_with("--ipfix") || (a.starts_with("-x") && a.len() > 2) || a == "--l7"
+    }) && !argv.iter().any(|a| a.starts_with("-i"));
     let mut args: Args = if ipfix_only {
         module::parse_args_from(
             "flow_meter",

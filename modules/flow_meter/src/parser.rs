@@ -113,6 +113,11 @@ pub struct Packet {
     /// Offsets of the last IP header and of the L4 header in the frame.
     pub l3_off: u32,
     pub l4_off: u32,
+    /// A copy of the headers from the last IP header up to the payload, made
+    /// by [`Packet::keep_l3`] for plugins that hand whole IP packets to a
+    /// classifier (`app`: these bytes, then [`Packet::payload`]); empty
+    /// otherwise.
+    pub l3_head: Vec<u8>,
 }
 
 impl Packet {
@@ -133,6 +138,24 @@ impl Packet {
         let end = start + usize::from(self.payload_len);
         if let Some(b) = frame.get(start..end) {
             self.payload.extend_from_slice(b);
+        }
+    }
+
+    /// The IP and L4 headers kept by [`Packet::keep_l3`]: with the payload
+    /// after them, the IP packet as captured (Ethernet padding excluded).
+    pub fn l3_head(&self) -> &[u8] {
+        &self.l3_head
+    }
+
+    /// Copies the headers from the last IP header up to the payload out of
+    /// `frame` (the frame given to [`parse`]); the payload itself is
+    /// [`Packet::keep_payload`]'s, so it is copied once.
+    pub fn keep_l3(&mut self, frame: &[u8]) {
+        self.l3_head.clear();
+        let start = self.l3_off as usize;
+        let end = self.payload_off as usize;
+        if let Some(b) = frame.get(start..end) {
+            self.l3_head.extend_from_slice(b);
         }
     }
 
@@ -188,12 +211,15 @@ const ETH_TRILL: u16 = 0x22f3;
 pub fn parse(link: LinkType, frame: &[u8], p: &mut Packet) -> R<()> {
     let ts = p.ts_us;
     let payload = std::mem::take(&mut p.payload);
+    let l3_head = std::mem::take(&mut p.l3_head);
     *p = Packet {
         ts_us: ts,
         payload,
+        l3_head,
         ..Packet::default()
     };
     p.payload.clear();
+    p.l3_head.clear();
     p.packet_len = frame.len().min(usize::from(u16::MAX)) as u16;
     p.packet_len_wire = p.packet_len;
     let r = parse_link(link, frame, p);
@@ -585,6 +611,26 @@ pub(crate) mod tests {
         assert_eq!(p.ip_len, 50);
         assert_eq!(p.src_mac, [1, 2, 3, 4, 5, 6]);
         assert_eq!(&p.src_ip[8..12], &[10, 0, 0, 1]);
+        // The IP packet, without the Ethernet and VLAN headers.
+        p.keep_l3(&f);
+        p.keep_payload(&f);
+        assert_eq!(p.l3_head(), &f[18..18 + 40]);
+        assert_eq!([p.l3_head(), p.payload()].concat(), &f[18..18 + 50]);
+    }
+
+    #[test]
+    fn the_kept_ip_packet_leaves_out_ethernet_padding() {
+        let mut f = frame_v4(17, [10, 0, 0, 1], [10, 0, 0, 2], 53, 53, 0, None);
+        // 14 + 38 bytes: padded to 60 on the wire.
+        let ip_len = f.len() - 14;
+        f.extend_from_slice(&[0xee; 8]);
+        let mut p = Packet::default();
+        parse(LinkType::Ethernet, &f, &mut p).unwrap();
+        p.keep_l3(&f);
+        p.keep_payload(&f);
+        let ip = [p.l3_head(), p.payload()].concat();
+        assert_eq!(ip.len(), ip_len);
+        assert!(!ip.contains(&0xee));
     }
 
     #[test]
@@ -630,7 +676,10 @@ pub(crate) mod tests {
                 LinkType::Raw,
                 LinkType::Null,
             ] {
-                let _ = parse(link, &f, &mut p);
+                if parse(link, &f, &mut p).is_ok() {
+                    p.keep_l3(&f);
+                    p.keep_payload(&f);
+                }
             }
             if i % 1000 == 0 {
                 let junk: Vec<u8> = (0..(seed % 200))
