@@ -79,6 +79,41 @@ fn nemea_spellings_are_hidden_aliases() {
             "vportscan_aggregator",
             &["--noblockscans", "-i", "f:flows.trapcap,b:"],
         ),
+        (
+            "merger",
+            &["--noeof", "--ignore-in-eof", "-i", "f:flows.trapcap,b:"],
+        ),
+        (
+            "aggregator",
+            &[
+                "--time_window",
+                "A:10",
+                "-k",
+                "SRC_IP",
+                "-i",
+                "f:flows.trapcap,b:",
+            ],
+        ),
+        (
+            "ipv6stats",
+            &[
+                "--length_small",
+                "10",
+                "--length_multi",
+                "2",
+                "--no_last",
+                "-i",
+                "f:flows.trapcap",
+            ],
+        ),
+        (
+            "ipv6stats",
+            &["--length_long", "20", "--no_last", "-i", "f:flows.trapcap"],
+        ),
+        (
+            "flowcounter",
+            &["--print", "10", "--print_c", "x", "-i", "f:flows.trapcap"],
+        ),
     ];
     assert_all_accepted(&sb, cases);
 }
@@ -164,6 +199,14 @@ const BINARIES: &[&str] = &[
     "hoststats2idea",
     "blacklist2idea",
     "minerdetector2idea",
+    "merger",
+    "biflow_aggregator",
+    "aggregator",
+    "anonymizer",
+    "link_traffic",
+    "proto_traffic",
+    "ipv6stats",
+    "flowcounter",
 ];
 
 /// A usage error is one line `NAME: error: … (try --help)` with exit status 2,

@@ -607,3 +607,40 @@ fn anonymizer_keeps_prefixes_and_reverses_with_the_key() {
         "{err}"
     );
 }
+
+#[test]
+fn the_shipped_aggregator_config_runs_on_a_capture() {
+    let sb = Sandbox::new();
+    let Some((_, want)) = flows_and_sums(&sb) else {
+        return;
+    };
+    let cfg = nemea_rs::repo_root().join("configs/biflow_aggregator.xml");
+    let cfg = cfg.to_str().unwrap();
+    for section in ["by_src", "biflow"] {
+        let out = format!("f:{section}.trapcap");
+        let spec = format!("f:flows.trapcap,{out}");
+        let args = ["-e", "-c", cfg, "-n", section, "-i", &spec];
+        ok_stdout(&sb.run("biflow_aggregator", &args), "biflow_aggregator");
+        let t = logger_table(&sb, &out);
+        assert!(!t.rows.is_empty(), "{section}");
+        if section == "by_src" {
+            assert_eq!(t.rows.len(), want.len());
+            assert!(t
+                .columns
+                .contains(&("uint32".into(), "DST_PORT_UNIQUE_COUNT".into())));
+        } else {
+            // Both directions of every connection in one record: the bytes add up.
+            let total = |t: &Table, f: &str| {
+                t.rows
+                    .iter()
+                    .map(|r| r[f].parse::<u64>().unwrap())
+                    .sum::<u64>()
+            };
+            let flows = logger_table(&sb, "f:flows.trapcap");
+            assert_eq!(
+                total(&t, "BYTES") + total(&t, "BYTES_REV"),
+                total(&flows, "BYTES") + total(&flows, "BYTES_REV")
+            );
+        }
+    }
+}

@@ -153,12 +153,27 @@ impl CryptoPan {
         }
     }
 
-    /// Anonymises the `bits` most significant bits of `addr`.
+    /// Anonymises the `bits` most significant bits of `addr`. Each pad bit
+    /// depends only on the address, so all blocks are encrypted in one batch
+    /// (AES-NI pipelines them).
     fn forward(&self, addr: u128, bits: u32) -> u128 {
-        let mut otp = 0u128;
-        for pos in 0..bits {
-            otp |= self.bit(addr, pos) << (127 - pos);
+        if self.prf == Prf::Murmur {
+            let mut otp = 0u128;
+            for pos in 0..bits {
+                otp |= self.bit(addr, pos) << (127 - pos);
+            }
+            return addr ^ otp;
         }
+        let mut blocks = [GenericArray::from([0u8; 16]); 128];
+        let n = bits as usize;
+        for (pos, b) in blocks[..n].iter_mut().enumerate() {
+            let mask = top(pos as u32);
+            *b = GenericArray::from(((addr & mask) | (self.pad & !mask)).to_be_bytes());
+        }
+        self.cipher.encrypt_blocks(&mut blocks[..n]);
+        let otp = blocks[..n].iter().enumerate().fold(0u128, |otp, (pos, b)| {
+            otp | u128::from(b[0] >> 7) << (127 - pos)
+        });
         addr ^ otp
     }
 

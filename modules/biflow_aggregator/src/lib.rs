@@ -54,6 +54,7 @@ pub use config::{
 
 use detector_common::{FastMap, FastSet};
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use unirec::record::{RecordError, RecordRef, MAX_RECORD_SIZE};
 use unirec::template::{Template, TemplateError};
 use unirec::types::{FieldType, Scalar};
@@ -92,8 +93,6 @@ pub struct Stats {
     /// Aggregated records larger than UniRec's 65535 bytes, dropped.
     pub too_large: u64,
 }
-
-const NIL: u32 = u32::MAX;
 
 struct KeyPart {
     idx: usize,
@@ -208,8 +207,8 @@ struct Flow {
     reverse: bool,
     passive: i64,
     active: i64,
-    prev: u32,
-    next: u32,
+    /// This flow's key in the timeout queue.
+    queued: (i64, u64),
     accs: Vec<Acc>,
 }
 
@@ -287,8 +286,11 @@ struct Cache {
     map: FastMap<Box<[u8]>, u32>,
     flows: Vec<Flow>,
     free: Vec<u32>,
-    head: u32,
-    tail: u32,
+    /// The flows by (passive deadline, when queued): C's timeout list
+    /// order (sorted by deadline, ties in arrival order) with logarithmic
+    /// inserts where C walks the list.
+    queue: BTreeMap<(i64, u64), u32>,
+    queued: u64,
     live: usize,
     capacity: usize,
     max_tl: i64,
@@ -368,8 +370,8 @@ impl Aggregator {
                 map: FastMap::default(),
                 flows: Vec::new(),
                 free: Vec::new(),
-                head: NIL,
-                tail: NIL,
+                queue: BTreeMap::new(),
+                queued: 0,
                 live: 0,
                 capacity: capacity.max(1),
                 max_tl: 0,
@@ -650,8 +652,7 @@ impl Aggregator {
                 slot
             }
             None => {
-                if c.live >= c.capacity && c.head != NIL {
-                    let victim = c.head;
+                if let Some(victim) = c.front().filter(|_| c.live >= c.capacity) {
                     c.export(lay, victim, emit);
                     c.remove(victim);
                     c.stats.evicted += 1;
@@ -664,8 +665,7 @@ impl Aggregator {
                     reverse: reversed,
                     passive: tl + p,
                     active: tf + a,
-                    prev: NIL,
-                    next: NIL,
+                    queued: (0, 0),
                     accs: Vec::new(),
                 };
                 let slot = match c.free.pop() {
@@ -711,54 +711,22 @@ impl Aggregator {
 }
 
 impl Cache {
-    /// Inserts `slot` into the timeout list, after every flow with a
-    /// passive deadline not later than its own (searching from the back).
+    /// Queues `slot` behind every flow with a passive deadline not later
+    /// than its own.
     fn link(&mut self, slot: u32) {
-        let deadline = self.flows[slot as usize].passive;
-        let mut at = self.tail;
-        while at != NIL && deadline < self.flows[at as usize].passive {
-            at = self.flows[at as usize].prev;
-        }
-        let next = if at == NIL {
-            self.head
-        } else {
-            self.flows[at as usize].next
-        };
-        {
-            let f = &mut self.flows[slot as usize];
-            f.prev = at;
-            f.next = next;
-        }
-        if at == NIL {
-            self.head = slot;
-        } else {
-            self.flows[at as usize].next = slot;
-        }
-        if next == NIL {
-            self.tail = slot;
-        } else {
-            self.flows[next as usize].prev = slot;
-        }
+        self.queued += 1;
+        let f = &mut self.flows[slot as usize];
+        f.queued = (f.passive, self.queued);
+        self.queue.insert(f.queued, slot);
     }
 
     fn unlink(&mut self, slot: u32) {
-        let (prev, next) = {
-            let f = &self.flows[slot as usize];
-            (f.prev, f.next)
-        };
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.flows[prev as usize].next = next;
-        }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.flows[next as usize].prev = prev;
-        }
-        let f = &mut self.flows[slot as usize];
-        f.prev = NIL;
-        f.next = NIL;
+        self.queue.remove(&self.flows[slot as usize].queued);
+    }
+
+    /// The flow at the front of the timeout queue.
+    fn front(&self) -> Option<u32> {
+        self.queue.first_key_value().map(|(_, &s)| s)
     }
 
     fn remove(&mut self, slot: u32) {
@@ -770,16 +738,14 @@ impl Cache {
     }
 
     fn expire(&mut self, lay: &Layout, emit: &mut Emit<'_>, due: impl Fn(&Flow) -> bool) {
-        while self.head != NIL && due(&self.flows[self.head as usize]) {
-            let slot = self.head;
+        while let Some(slot) = self.front().filter(|&s| due(&self.flows[s as usize])) {
             self.export(lay, slot, emit);
             self.remove(slot);
         }
     }
 
     fn flush_all(&mut self, lay: &Layout, emit: &mut Emit<'_>) {
-        while self.head != NIL {
-            let slot = self.head;
+        while let Some(slot) = self.front() {
             self.export(lay, slot, emit);
             self.remove(slot);
         }
