@@ -16,6 +16,7 @@
 #   tcpdump       captures the real traffic the flow_meter plugin tests send
 #   openssl       TLS servers and clients of those tests, throwaway certificates
 #   tshark        the reference those tests compare fields with (JA3)
+#   jq            reads the JSON of logger --json / unirec2json in their test
 set -euo pipefail
 
 nemea_setup() {
@@ -26,7 +27,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark jq)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do
