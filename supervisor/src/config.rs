@@ -338,4 +338,44 @@ mod tests {
         );
         assert_eq!(m.unix_outputs(), ["out"]);
     }
+
+    /// configs/stream-tools.toml and the .sup files of configs/stream-tools/
+    /// describe the same modules, whose filters reach the module as one
+    /// argument each.
+    #[test]
+    fn shipped_stream_tools_agree_in_both_formats() {
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let toml = Config::load(&configs.join("stream-tools.toml")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("t.xml");
+        std::fs::write(
+            &template,
+            format!(
+                "<nemea-supervisor>\n<modules>\n<name>Stream tools</name>\n<enabled>true</enabled>\n<!-- include {} -->\n</modules>\n</nemea-supervisor>\n",
+                configs.join("stream-tools").display()
+            ),
+        )
+        .unwrap();
+        let xml = Config::load(&template).unwrap();
+        let names = |c: &Config| {
+            let mut v: Vec<Module> = c.modules().map(|(_, m)| m.clone()).collect();
+            v.sort_by(|a, b| a.name.cmp(&b.name));
+            v
+        };
+        assert_eq!(names(&toml), names(&xml));
+        let ssh = toml
+            .modules()
+            .find(|(_, m)| m.name == "ssh_filter")
+            .unwrap()
+            .1;
+        assert_eq!(
+            ssh.args().unwrap(),
+            [
+                "-F",
+                "DST_PORT == 22 && PROTOCOL == TCP",
+                "-i",
+                "u:flow_data_source,u:ssh_flows"
+            ]
+        );
+    }
 }
