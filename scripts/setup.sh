@@ -21,6 +21,7 @@
 #   libndpi-dev   nDPI 4.2, the engine of flow_meter's app plugin (ndpi_sys links it)
 #   libndpi-bin   ndpiReader, the reference the app plugin's tests agree with
 #   rsync         an rsync daemon on a non-standard port for the app plugin's test
+#   jq            reads the JSON of logger --json / unirec2json in their test
 set -euo pipefail
 
 nemea_setup() {
@@ -31,7 +32,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

@@ -338,4 +338,59 @@ mod tests {
         );
         assert_eq!(m.unix_outputs(), ["out"]);
     }
+
+    /// The shipped TOML profiles with .sup twins (configs/NAME.toml and
+    /// configs/NAME/*.sup) describe the same modules.
+    fn shipped_twins(name: &str, profile: &str) -> Config {
+        let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let toml = Config::load(&configs.join(format!("{name}.toml"))).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("t.xml");
+        std::fs::write(
+            &template,
+            format!(
+                "<nemea-supervisor>\n<modules>\n<name>{profile}</name>\n<enabled>true</enabled>\n<!-- include {} -->\n</modules>\n</nemea-supervisor>\n",
+                configs.join(name).display()
+            ),
+        )
+        .unwrap();
+        let xml = Config::load(&template).unwrap();
+        let names = |c: &Config| {
+            let mut v: Vec<Module> = c.modules().map(|(_, m)| m.clone()).collect();
+            v.sort_by(|a, b| a.name.cmp(&b.name));
+            v
+        };
+        assert_eq!(names(&toml), names(&xml), "{name}");
+        toml
+    }
+
+    /// Whose filters reach the module as one argument each.
+    #[test]
+    fn shipped_stream_tools_agree_in_both_formats() {
+        let toml = shipped_twins("stream-tools", "Stream tools");
+        let ssh = toml
+            .modules()
+            .find(|(_, m)| m.name == "ssh_filter")
+            .unwrap()
+            .1;
+        assert_eq!(
+            ssh.args().unwrap(),
+            [
+                "-F",
+                "DST_PORT == 22 && PROTOCOL == TCP",
+                "-i",
+                "u:flow_data_source,u:ssh_flows"
+            ]
+        );
+    }
+
+    #[test]
+    fn shipped_stream_aggregation_agrees_in_both_formats() {
+        let toml = shipped_twins("stream-aggregation", "Stream aggregation");
+        let merger = toml.modules().find(|(_, m)| m.name == "merger").unwrap().1;
+        assert_eq!(
+            merger.args().unwrap(),
+            ["-i", "u:flow_data_source,u:flow_data_source2,u:flow_merged"]
+        );
+    }
 }

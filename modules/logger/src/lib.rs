@@ -1,6 +1,13 @@
-//! logger: prints UniRec records as CSV lines, exactly as NEMEA's logger.
+//! logger: prints UniRec records as CSV lines, exactly as NEMEA's logger;
+//! `-o` chooses and orders the fields (NEMEA's logger accepts `-o` and
+//! ignores it), `--json` prints JSON objects instead ([`json`], shared with
+//! the `unirec2json` module).
 
-use unirec::text::write_record;
+pub mod columns;
+pub mod json;
+
+use columns::{Columns, Selection};
+use unirec::text::write_value;
 use unirec::{RecordRef, Template, UrTime};
 
 /// Parses `-d`: one character, or `\t \n \r \f \v` spelled with a backslash.
@@ -27,6 +34,10 @@ pub struct Options {
     pub title: bool,
     /// `-T`: prefix lines with the receive time (UTC, whole seconds).
     pub timestamps: bool,
+    /// `-o`: these fields in this order (default: all, in UniRec order).
+    pub select: Option<Selection>,
+    /// `--json`: one JSON object per line instead of CSV.
+    pub json: bool,
 }
 
 /// What the printer made of a message.
@@ -40,6 +51,7 @@ pub enum Step {
 pub struct Printer {
     opts: Options,
     template: Option<Template>,
+    columns: Option<Columns>,
     header_done: bool,
 }
 
@@ -48,28 +60,35 @@ impl Printer {
         Printer {
             opts,
             template: None,
+            columns: None,
             header_done: false,
         }
     }
 
     /// Adopts the sender's template (on a format change); prints the header
-    /// the first time when asked to.
+    /// the first time when asked to. Returns warnings about `-o` fields.
     pub fn set_template(
         &mut self,
         spec: &str,
         out: &mut Vec<u8>,
-    ) -> Result<(), unirec::TemplateError> {
+    ) -> Result<Vec<String>, unirec::TemplateError> {
         let t = Template::parse(spec)?;
-        if self.opts.title && !self.header_done {
+        let mut warnings = Vec::new();
+        let cols = match &self.opts.select {
+            Some(sel) => Columns::select(&t, sel, &mut warnings),
+            None => Columns::all(&t),
+        };
+        if self.opts.title && !self.opts.json && !self.header_done {
             if self.opts.timestamps {
                 out.extend_from_slice(b"time,");
             }
-            out.extend_from_slice(t.header(self.opts.delimiter).as_bytes());
+            out.extend_from_slice(cols.header(self.opts.delimiter).as_bytes());
             out.push(b'\n');
             self.header_done = true;
         }
         self.template = Some(t);
-        Ok(())
+        self.columns = Some(cols);
+        Ok(warnings)
     }
 
     /// Prints one record (or recognises the end of stream). `now` is the
@@ -78,18 +97,30 @@ impl Printer {
         if data.len() <= 1 {
             return Ok(Step::EndOfStream);
         }
-        let t = self
-            .template
-            .as_ref()
-            .ok_or("a record arrived before its data format")?;
+        let (Some(t), Some(cols)) = (&self.template, &self.columns) else {
+            return Err("a record arrived before its data format".into());
+        };
         let rec = RecordRef::new_checked(t, data).map_err(|e| e.to_string())?;
+        if self.opts.json {
+            json::write_record(&rec, cols, out);
+            out.push(b'\n');
+            return Ok(Step::Printed);
+        }
         if self.opts.timestamps {
             let mut ts = Vec::with_capacity(26);
             UrTime::from_secs_nanos(now_secs, 0).write_text(&mut ts);
             out.extend_from_slice(&ts[..19]);
             out.push(b',');
         }
-        write_record(&rec, self.opts.delimiter, out);
+        for (k, (_, idx)) in cols.iter().enumerate() {
+            if k > 0 {
+                out.push(self.opts.delimiter);
+            }
+            if let Some(v) = idx.and_then(|i| rec.value(i)) {
+                write_value(&v, out);
+            }
+        }
+        out.push(b'\n');
         Ok(Step::Printed)
     }
 }
@@ -113,6 +144,8 @@ mod tests {
             delimiter: b';',
             title: true,
             timestamps: true,
+            select: None,
+            json: false,
         });
         let mut out = Vec::new();
         p.set_template("uint16 B,uint32 A", &mut out).unwrap();
@@ -133,12 +166,76 @@ mod tests {
         );
     }
 
+    fn record(spec: &str, fill: impl FnOnce(&Template, &mut RecordBuilder)) -> Vec<u8> {
+        let t = Template::parse(spec).unwrap();
+        let mut b = RecordBuilder::new(&t);
+        fill(&t, &mut b);
+        let mut rec = Vec::new();
+        b.finish(&mut rec).unwrap();
+        rec
+    }
+
+    #[test]
+    fn chosen_fields_in_the_given_order() {
+        let spec = "uint16 B,uint32 A,string S";
+        let rec = record(spec, |t, b| {
+            b.set_u16(t.find("B").unwrap(), 8).unwrap();
+            b.set_u32(t.find("A").unwrap(), 7).unwrap();
+            b.set_var(t.find("S").unwrap(), b"x\"y").unwrap();
+        });
+        let mut p = Printer::new(Options {
+            delimiter: b';',
+            title: true,
+            timestamps: false,
+            select: Some(Selection::parse("S,B,NOPE").unwrap()),
+            json: false,
+        });
+        let mut out = Vec::new();
+        let w = p.set_template(spec, &mut out).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        p.record(&rec, 0, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "string S;uint16 B;NOPE\n\"x\"\"y\";8;\n"
+        );
+    }
+
+    #[test]
+    fn json_lines() {
+        let spec = "uint16 B,uint32 A,string S";
+        let rec = record(spec, |t, b| {
+            b.set_u16(t.find("B").unwrap(), 8).unwrap();
+            b.set_var(t.find("S").unwrap(), b"x\"y").unwrap();
+        });
+        for (select, want) in [
+            (None, "{\"A\":0,\"B\":8,\"S\":\"x\\\"y\"}\n"),
+            (
+                Some("S, uint16 B,NOPE"),
+                "{\"S\":\"x\\\"y\",\"B\":8,\"NOPE\":null}\n",
+            ),
+        ] {
+            let mut p = Printer::new(Options {
+                delimiter: b',',
+                title: true,
+                timestamps: false,
+                select: select.map(|s| Selection::parse(s).unwrap()),
+                json: true,
+            });
+            let mut out = Vec::new();
+            p.set_template(spec, &mut out).unwrap();
+            p.record(&rec, 0, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+
     #[test]
     fn short_record_is_an_error() {
         let mut p = Printer::new(Options {
             delimiter: b',',
             title: false,
             timestamps: false,
+            select: None,
+            json: false,
         });
         p.set_template("uint32 A", &mut Vec::new()).unwrap();
         let e = p.record(&[1, 2, 3], 0, &mut Vec::new()).unwrap_err();

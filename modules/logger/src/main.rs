@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Trap, TrapError};
+use logger::columns::Selection;
 use logger::{parse_delimiter, Options, Printer, Step};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -11,7 +12,8 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Prints every UniRec record received on the input interface as one CSV
-/// line (fields in UniRec order, as NEMEA's logger). Stops at end of stream.
+/// line (fields in UniRec order, as NEMEA's logger), or as one JSON object
+/// per line with --json. Stops at end of stream.
 #[derive(Parser, Debug)]
 #[command(
     name = "logger",
@@ -33,10 +35,10 @@ struct Args {
     #[arg(short = 'a', long = "append", value_name = "FILE")]
     append: Option<String>,
     /// Print a header line (`type NAME` of every field) first.
-    #[arg(short = 't', long = "title")]
+    #[arg(short = 't', long = "title", conflicts_with = "json")]
     title: bool,
     /// Start each line with the time the record was received (UTC).
-    #[arg(short = 'T', long = "time")]
+    #[arg(short = 'T', long = "time", conflicts_with = "json")]
     time: bool,
     /// Stop after N records.
     #[arg(short = 'c', long = "cut", value_name = "N")]
@@ -44,14 +46,21 @@ struct Args {
     /// Field delimiter: one character or \t \n \r \f \v.
     #[arg(short = 'd', long = "delimiter", value_name = "X", default_value = ",")]
     delimiter: String,
-    /// Accepted for compatibility and ignored: the output always has the input's fields.
+    /// Print only these fields, in this order: `NAME,...` or a UniRec spec
+    /// (`uint32 FOO,time BAR`). A field the input lacks prints empty (null
+    /// in JSON).
     #[arg(
         short = 'o',
         long = "output-fields",
         alias = "output_fields",
-        value_name = "SPEC"
+        value_name = "FIELDS"
     )]
     output_fields: Option<String>,
+    /// One JSON object per line instead of CSV: field names as keys,
+    /// addresses and ISO 8601 UTC times as strings, bytes as hex, arrays as
+    /// arrays (as unirec2json).
+    #[arg(long = "json")]
+    json: bool,
 }
 
 fn now_secs() -> u32 {
@@ -63,9 +72,12 @@ fn now_secs() -> u32 {
 
 fn run(args: Args) -> Result<()> {
     let delimiter = parse_delimiter(&args.delimiter).map_err(anyhow::Error::msg)?;
-    if args.output_fields.is_some() {
-        libtrap::log::warn("-o is ignored: records are printed with all their fields");
-    }
+    let select = args
+        .output_fields
+        .as_deref()
+        .map(Selection::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let mut sink: Box<dyn Write> = match (&args.write, &args.append) {
         (Some(f), _) => Box::new(File::create(f).with_context(|| format!("cannot open {f}"))?),
         (_, Some(f)) => Box::new(
@@ -83,6 +95,8 @@ fn run(args: Args) -> Result<()> {
         delimiter,
         title: args.title,
         timestamps: args.time,
+        select,
+        json: args.json,
     });
     let mut out = Vec::with_capacity(1 << 17);
     let mut printed = 0u64;
@@ -97,9 +111,10 @@ fn run(args: Args) -> Result<()> {
             let Some(DataFormat::UniRec(spec)) = msg.format else {
                 bail!("{}: the input is not UniRec", input.name());
             };
-            printer
+            let warnings = printer
                 .set_template(spec, &mut out)
                 .context("bad template from the sender")?;
+            warnings.iter().for_each(|w| libtrap::log::warn(w));
             if args.cut == Some(0) {
                 break Ok(());
             }

@@ -11,6 +11,84 @@ use unirec::{FieldType, RecordRef, Scalar, Template, UrIp, UrMac, UrTime};
 /// Two floats within this distance are equal (C's tolerance).
 const FLOAT_EPS: f64 = 1e-8;
 
+/// Lists up to this long are scanned rather than searched.
+const SHORT_LIST: usize = 16;
+
+/// The smallest and largest value of an integer type.
+fn int_bounds(ty: IntTy) -> (i128, i128) {
+    match ty {
+        IntTy::U8 => (0, u8::MAX.into()),
+        IntTy::I8 => (i8::MIN.into(), i8::MAX.into()),
+        IntTy::U16 => (0, u16::MAX.into()),
+        IntTy::I16 => (i16::MIN.into(), i16::MAX.into()),
+        IntTy::U32 => (0, u32::MAX.into()),
+        IntTy::I32 => (i32::MIN.into(), i32::MAX.into()),
+        IntTy::U64 => (0, u64::MAX.into()),
+        IntTy::I64 => (i64::MIN.into(), i64::MAX.into()),
+    }
+}
+
+/// A value of type `ty` (within its bounds) as an order key: unsigned
+/// values as they are, signed ones with the sign bit flipped, so that keys
+/// compare as the values do.
+fn key_of(ty: IntTy, v: i128) -> u64 {
+    match ty {
+        IntTy::U8 | IntTy::U16 | IntTy::U32 | IntTy::U64 => v as u64,
+        _ => (v as i64 as u64) ^ (1 << 63),
+    }
+}
+
+/// The order key of the field at `at`.
+#[inline(always)]
+fn int_key(rec: &[u8], at: usize, ty: IntTy) -> Option<u64> {
+    Some(match ty {
+        IntTy::U8 => u64::from(fixed::<1>(rec, at)?[0]),
+        IntTy::U16 => u64::from(u16::from_le_bytes(fixed(rec, at)?)),
+        IntTy::U32 => u64::from(u32::from_le_bytes(fixed(rec, at)?)),
+        IntTy::U64 => u64::from_le_bytes(fixed(rec, at)?),
+        IntTy::I8 => (i64::from(fixed::<1>(rec, at)?[0] as i8) as u64) ^ (1 << 63),
+        IntTy::I16 => (i64::from(i16::from_le_bytes(fixed(rec, at)?)) as u64) ^ (1 << 63),
+        IntTy::I32 => (i64::from(i32::from_le_bytes(fixed(rec, at)?)) as u64) ^ (1 << 63),
+        IntTy::I64 => (i64::from_le_bytes(fixed(rec, at)?) as u64) ^ (1 << 63),
+    })
+}
+
+/// `FIELD op v` as a range of keys, clipped to the field type's values
+/// (so that `PACKETS > -1` holds for every value and `SMALL > 200` for none).
+fn int_range(ty: IntTy, op: CmpOp, v: i128) -> Kind {
+    let (min, max) = int_bounds(ty);
+    let (lo, hi, neg) = match op {
+        CmpOp::Eq => (v, v, false),
+        CmpOp::Ne => (v, v, true),
+        CmpOp::Lt => (min, v - 1, false),
+        CmpOp::Le => (min, v, false),
+        CmpOp::Gt => (v + 1, max, false),
+        CmpOp::Ge => (v, max, false),
+    };
+    let (lo, hi) = (lo.max(min), hi.min(max));
+    if lo > hi {
+        // No value of the type is in the range: every key is outside, i.e.
+        // not in the full range.
+        return Kind::Int {
+            ty,
+            lo: 0,
+            span: u64::MAX,
+            neg: !neg,
+        };
+    }
+    let (lo, hi) = (key_of(ty, lo), key_of(ty, hi));
+    let span = hi - lo;
+    // Unsigned fields, the common case, with their width in the variant:
+    // one dispatch per term instead of two.
+    match ty {
+        IntTy::U8 => Kind::U8(lo, span, neg),
+        IntTy::U16 => Kind::U16(lo, span, neg),
+        IntTy::U32 => Kind::U32(lo, span, neg),
+        IntTy::U64 => Kind::U64(lo, span, neg),
+        _ => Kind::Int { ty, lo, span, neg },
+    }
+}
+
 /// A filter ready to run on records of one template.
 #[derive(Clone, Debug)]
 pub struct Bound {
@@ -41,6 +119,14 @@ enum Node {
     Leaf(Leaf),
     /// `host`/`port`: any of the leaves holds.
     Any(Box<[Leaf]>),
+    /// `&&` and `||` of cheap terms (fixed fields, short lists): every
+    /// term is evaluated, which costs less than the mispredicted branches
+    /// of stopping early on records that pass about half the time.
+    AllEager(Box<[Node]>),
+    AnyEager(Box<[Node]>),
+    /// The same of terms only: evaluated in one loop without recursion.
+    AllLeaves(Box<[Leaf]>),
+    AnyLeaves(Box<[Leaf]>),
 }
 
 impl Node {
@@ -52,6 +138,24 @@ impl Node {
             Node::Or(v) => v.iter().any(|n| n.eval(rec, fixed)),
             Node::Leaf(l) => l.eval(rec, fixed),
             Node::Any(v) => v.iter().any(|l| l.eval(rec, fixed)),
+            Node::AllEager(v) => v.iter().fold(true, |all, n| all & n.eval(rec, fixed)),
+            Node::AnyEager(v) => v.iter().fold(false, |any, n| any | n.eval(rec, fixed)),
+            Node::AllLeaves(v) => v.iter().fold(true, |all, l| all & l.eval(rec, fixed)),
+            Node::AnyLeaves(v) => v.iter().fold(false, |any, l| any | l.eval(rec, fixed)),
+        }
+    }
+
+    /// Cheap to evaluate: no regular expression, no variable-length data,
+    /// no long list.
+    fn is_cheap(&self) -> bool {
+        match self {
+            Node::Const(_) => true,
+            Node::Not(n) => n.is_cheap(),
+            Node::And(v) | Node::Or(v) | Node::AllEager(v) | Node::AnyEager(v) => {
+                v.len() <= 4 && v.iter().all(Node::is_cheap)
+            }
+            Node::Leaf(l) => l.is_cheap(),
+            Node::Any(v) | Node::AllLeaves(v) | Node::AnyLeaves(v) => v.iter().all(Leaf::is_cheap),
         }
     }
 }
@@ -93,7 +197,20 @@ struct Leaf {
 
 #[derive(Clone, Debug)]
 enum Kind {
-    Int(IntTy, CmpOp, i128),
+    /// An integer comparison as a range of the field's order keys
+    /// ([`int_key`]): the value's key minus `lo` is at most `span`, or
+    /// more when `neg` (`!=`).
+    Int {
+        ty: IntTy,
+        lo: u64,
+        span: u64,
+        neg: bool,
+    },
+    /// [`Kind::Int`] of `uint8`/`uint16`/`uint32`/`uint64` fields: (lo, span, neg).
+    U8(u64, u64, bool),
+    U16(u64, u64, bool),
+    U32(u64, u64, bool),
+    U64(u64, u64, bool),
     Float(Num, CmpOp, f64),
     Time(CmpOp, u64),
     Ip(CmpOp, [u8; 16]),
@@ -101,7 +218,8 @@ enum Kind {
     Mac(CmpOp, [u8; 6]),
     Text(Text, CmpOp, Box<[u8]>),
     Regex(Text, Box<regex::bytes::Regex>),
-    IntIn(IntTy, Box<[i128]>),
+    /// Sorted order keys of the list's values that the type can hold.
+    IntIn(IntTy, Box<[u64]>),
     FloatIn(Num, Box<[f64]>),
     TimeIn(Box<[u64]>),
     IpIn(Box<IpSet>),
@@ -168,11 +286,40 @@ fn cmp_float(a: f64, op: CmpOp, b: f64) -> bool {
 }
 
 impl Leaf {
-    #[inline]
+    fn is_cheap(&self) -> bool {
+        match &self.kind {
+            Kind::Int { .. }
+            | Kind::U8(..)
+            | Kind::U16(..)
+            | Kind::U32(..)
+            | Kind::U64(..)
+            | Kind::Float(..)
+            | Kind::Time(..)
+            | Kind::Ip(..)
+            | Kind::Net(..)
+            | Kind::Mac(..) => true,
+            Kind::IntIn(_, set) => set.len() <= SHORT_LIST,
+            _ => false,
+        }
+    }
+
+    #[inline(always)]
     fn eval(&self, rec: &[u8], fixed_size: usize) -> bool {
         let at = self.at;
         match &self.kind {
-            Kind::Int(ty, op, v) => read_int(rec, at, *ty).is_some_and(|x| op.holds(x.cmp(v))),
+            &Kind::Int { ty, lo, span, neg } => {
+                int_key(rec, at, ty).is_some_and(|k| (k.wrapping_sub(lo) <= span) != neg)
+            }
+            &Kind::U8(lo, span, neg) => fixed::<1>(rec, at)
+                .is_some_and(|b| (u64::from(b[0]).wrapping_sub(lo) <= span) != neg),
+            &Kind::U16(lo, span, neg) => fixed(rec, at).is_some_and(|b| {
+                (u64::from(u16::from_le_bytes(b)).wrapping_sub(lo) <= span) != neg
+            }),
+            &Kind::U32(lo, span, neg) => fixed(rec, at).is_some_and(|b| {
+                (u64::from(u32::from_le_bytes(b)).wrapping_sub(lo) <= span) != neg
+            }),
+            &Kind::U64(lo, span, neg) => fixed(rec, at)
+                .is_some_and(|b| (u64::from_le_bytes(b).wrapping_sub(lo) <= span) != neg),
             Kind::Float(num, op, v) => {
                 read_num(rec, at, *num).is_some_and(|x| cmp_float(x, *op, *v))
             }
@@ -193,9 +340,14 @@ impl Leaf {
             Kind::Regex(t, re) => {
                 read_text(rec, at, fixed_size, *t).is_some_and(|s| re.is_match(s))
             }
-            Kind::IntIn(ty, set) => {
-                read_int(rec, at, *ty).is_some_and(|x| set.binary_search(&x).is_ok())
-            }
+            Kind::IntIn(ty, set) => int_key(rec, at, *ty).is_some_and(|x| {
+                if set.len() <= SHORT_LIST {
+                    // Without branches on the data: no mispredictions.
+                    set.iter().fold(false, |any, v| any | (*v == x))
+                } else {
+                    set.binary_search(&x).is_ok()
+                }
+            }),
             Kind::FloatIn(num, set) => read_num(rec, at, *num)
                 .is_some_and(|x| set.iter().any(|v| (x - v).abs() < FLOAT_EPS)),
             Kind::TimeIn(set) => {
@@ -313,7 +465,7 @@ fn convert(ty: FieldType, lit: &Lit) -> Result<Val, String> {
 fn cmp_kind(ty: FieldType, op: CmpOp, lit: &Lit) -> Result<Kind, String> {
     Ok(match convert(ty, lit)? {
         Val::Num(f, exact) => match (num_of(ty), exact) {
-            (Some(Num::Int(it)), Some(v)) => Kind::Int(it, op, v),
+            (Some(Num::Int(it)), Some(v)) => int_range(it, op, v),
             (Some(num), _) => Kind::Float(num, op, f),
             (None, _) => return Err(format!("is {ty}, not a number")),
         },
@@ -378,9 +530,16 @@ fn in_kind(ty: FieldType, list: &[Lit]) -> Result<Kind, String> {
                     .map(|x| if let Val::Num(_, e) = x { *e } else { None })
                     .collect();
                 match (num, exact) {
-                    (Num::Int(it), Some(mut v)) => {
-                        v.sort_unstable();
-                        Kind::IntIn(it, v.into())
+                    (Num::Int(it), Some(v)) => {
+                        let (min, max) = int_bounds(it);
+                        let mut keys: Vec<u64> = v
+                            .into_iter()
+                            .filter(|x| (min..=max).contains(x))
+                            .map(|x| key_of(it, x))
+                            .collect();
+                        keys.sort_unstable();
+                        keys.dedup();
+                        Kind::IntIn(it, keys.into())
                     }
                     _ => Kind::FloatIn(
                         num,
@@ -502,6 +661,27 @@ fn bind_term(t: &Term, tmpl: &Template, w: &mut Vec<String>) -> Node {
     }
 }
 
+/// An eager `&&` (`all`) or `||` of cheap nodes; of terms only, a loop
+/// over them.
+fn eager(nodes: Vec<Node>, all: bool) -> Node {
+    if nodes.iter().all(|n| matches!(n, Node::Leaf(_))) {
+        let leaves: Box<[Leaf]> = nodes
+            .into_iter()
+            .filter_map(|n| if let Node::Leaf(l) = n { Some(l) } else { None })
+            .collect();
+        return if all {
+            Node::AllLeaves(leaves)
+        } else {
+            Node::AnyLeaves(leaves)
+        };
+    }
+    if all {
+        Node::AllEager(nodes.into())
+    } else {
+        Node::AnyEager(nodes.into())
+    }
+}
+
 /// Folds constants (terms on missing fields) and single-item groups.
 fn simplify(n: Node) -> Node {
     match n {
@@ -521,6 +701,7 @@ fn simplify(n: Node) -> Node {
             match out.len() {
                 0 => Node::Const(true),
                 1 => out.pop().unwrap_or(Node::Const(true)),
+                _ if out.len() <= 4 && out.iter().all(Node::is_cheap) => eager(out, true),
                 _ => Node::And(out.into()),
             }
         }
@@ -536,6 +717,7 @@ fn simplify(n: Node) -> Node {
             match out.len() {
                 0 => Node::Const(false),
                 1 => out.pop().unwrap_or(Node::Const(false)),
+                _ if out.len() <= 4 && out.iter().all(Node::is_cheap) => eager(out, false),
                 _ => Node::Or(out.into()),
             }
         }

@@ -164,7 +164,7 @@ fn run(args: Args) -> Result<()> {
             Ok(m) => m,
             Err(TrapError::Terminated) => break Ok(()),
             Err(TrapError::Timeout) => {
-                if reload.swap(false, Relaxed) {
+                if reload.load(Relaxed) && reload.swap(false, Relaxed) {
                     if let Err(e) = reread(&args, n_outputs, prec, &mut engine, outs) {
                         break Err(e);
                     }
@@ -209,7 +209,7 @@ fn run(args: Args) -> Result<()> {
         if args.cut.is_some_and(|c| received >= c) {
             break Ok(());
         }
-        if reload.swap(false, Relaxed) {
+        if reload.load(Relaxed) && reload.swap(false, Relaxed) {
             if let Err(e) = reread(&args, n_outputs, prec, &mut engine, outs) {
                 break Err(e);
             }
