@@ -19,6 +19,7 @@
 #   libndpi-dev   nDPI 4.2, the engine of flow_meter's app plugin (ndpi_sys links it)
 #   libndpi-bin   ndpiReader, the reference the app plugin's tests agree with
 #   rsync         an rsync daemon on a non-standard port for the app plugin's test
+#   openssh-client  the SSH client of that test (its server is a banner in Python)
 set -euo pipefail
 
 nemea_setup() {
@@ -29,7 +30,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark libndpi-dev libndpi-bin rsync)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark libndpi-dev libndpi-bin rsync openssh-client)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

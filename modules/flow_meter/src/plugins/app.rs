@@ -30,9 +30,10 @@
 //! (at least a minute, at most a day; 2 × 65536 addresses at most, the
 //! oldest half forgotten first). A flow that starts towards (or from) a
 //! remembered address takes that name as `APP_SERVICE` when its own payload
-//! named none (TLS without server name, an unknown protocol), and the
-//! application nDPI associates with the name (`www.google.com` → Google)
-//! when nDPI named none: confidence 3.
+//! named none (TLS without server name, an unknown protocol); and, when
+//! the flow is web traffic (nDPI's category Web: TLS, QUIC, HTTP) or
+//! unknown and nDPI named no application, the application nDPI associates
+//! with the name (`www.google.com` → Google): confidence 3.
 //!
 //! Differences from L7Spy (nDPI 1.8 then, 4.2 here): protocol names are
 //! nDPI 4.2's (`TLS` where 1.8 said `SSL`, `Google` for `SERVICE_GOOGLE`);
@@ -64,6 +65,9 @@ const FIELDS: &[FieldDef] = &[
     FieldDef::new("APP_CATEGORY", ty::STRING, ie(1243)),
     FieldDef::new("APP_CONFIDENCE", ty::U8, ie(1244)),
 ];
+
+/// nDPI's category of web protocols (`NDPI_PROTOCOL_CATEGORY_WEB`).
+const WEB: u32 = 5;
 
 /// Packets given to nDPI before it gives up, by default.
 pub const DEFAULT_PACKETS: u16 = 24;
@@ -401,12 +405,16 @@ impl App {
             confidence,
         };
         if let Some((dns_name, dns_app, dns_category)) = ext.answered.take() {
-            // The DNS answer names the service when the payload did not, and
-            // the application when nDPI found none beyond the protocol.
-            if info.service.is_none() {
+            // The DNS answer names the service when the payload did not; and
+            // then the application too, when nDPI found none beyond a web
+            // protocol (TLS, QUIC, HTTP: services named by host names) or
+            // nothing at all.
+            let named_by_payload = info.service.is_some();
+            if !named_by_payload {
                 info.service = Some(dns_name);
             }
-            if dns_app != 0 && app == master {
+            let web_or_unknown = p.is_unknown() || p.category == WEB;
+            if dns_app != 0 && app == master && !named_by_payload && web_or_unknown {
                 info.proto = name(dns_app);
                 if info.master.is_empty() {
                     info.master = info.proto;
