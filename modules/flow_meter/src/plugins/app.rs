@@ -715,6 +715,16 @@ mod tests {
         assert_eq!(tls.service.as_deref(), Some("www.google.com"));
         assert_eq!(tls.confidence, Confidence::Correlation);
         assert_eq!(tls.label(), "Google:TLS");
+        // A server name of its own wins over the DNS answer.
+        let named = synth::tls_client_hello("www.example.test", 9);
+        let named: [&[u8]; 1] = [&named];
+        let mut conv2 = conv[..2].to_vec();
+        conv2.extend(tcp_conv(443, &named));
+        let out = run("app", &conv2);
+        let tls = out.iter().find(|r| r.flow.dst_port == 443).map(info).unwrap();
+        assert_eq!((tls.proto, tls.master), ("TLS", "TLS"), "{tls:?}");
+        assert_eq!(tls.service.as_deref(), Some("www.example.test"));
+        assert_eq!(tls.confidence, Confidence::Dpi);
     }
 
     #[test]
