@@ -50,6 +50,7 @@ use crate::parser::Packet;
 use ndpi_sys::{Confidence, Detector, Protocol};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 
 const fn ie(id: u16) -> Option<Ie> {
     Some(Ie {
@@ -179,9 +180,52 @@ pub struct Identified {
     pub info: AppInfo,
 }
 
+/// nDPI modules of dropped `app` plugins, for the next one: setting one up
+/// takes tens of milliseconds, which the tests and the fuzz target (a new
+/// set of plugins per input) would pay again and again.
+static SPARE: Mutex<Vec<Detector>> = Mutex::new(Vec::new());
+
+/// A detection module taken from [`SPARE`] and given back on drop.
+struct Pooled(Option<Detector>);
+
+impl Pooled {
+    fn get() -> Result<Pooled, ndpi_sys::Error> {
+        let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match spare {
+            Some(d) => Ok(Pooled(Some(d))),
+            None => Detector::new().map(|d| Pooled(Some(d))),
+        }
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Detector;
+    fn deref(&self) -> &Detector {
+        // Some from construction until drop.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Detector {
+        self.0.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.len() < 4 {
+                spare.push(d);
+            }
+        }
+    }
+}
+
 /// The `app` plugin.
 pub struct App {
-    ndpi: Detector,
+    ndpi: Pooled,
     max_packets: u16,
     /// Address (UniRec layout) → name, two generations.
     answers: [HashMap<[u8; 16], Answered>; 2],
@@ -211,7 +255,7 @@ impl App {
                     })?;
             }
         }
-        let ndpi = Detector::new().map_err(|e| e.to_string())?;
+        let ndpi = Pooled::get().map_err(|e| e.to_string())?;
         Ok(Box::new(App {
             ndpi,
             max_packets,
@@ -721,7 +765,11 @@ mod tests {
         let mut conv2 = conv[..2].to_vec();
         conv2.extend(tcp_conv(443, &named));
         let out = run("app", &conv2);
-        let tls = out.iter().find(|r| r.flow.dst_port == 443).map(info).unwrap();
+        let tls = out
+            .iter()
+            .find(|r| r.flow.dst_port == 443)
+            .map(info)
+            .unwrap();
         assert_eq!((tls.proto, tls.master), ("TLS", "TLS"), "{tls:?}");
         assert_eq!(tls.service.as_deref(), Some("www.example.test"));
         assert_eq!(tls.confidence, Confidence::Dpi);
