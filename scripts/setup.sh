@@ -16,6 +16,8 @@
 #   tcpdump       captures the real traffic the flow_meter plugin tests send
 #   openssl       TLS servers and clients of those tests, throwaway certificates
 #   tshark        the reference those tests compare fields with (JA3)
+#   softflowd     a NetFlow v9 / IPFIX exporter feeding ipfixcol's tests
+#   nfdump        nfcapd, the collector those tests compare ipfixcol with
 #   libndpi-dev   nDPI 4.2, the engine of flow_meter's app plugin (ndpi_sys links it)
 #   libndpi-bin   ndpiReader, the reference the app plugin's tests agree with
 #   rsync         an rsync daemon on a non-standard port for the app plugin's test
@@ -30,7 +32,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark libndpi-dev libndpi-bin rsync openssh-client)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync openssh-client)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

@@ -227,8 +227,20 @@ fn a_socket_squatted_by_another_user_is_not_read_nor_replaced() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(o.stdout.is_empty());
+    // The refused reader was connected for a moment, and a TRAP server does
+    // not wait for a client's answer to its hello: a squatter scheduled in
+    // that moment may have sent it everything and gone. A second squatter
+    // serves the reader that accepts it knowingly.
+    let _ = Command::new("kill")
+        .args(["-9", &squatter.id().to_string()])
+        .status();
+    let _ = wait_output(squatter, Duration::from_secs(10), "squatter");
+    let squatter = as_nobody(&sb, "logreplay", &["-f", "x.csv", "-i", "u:squat2"])
+        .spawn()
+        .unwrap();
+    wait_for(&sb.path("trap-squat2.sock"));
     // Knowingly shared: read.
-    let text = ok_stdout(&sb.run("logger", &["-i", "u:squat:perm=0660"]), "logger");
+    let text = ok_stdout(&sb.run("logger", &["-i", "u:squat2:perm=0660"]), "logger");
     assert_eq!(text, "1\n2\n3\n");
     ok_stdout(
         &wait_output(squatter, Duration::from_secs(10), "squatter"),

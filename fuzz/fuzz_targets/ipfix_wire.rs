@@ -2,7 +2,10 @@
 //! templates, records split by the templates the input itself defines, and
 //! basicLists inside them — no panic, whatever the lengths claim.
 #![no_main]
+use ipfixcol::collector::{Collector, Config, Origin, OutputFields, SessionId, Sink, Transport};
+use ipfixcol::mapping::Mapping;
 use ipfixcol::wire::{parse_templates, split_record, BasicList, Message, TemplateItem};
+use std::sync::{Arc, OnceLock};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -40,4 +43,39 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let _ = msg.v5_records().count();
+    collect(data);
 });
+
+struct Discard;
+
+impl Sink for Discard {
+    fn format(&mut self, _: usize, _: &unirec::Template) {}
+    fn record(&mut self, _: usize, _: &[u8]) {}
+}
+
+/// The whole collector (templates, conversion into both a dynamic and a
+/// fixed UniRec template, split biflows) on the input cut into messages:
+/// the same bytes as one UDP exporter's datagrams.
+fn collect(data: &[u8]) {
+    static MAPPING: OnceLock<Arc<Mapping>> = OnceLock::new();
+    let mapping = MAPPING.get_or_init(|| Arc::new(Mapping::new())).clone();
+    let fixed = OutputFields::parse("SRC_IP,DST_IP,?SRC_PORT,?TLS_SNI,?TLS_EXT_TYPE", &mapping)
+        .unwrap_or(OutputFields::Dynamic);
+    let cfg = Config {
+        split_biflow: data.first().is_some_and(|b| b & 1 == 1),
+        ..Config::default()
+    };
+    let mut c = Collector::new(cfg, mapping, vec![OutputFields::Dynamic, fixed]);
+    let _ = c.start(&mut Discard);
+    let origin = Origin {
+        session: SessionId(1),
+        transport: Transport::Udp,
+        exporter: None,
+    };
+    let mut rest = data;
+    while rest.len() >= 4 {
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]])).clamp(4, rest.len());
+        c.process(origin, &rest[..len], &mut Discard);
+        rest = &rest[len..];
+    }
+}

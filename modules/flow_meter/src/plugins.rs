@@ -224,7 +224,7 @@ pub struct Ext {
 /// allocation) for flows no plugin found anything in.
 #[derive(Default)]
 pub struct Extensions {
-    list: Vec<Ext>,
+    list: smallvec::SmallVec<[Ext; 1]>,
     /// The plugin whose hook runs now: [`Extensions::add`] tags with it.
     current: u16,
 }
@@ -240,6 +240,11 @@ impl Extensions {
 
     pub fn clear(&mut self) {
         self.list.clear();
+    }
+
+    /// Reads the list's memory (for the cache's batch prefetch).
+    pub(crate) fn touch(&self) -> u64 {
+        self.list.iter().fold(0, |a, e| a ^ u64::from(e.plugin))
     }
 
     pub(crate) fn set_current(&mut self, plugin: u16) {
@@ -309,6 +314,13 @@ pub trait ProcessPlugin: Send {
     fn name(&self) -> &'static str;
     /// The plugin's fields, in the order its extension writes them.
     fn fields(&self) -> &'static [FieldDef];
+    /// The hooks the plugin implements: the cache calls only those (a call
+    /// per packet and plugin is measurable). The default, every hook, is
+    /// always correct; a plugin that names fewer must name each one it
+    /// overrides.
+    fn hooks(&self) -> Hooks {
+        Hooks::ALL
+    }
     /// Before the flow of a packet is looked up (may amend the packet).
     fn pre_create(&mut self, _pkt: &mut Packet) {}
     /// After a flow was created from `pkt`.
@@ -342,15 +354,62 @@ pub trait ProcessPlugin: Send {
     }
 }
 
+/// Which hooks of [`ProcessPlugin`] a plugin implements (a bit set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hooks(u8);
+
+impl Hooks {
+    pub const PRE_CREATE: Hooks = Hooks(1);
+    pub const POST_CREATE: Hooks = Hooks(2);
+    pub const PRE_UPDATE: Hooks = Hooks(4);
+    pub const POST_UPDATE: Hooks = Hooks(8);
+    pub const PRE_EXPORT: Hooks = Hooks(16);
+    pub const ALL: Hooks = Hooks(31);
+
+    pub const fn with(self, other: Hooks) -> Hooks {
+        Hooks(self.0 | other.0)
+    }
+
+    pub const fn has(self, other: Hooks) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for Hooks {
+    type Output = Hooks;
+    fn bitor(self, rhs: Hooks) -> Hooks {
+        self.with(rhs)
+    }
+}
+
 /// The plugins of a run, in `-p` order, as the flow cache calls them.
 #[derive(Default)]
 pub struct Plugins {
     list: Vec<Box<dyn ProcessPlugin>>,
+    /// Per hook, the indices (in `-p` order) of the plugins that have it.
+    pre_create: Vec<u16>,
+    post_create: Vec<u16>,
+    pre_update: Vec<u16>,
+    post_update: Vec<u16>,
+    pre_export: Vec<u16>,
 }
 
 impl Plugins {
     pub fn new(list: Vec<Box<dyn ProcessPlugin>>) -> Plugins {
-        Plugins { list }
+        let having = |h: Hooks| -> Vec<u16> {
+            (0..list.len())
+                .filter(|&i| list[i].hooks().has(h))
+                .map(|i| i as u16)
+                .collect()
+        };
+        Plugins {
+            pre_create: having(Hooks::PRE_CREATE),
+            post_create: having(Hooks::POST_CREATE),
+            pre_update: having(Hooks::PRE_UPDATE),
+            post_update: having(Hooks::POST_UPDATE),
+            pre_export: having(Hooks::PRE_EXPORT),
+            list,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -392,8 +451,8 @@ impl Plugins {
     }
 
     pub(crate) fn pre_create(&mut self, pkt: &mut Packet) {
-        for p in &mut self.list {
-            p.pre_create(pkt);
+        for &i in &self.pre_create {
+            self.list[usize::from(i)].pre_create(pkt);
         }
     }
 
@@ -404,9 +463,9 @@ impl Plugins {
         pkt: &Packet,
     ) -> Verdict {
         let mut v = Verdict::CONTINUE;
-        for (i, p) in self.list.iter_mut().enumerate() {
-            exts.set_current(i as u16);
-            v |= p.post_create(FlowCtx { flow, exts }, pkt);
+        for &i in &self.post_create {
+            exts.set_current(i);
+            v |= self.list[usize::from(i)].post_create(FlowCtx { flow, exts }, pkt);
         }
         v
     }
@@ -418,9 +477,9 @@ impl Plugins {
         pkt: &mut Packet,
     ) -> Verdict {
         let mut v = Verdict::CONTINUE;
-        for (i, p) in self.list.iter_mut().enumerate() {
-            exts.set_current(i as u16);
-            v |= p.pre_update(FlowCtx { flow, exts }, pkt);
+        for &i in &self.pre_update {
+            exts.set_current(i);
+            v |= self.list[usize::from(i)].pre_update(FlowCtx { flow, exts }, pkt);
         }
         v
     }
@@ -432,17 +491,17 @@ impl Plugins {
         pkt: &Packet,
     ) -> Verdict {
         let mut v = Verdict::CONTINUE;
-        for (i, p) in self.list.iter_mut().enumerate() {
-            exts.set_current(i as u16);
-            v |= p.post_update(FlowCtx { flow, exts }, pkt);
+        for &i in &self.post_update {
+            exts.set_current(i);
+            v |= self.list[usize::from(i)].post_update(FlowCtx { flow, exts }, pkt);
         }
         v
     }
 
     pub(crate) fn pre_export(&mut self, flow: &Flow, exts: &mut Extensions) {
-        for (i, p) in self.list.iter_mut().enumerate() {
-            exts.set_current(i as u16);
-            p.pre_export(FlowCtx { flow, exts });
+        for &i in &self.pre_export {
+            exts.set_current(i);
+            self.list[usize::from(i)].pre_export(FlowCtx { flow, exts });
         }
     }
 }
@@ -718,5 +777,43 @@ mod tests {
         e.remove::<A>();
         assert_eq!(e.len(), 1);
         assert_eq!(e.iter().next().map(|x| x.plugin), Some(1));
+    }
+
+    /// The hooks a plugin names in `hooks()` must be exactly the ones its
+    /// impl overrides: one left out would silently never run. Checked on
+    /// the sources, since Rust cannot tell which provided methods an impl
+    /// overrides.
+    #[test]
+    fn every_plugin_names_the_hooks_it_implements() {
+        const HOOKS: [&str; 5] = [
+            "pre_create",
+            "post_create",
+            "pre_update",
+            "post_update",
+            "pre_export",
+        ];
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plugins");
+        let mut impls = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let src = std::fs::read_to_string(&path).unwrap();
+            for (start, _) in src.match_indices("impl ProcessPlugin for ") {
+                // The impl block ends at the first line that is exactly `}`.
+                let body = &src[start..];
+                let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+                let hooks_fn = body
+                    .split("fn hooks(&self) -> Hooks {")
+                    .nth(1)
+                    .and_then(|rest| rest.split('}').next())
+                    .unwrap_or_else(|| panic!("{}: an impl without hooks()", path.display()));
+                for h in HOOKS {
+                    let overrides = body.contains(&format!("\n    fn {h}("));
+                    let named = hooks_fn.contains(&format!("Hooks::{}", h.to_uppercase()));
+                    assert_eq!(overrides, named, "{}: hook {h}", path.display());
+                }
+                impls += 1;
+            }
+        }
+        assert_eq!(impls, REGISTRY.len());
     }
 }

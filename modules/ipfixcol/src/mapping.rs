@@ -36,6 +36,9 @@ pub enum Conv {
     List(Scalar),
     /// ingressInterface → DIR_BIT_FIELD (its lowest bit).
     DirBit,
+    /// Flags (tcpControlBits): extra high bits are dropped, not saturated,
+    /// as ipfixcol2 does for elements of the flags semantic.
+    Flags,
 }
 
 /// A UniRec field an element fills.
@@ -48,6 +51,10 @@ pub struct Target {
 
 pub const LINK_BIT_FIELD: &str = "LINK_BIT_FIELD";
 pub const DIR_BIT_FIELD: &str = "DIR_BIT_FIELD";
+/// ipfixcol2's internal fields: the message's observation domain and the
+/// exporter's address.
+pub const ODID_FIELD: &str = "ODID";
+pub const EXPORTER_IP_FIELD: &str = "EXPORTER_IP";
 
 const U8: FieldType = FieldType::Scalar(Scalar::U8);
 const U16: FieldType = FieldType::Scalar(Scalar::U16);
@@ -65,11 +72,16 @@ const BASIC: &[(u32, u16, &str, FieldType, Conv)] = &[
     (0, 28, "DST_IP", IP, Conv::Ip),
     (0, 7, "SRC_PORT", U16, Conv::Uint),
     (0, 11, "DST_PORT", U16, Conv::Uint),
+    // icmpTypeCodeIPv4: ipfixcol2 puts it in DST_PORT (when the template
+    // has no destinationTransportPort, see `Collector`).
+    (0, 32, "DST_PORT", U16, Conv::Uint),
     (0, 4, "PROTOCOL", U8, Conv::Uint),
-    (0, 6, "TCP_FLAGS", U8, Conv::Uint),
+    (0, 6, "TCP_FLAGS", U8, Conv::Flags),
     (0, 1, "BYTES", U64, Conv::Uint),
     (0, 2, "PACKETS", U32, Conv::Uint),
     (0, 192, "TTL", U8, Conv::Uint),
+    (PEN_REVERSE, 192, "TTL_REV", U8, Conv::Uint),
+    (0, 136, "FLOW_END_REASON", U8, Conv::Uint),
     (0, 5, "TOS", U8, Conv::Uint),
     (0, 150, "TIME_FIRST", TIME, Conv::TimeSec),
     (0, 152, "TIME_FIRST", TIME, Conv::TimeMs),
@@ -84,7 +96,7 @@ const BASIC: &[(u32, u16, &str, FieldType, Conv)] = &[
     (0, 80, "DST_MAC", MAC, Conv::Mac),
     (PEN_REVERSE, 1, "BYTES_REV", U64, Conv::Uint),
     (PEN_REVERSE, 2, "PACKETS_REV", U32, Conv::Uint),
-    (PEN_REVERSE, 6, "TCP_FLAGS_REV", U8, Conv::Uint),
+    (PEN_REVERSE, 6, "TCP_FLAGS_REV", U8, Conv::Flags),
 ];
 
 /// The element → field table.
@@ -125,6 +137,8 @@ impl Mapping {
             by_name.insert(name.to_string(), ty);
         }
         by_name.insert(LINK_BIT_FIELD.to_string(), U64);
+        by_name.insert(ODID_FIELD.to_string(), U32);
+        by_name.insert(EXPORTER_IP_FIELD.to_string(), IP);
         for (_, make) in flow_meter::plugins::REGISTRY {
             let Ok(p) = make("") else { continue };
             let defs: &[FieldDef] = p.fields();
@@ -166,6 +180,14 @@ impl Mapping {
             }
         }
         self.by_element.get(&(pen, id))
+    }
+
+    /// Every field name with its type, sorted by name.
+    pub fn fields(&self) -> Vec<(&str, FieldType)> {
+        let mut v: Vec<(&str, FieldType)> =
+            self.by_name.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v
     }
 
     /// The type of a UniRec field by name (for `-F`).

@@ -53,6 +53,8 @@ pub struct Header {
     pub uptime_ms: u32,
     /// v5: number of records.
     pub count: u16,
+    /// v5: the nanoseconds of the export time.
+    pub export_nanos: u32,
 }
 
 /// A checked message: the header and its sets.
@@ -91,6 +93,7 @@ impl<'a> Message<'a> {
                         domain: be32(b, 12),
                         uptime_ms: 0,
                         count: 0,
+                        export_nanos: 0,
                     },
                     body: &b[16..len],
                 })
@@ -107,6 +110,7 @@ impl<'a> Message<'a> {
                         export_time: be32(b, 8),
                         sequence: be32(b, 12),
                         domain: be32(b, 16),
+                        export_nanos: 0,
                     },
                     body: &b[20..],
                 })
@@ -131,6 +135,7 @@ impl<'a> Message<'a> {
                         export_time: be32(b, 8),
                         sequence: be32(b, 16),
                         domain: u32::from(be16(b, 20)),
+                        export_nanos: be32(b, 12),
                     },
                     body: &b[24..need],
                 })

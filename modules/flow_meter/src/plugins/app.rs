@@ -43,7 +43,7 @@
 //! gives up.
 
 use super::dns_wire::Msg;
-use super::{parse_options, ty, Extension};
+use super::{parse_options, ty, Extension, Hooks};
 use super::{FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin, Verdict, PEN_CESNET};
 use crate::cache::Flow;
 use crate::parser::Packet;
@@ -487,6 +487,9 @@ impl ProcessPlugin for App {
         FIELDS
     }
 
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::POST_UPDATE | Hooks::PRE_EXPORT
+    }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         self.learn_dns(pkt);
         let Ok(state) = self.ndpi.new_flow() else {

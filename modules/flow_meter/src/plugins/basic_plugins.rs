@@ -1,7 +1,7 @@
 //! The small plugins: `vlan`, `icmp` and `flowhash` (one field each, set
 //! from the first packet of the flow).
 
-use super::{parse_options, Extension};
+use super::{parse_options, Extension, Hooks};
 use super::{ty, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin, Verdict};
 use crate::parser::Packet;
 
@@ -34,6 +34,9 @@ impl ProcessPlugin for Vlan {
             Some(Ie { pen: 0, id: 58 }),
         )];
         F
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         f.exts.add(VlanExt(pkt.vlan_id));
@@ -75,6 +78,9 @@ impl ProcessPlugin for Icmp {
         )];
         F
     }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE
+    }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         if matches!(pkt.protocol, 1 | 58) {
             if let [t, c, ..] = pkt.payload() {
@@ -114,6 +120,9 @@ impl ProcessPlugin for FlowHash {
             Some(Ie { pen: 0, id: 148 }),
         )];
         F
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, _pkt: &Packet) -> Verdict {
         f.exts.add(FlowHashExt(f.flow.flow_hash));

@@ -14,8 +14,8 @@
 //!   quirk, see `Packet::tcp_mss`).
 
 use super::{
-    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin,
-    Verdict, PEN_CESNET, PEN_REVERSE,
+    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie,
+    ProcessPlugin, Verdict, PEN_CESNET, PEN_REVERSE,
 };
 use crate::parser::Packet;
 
@@ -114,6 +114,9 @@ impl ProcessPlugin for BasicPlus {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         f.exts.add(BasicPlusExt::first(pkt));

@@ -14,7 +14,7 @@
 //! extension; otherwise the last burst of each direction is kept if it has
 //! at least 3 packets.
 
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::export::us_time;
 use crate::parser::Packet;
@@ -167,6 +167,9 @@ impl ProcessPlugin for Bstats {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE | Hooks::PRE_EXPORT
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let mut e = BstatsExt::default();

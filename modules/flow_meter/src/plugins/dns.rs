@@ -30,7 +30,7 @@
 
 use super::dns_wire::{push_num, write_ipv4, write_ipv6, Bad, Msg};
 use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
-use super::{ProcessPlugin, Verdict, PEN_CESNET};
+use super::{Hooks, ProcessPlugin, Verdict, PEN_CESNET};
 use crate::parser::Packet;
 
 const NAME_MAX: usize = 127;
@@ -385,6 +385,9 @@ impl ProcessPlugin for Dns {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::POST_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         if pkt.src_port != 53 && pkt.dst_port != 53 {

@@ -30,8 +30,8 @@
 
 use super::text_common::{atoi, find_byte, strnstr, CBuf};
 use super::{
-    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin,
-    Verdict, PEN_CESNET, PEN_FLOWMON,
+    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie,
+    ProcessPlugin, Verdict, PEN_CESNET, PEN_FLOWMON,
 };
 use crate::parser::Packet;
 
@@ -405,6 +405,9 @@ impl ProcessPlugin for Http {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let p = pkt.payload();

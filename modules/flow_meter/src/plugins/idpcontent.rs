@@ -5,7 +5,7 @@
 //! the reverse direction. As in ipfixprobe, every flow gets the extension
 //! (so every flow is sent, with empty fields where nothing was seen).
 
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::parser::Packet;
 
@@ -96,6 +96,9 @@ impl ProcessPlugin for IdpContent {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::POST_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let mut e = IdpContentExt::default();

@@ -27,7 +27,7 @@
 //!   wrap around and go backwards (it would loop), the parse fails here.
 
 use super::passivedns::c_uint;
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::parser::Packet;
 
@@ -221,6 +221,9 @@ impl ProcessPlugin for Mqtt {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE | Hooks::POST_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let d = pkt.payload();

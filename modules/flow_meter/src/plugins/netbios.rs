@@ -14,7 +14,7 @@
 //! * the name, being a C string, ends at a zero byte.
 
 use super::dns_wire::Msg;
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::parser::Packet;
 
@@ -106,6 +106,9 @@ impl ProcessPlugin for Netbios {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::POST_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         Netbios::packet(f, pkt)

@@ -18,7 +18,7 @@
 //! switching ratio counts changes of the frame length (not the payload);
 //! unsigned time differences wrap before conversion.
 
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::cache::Flow;
 use crate::parser::Packet;
@@ -176,6 +176,9 @@ impl ProcessPlugin for Nettisa {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::POST_UPDATE | Hooks::PRE_EXPORT
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let mut e = NettisaExt::new(pkt.ts_us);

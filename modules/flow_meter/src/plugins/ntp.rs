@@ -20,7 +20,7 @@
 //!   ipfixprobe's record starts with).
 
 use super::dns_wire::push_num;
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::parser::Packet;
 
@@ -173,6 +173,9 @@ impl ProcessPlugin for Ntp {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         if pkt.src_port != 123 && pkt.dst_port != 123 {

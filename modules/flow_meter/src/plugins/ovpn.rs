@@ -17,7 +17,7 @@
 //! payload bytes has no opcode byte; ipfixprobe reads past the payload
 //! there, we take opcode 0.
 
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::parser::Packet;
 
@@ -202,6 +202,9 @@ impl ProcessPlugin for Ovpn {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE | Hooks::PRE_EXPORT
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let mut e = OvpnExt::default();

@@ -15,7 +15,7 @@
 //! is removed at export from flows of at most one packet with SYN seen (port
 //! scans), so those flows are not sent.
 
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::export::us_time;
 use crate::parser::Packet;
@@ -170,6 +170,9 @@ impl ProcessPlugin for Pstats {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::POST_UPDATE | Hooks::PRE_EXPORT
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let mut e = PstatsExt::default();

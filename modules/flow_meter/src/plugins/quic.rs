@@ -41,7 +41,7 @@
 use super::tls_hello::{
     byte, saved_name, Hello, EXT_ALPN, EXT_QUIC_TP, EXT_QUIC_TP_V1, EXT_QUIC_TP_V2, EXT_SERVER_NAME,
 };
-use super::{parse_options, Extension, PEN_CESNET};
+use super::{parse_options, Extension, Hooks, PEN_CESNET};
 use super::{ty, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin, Verdict};
 use crate::cache::Flow;
 use crate::parser::Packet;
@@ -1268,6 +1268,9 @@ impl ProcessPlugin for Quic {
             c("QUIC_TLS_EXT", ty::BYTES, 883),
         ];
         F
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::POST_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         self.add_quic(f, pkt)

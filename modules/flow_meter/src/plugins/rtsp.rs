@@ -22,8 +22,8 @@
 
 use super::text_common::{atoi, find_byte, CBuf};
 use super::{
-    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin,
-    Verdict, PEN_CESNET,
+    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie,
+    ProcessPlugin, Verdict, PEN_CESNET,
 };
 use crate::parser::Packet;
 
@@ -238,6 +238,9 @@ impl ProcessPlugin for Rtsp {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         let p = pkt.payload();

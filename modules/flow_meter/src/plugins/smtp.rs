@@ -24,8 +24,8 @@
 
 use super::text_common::{atoi, cstr, find_byte, CBuf};
 use super::{
-    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin,
-    Verdict, PEN_CESNET,
+    parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie,
+    ProcessPlugin, Verdict, PEN_CESNET,
 };
 use crate::parser::Packet;
 
@@ -275,6 +275,9 @@ impl ProcessPlugin for Smtp {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE
     }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         if is_smtp(pkt) {

@@ -18,7 +18,7 @@
 //! distinct suspect lengths is at most 0.6 (under 15 suspects), 0.4 (under
 //! 40) or 0.2.
 
-use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Ie};
+use super::{parse_options, ty, Extension, FieldDef, FieldSink, FieldValue, FlowCtx, Hooks, Ie};
 use super::{ProcessPlugin, Verdict, PEN_CESNET};
 use crate::parser::Packet;
 
@@ -170,6 +170,9 @@ impl ProcessPlugin for SsaDetector {
     }
     fn fields(&self) -> &'static [FieldDef] {
         FIELDS
+    }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_UPDATE | Hooks::PRE_EXPORT
     }
     fn post_update(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
         if u64::from(f.flow.packets) + u64::from(f.flow.packets_rev) < MIN_PACKETS {

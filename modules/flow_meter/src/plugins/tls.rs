@@ -30,12 +30,11 @@
 //! The hashes use RustCrypto's `md-5` and `sha2`.
 
 use super::tls_hello::{is_grease, saved_name, Hello, EXT_ALPN, EXT_SERVER_NAME};
-use super::{parse_options, Extension, PEN_CESNET, PEN_FLOWMON};
+use super::{parse_options, Extension, Hooks, PEN_CESNET, PEN_FLOWMON};
 use super::{ty, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin, Verdict};
 use crate::parser::Packet;
 use md5::{Digest, Md5};
 use sha2::Sha256;
-use std::fmt::Write;
 
 /// ipfixprobe's string buffer size (SNI, ALPN).
 const BUF: usize = 255;
@@ -125,6 +124,13 @@ impl Tls {
     }
 }
 
+/// Whether `d` starts as the TLS record [`Hello::parse`] accepts (handshake
+/// type 22, major version 3, a whole record header): anything else parses
+/// to nothing, so the hooks skip it early.
+fn may_be_handshake(d: &[u8]) -> bool {
+    d.len() >= 5 && d[0] == 22 && d[1] == 3
+}
+
 /// Parses one payload into `rec`; true when it was a ClientHello (the
 /// record is then ready to be attached).
 pub fn parse_into(h: &mut Hello, s: &mut String, d: &[u8], rec: &mut TlsExt, proto: u8) -> bool {
@@ -176,14 +182,28 @@ fn push_dec_list(s: &mut String, v: impl Iterator<Item = u16>) {
         if i > 0 {
             s.push('-');
         }
-        let _ = write!(s, "{x}");
+        push_dec(s, x);
+    }
+}
+
+// JA3/JA4 are built for every ClientHello: plain digit pushes instead of
+// `write!`, whose formatting machinery showed in the flow_meter profile.
+fn push_dec(s: &mut String, x: impl itoa::Integer) {
+    s.push_str(itoa::Buffer::new().format(x));
+}
+
+fn push_hex(s: &mut String, x: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        let n = ((x >> (4 * i)) & 0xf) as usize;
+        s.push(char::from(b"0123456789abcdef"[n]));
     }
 }
 
 /// The JA3 text of the ClientHello in `h`, into `s`.
 pub fn ja3_string(h: &Hello, s: &mut String) {
     s.clear();
-    let _ = write!(s, "{},", h.version);
+    push_dec(s, h.version);
+    s.push(',');
     push_dec_list(s, h.ciphers.iter().copied());
     s.push(',');
     push_dec_list(
@@ -236,14 +256,14 @@ fn push_hex_list(s: &mut String, v: &[u16]) {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{x:04x}");
+        push_hex(s, u64::from(*x), 4);
     }
 }
 
 fn push_hash12(out: &mut String, text: &str) {
     let d = Sha256::digest(text.as_bytes());
     for b in d.iter().take(6) {
-        let _ = write!(out, "{b:02x}");
+        push_hex(out, u64::from(*b), 2);
     }
 }
 
@@ -260,12 +280,8 @@ pub fn ja4_string(h: &Hello, d: &[u8], proto: u8, s: &mut String) {
         .unwrap_or(h.version);
     s.push_str(version_label(v));
     s.push(if h.server_names.is_empty() { 'i' } else { 'd' });
-    let _ = write!(
-        s,
-        "{}{}",
-        h.ciphers.len().min(99),
-        h.extensions.len().min(99)
-    );
+    push_dec(s, h.ciphers.len().min(99));
+    push_dec(s, h.extensions.len().min(99));
     let alpn = h.alpns.first().and_then(|r| d.get(r.clone()));
     match alpn.and_then(|a| Some((*a.first()?, *a.last()?))) {
         Some((first, last)) => {
@@ -365,14 +381,20 @@ impl ProcessPlugin for Tls {
         ];
         F
     }
+    fn hooks(&self) -> Hooks {
+        Hooks::POST_CREATE | Hooks::PRE_UPDATE
+    }
     fn post_create(&mut self, f: FlowCtx<'_>, pkt: &Packet) -> Verdict {
-        if !pkt.payload().is_empty() {
+        if may_be_handshake(pkt.payload()) {
             self.add_record(f, pkt);
         }
         Verdict::CONTINUE
     }
     fn pre_update(&mut self, f: FlowCtx<'_>, pkt: &mut Packet) -> Verdict {
-        if pkt.payload().is_empty() {
+        // Only a handshake record can change anything (the parser refuses
+        // every other payload first thing): decide that before reading the
+        // flow's extensions, which are cold memory on most packets.
+        if !may_be_handshake(pkt.payload()) {
             return Verdict::CONTINUE;
         }
         let proto = f.flow.protocol;
