@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # flow_meter benchmark: packets/s, flows/s and peak memory on a generated
 # capture, next to the flow exporters a user could pick instead (Debian's
-# softflowd and nfdump's nfpcapd, installed here if missing), one thread each.
+# softflowd and nfdump's nfpcapd, installed here if missing), one thread each;
+# the app plugin (nDPI) next to nDPI's own ndpiReader (libndpi-bin).
 #
 #   scripts/bench-flow-meter.sh                 3M packets, 300k flows
 #   PACKETS=2000000 FLOWS=100000 scripts/bench-flow-meter.sh
@@ -42,6 +43,11 @@ measure "flow_meter -r big.pcap -i b:" "$R/flow_meter" -r big.pcap -i b: -v
 basic_s=$best
 measure "flow_meter -i b: -x (IPFIX, UDP)" "$R/flow_meter" -r big.pcap -i b: -x 127.0.0.1:9 -u -v
 measure "flow_meter -p http,dns,tls" "$R/flow_meter" -r big.pcap -p http,dns,tls -i b: -v
+measure "flow_meter -p app (nDPI)" "$R/flow_meter" -r big.pcap -p app -i b: -v
+python3 -c "import sys; b,a=float(sys.argv[1]),float(sys.argv[2]); print(f'  app costs {(a-b)/b*100:.0f} % over -p basic ({(a-b)/int(sys.argv[3])*1e9:.0f} ns/packet)')" "$basic_s" "$best" "$PACKETS"
+if command -v ndpiReader > /dev/null; then
+    measure "ndpiReader -i big.pcap" ndpiReader -i big.pcap -q
+fi
 all=$("$R/flow_meter" -p list | awk '$1 != "basic" {print $1}' | paste -sd, -)
 measure "flow_meter -p (all $(echo "$all" | tr , '\n' | wc -l) plugins)" "$R/flow_meter" -r big.pcap -p "$all" -i b: -v
 if [ -n "${IPFIXPROBE:-}" ]; then

@@ -1209,3 +1209,626 @@ fn real_http_dns_and_tls_traffic_gives_the_plugin_fields() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+// ---------------------------------------------------------------------------
+// The app plugin and `--l7` (issue 15: SnabbWall L7Spy).
+
+/// A tool the app tests need, or a skip (a failure under CI=true).
+fn have_tool(tool: &str) -> bool {
+    let ok = sh(&["sh", "-c", &format!("command -v {tool}")]);
+    if !ok {
+        assert!(
+            !ci(),
+            "{tool} is required under CI=true (scripts/setup.sh installs it)"
+        );
+        eprintln!("skipped: {tool} is missing");
+    }
+    ok
+}
+
+type Endpoints = (std::net::SocketAddr, std::net::SocketAddr);
+
+/// A flow's two endpoints in one order, whichever side spoke first.
+fn endpoints(a: &str, b: &str) -> Option<Endpoints> {
+    let (a, b): (std::net::SocketAddr, std::net::SocketAddr) = (a.parse().ok()?, b.parse().ok()?);
+    Some(if a <= b { (a, b) } else { (b, a) })
+}
+
+/// `(master, application)` from nDPI's `MASTER.APP` or `APP`.
+fn ndpi_pair(name: &str) -> (String, String) {
+    match name.split_once('.') {
+        Some((m, a)) => (m.to_string(), a.to_string()),
+        None => (name.to_string(), name.to_string()),
+    }
+}
+
+/// The flows `ndpiReader -v 2` identified by their payload (`Confidence:
+/// DPI`): endpoints and (master, application).
+fn ndpi_reader_dpi_flows(pcap: &std::path::Path) -> Vec<(Endpoints, (String, String))> {
+    let out = Command::new("ndpiReader")
+        .arg("-i")
+        .arg(pcap)
+        .args(["-v", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ndpiReader runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut flows = Vec::new();
+    for line in text.lines() {
+        // "\t1\tTCP 10.0.0.1:80 <-> 10.0.0.2:4000 [proto: 7/HTTP]...[Confidence: DPI]..."
+        let mut cols = line.trim_start().splitn(2, '\t');
+        let (Some(n), Some(rest)) = (cols.next(), cols.next()) else {
+            continue;
+        };
+        if n.parse::<u32>().is_err() || !rest.contains("[Confidence: DPI]") {
+            continue;
+        }
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let (Some(a), Some(b)) = (words.get(1), words.get(3)) else {
+            continue;
+        };
+        let Some(proto) = rest
+            .split_once("[proto: ")
+            .and_then(|(_, r)| r.split_once(']'))
+            .and_then(|(p, _)| p.split_once('/'))
+            .map(|(_, name)| name)
+        else {
+            continue;
+        };
+        if let Some(e) = endpoints(a, b) {
+            flows.push((e, ndpi_pair(proto)));
+        }
+    }
+    flows
+}
+
+/// `flow_meter --l7 -r` lines: endpoints and (master, application).
+fn l7_flows(text: &str) -> Vec<(Endpoints, (String, String))> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            if w.len() != 6 || w[3] != "-" || !w[0].starts_with("0x") {
+                return None;
+            }
+            let pair = match w[5].split_once(':') {
+                Some((app, master)) => (master.to_string(), app.to_string()),
+                None => (w[5].to_string(), w[5].to_string()),
+            };
+            Some((endpoints(w[2], w[4])?, pair))
+        })
+        .collect()
+}
+
+/// ndpiReader (nDPI 4.2, run here) and `flow_meter --l7` on every shared
+/// capture: of the flows ndpiReader names by their payload, ours name the
+/// same master and application protocol for at least 95 %.
+#[test]
+fn app_agrees_with_ndpireader_on_the_shared_captures() {
+    let (Some(pcaps), Some(functional)) = (shared_data("pcaps"), functional()) else {
+        return;
+    };
+    if !have_tool("ndpiReader") {
+        return;
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![pcaps, functional.join("inputs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension().and_then(|x| x.to_str()),
+                Some("pcap" | "pcapng" | "cap")
+            ) {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    assert!(files.len() > 300, "only {} captures found", files.len());
+    let sb = Sandbox::new();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    // (ndpiReader's flows, agreed, disagreements)
+    let results = std::sync::Mutex::new((0usize, 0usize, Vec::new()));
+    // ndpiReader takes ~0.1 s a capture, mostly setting up and waiting:
+    // eight at a time.
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = files.get(i) else { break };
+                let theirs = ndpi_reader_dpi_flows(f);
+                if theirs.is_empty() {
+                    continue;
+                }
+                let out = sb.run("flow_meter", &["--l7", "-r", f.to_str().unwrap()]);
+                let err = String::from_utf8_lossy(&out.stderr);
+                assert!(!err.contains("panicked"), "{}: {err}", f.display());
+                let ours = l7_flows(&String::from_utf8_lossy(&out.stdout));
+                let mut r = results.lock().unwrap();
+                for (e, pair) in theirs {
+                    r.0 += 1;
+                    if ours.iter().any(|(oe, op)| *oe == e && *op == pair) {
+                        r.1 += 1;
+                    } else {
+                        let got: Vec<_> = ours.iter().filter(|(oe, _)| *oe == e).collect();
+                        r.2.push(format!("{}: {e:?} {pair:?}, ours {got:?}", f.display()));
+                    }
+                }
+            });
+        }
+    });
+    let (total, agreed, differ) = results.into_inner().unwrap();
+    let share = agreed as f64 * 100.0 / total.max(1) as f64;
+    eprintln!(
+        "ndpiReader named {total} flows by their payload; flow_meter -p app agrees on {agreed} ({share:.1} %); the others:\n{}",
+        differ.join("\n")
+    );
+    assert!(total >= 300, "only {total} flows named by ndpiReader");
+    assert!(share >= 95.0, "{share:.1} % agreement: {differ:#?}");
+}
+
+/// The servers of [`app_names_real_traffic_by_payload_and_dns`] (capture
+/// namespace): HTTP on 8080, DNS on UDP 53 answering every A query with this
+/// host's address, and an SSH banner exchange on 2222.
+const APP_SERVERS: &str = r#"
+import socket, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+ip = sys.argv[1]
+
+class Web(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"hello\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+
+def dns():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((ip, 53))
+    while True:
+        q, peer = s.recvfrom(512)
+        a = bytearray(q)
+        a[2:4] = b"\x81\x80"
+        a[6:8] = b"\x00\x01"
+        a += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04" + socket.inet_aton(ip)
+        s.sendto(bytes(a), peer)
+
+def ssh():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((ip, 2222))
+    s.listen()
+    while True:
+        c, _ = s.accept()
+        c.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+        c.settimeout(3)
+        try:
+            c.recv(4096)
+            c.recv(4096)
+        except OSError:
+            pass
+        c.close()
+
+threading.Thread(target=dns, daemon=True).start()
+threading.Thread(target=ssh, daemon=True).start()
+print("ready", flush=True)
+ThreadingHTTPServer((ip, 8080), Web).serve_forever()
+"#;
+
+/// The clients (peer namespace): a GET on 8080, then a DNS query for
+/// www.google.com; prints the answered address.
+const APP_CLIENTS: &str = r#"
+import http.client, socket, struct, sys
+ip = sys.argv[1]
+h = http.client.HTTPConnection(ip, 8080)
+h.request("GET", "/", headers={"Host": "www.example.test", "User-Agent": "nemea-rs-test"})
+h.getresponse().read()
+h.close()
+q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+for label in b"www.google.com".split(b"."):
+    q += bytes([len(label)]) + label
+q += b"\x00\x00\x01\x00\x01"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(q, (ip, 53))
+r, _ = s.recvfrom(512)
+print(socket.inet_ntoa(r[-4:]), flush=True)
+"#;
+
+/// Real traffic between two namespaces, captured by tcpdump and identified
+/// by `flow_meter --l7 -p app` with the UniRec and IPFIX outputs at once:
+/// rsync to a daemon on port 26883 → RSYNC (L7Spy's example); HTTP on 8080,
+/// TLS on 8443 and SSH on 2222 by their payload; a DNS answer for
+/// www.google.com, then TLS without a server name to the answered address →
+/// that connection is Google's, named www.google.com (L7Spy's
+/// `SERVICE_GOOGLE:DNS` then `SERVICE_GOOGLE:SSL`).
+#[test]
+fn app_names_real_traffic_by_payload_and_dns() {
+    if !is_root() {
+        assert!(!ci(), "this test needs root under CI=true");
+        eprintln!("skipped: needs root (network namespaces)");
+        return;
+    }
+    for tool in ["tcpdump", "openssl", "rsync", "ssh", "python3"] {
+        if !have_tool(tool) {
+            return;
+        }
+    }
+    let Some(pair) = VethPair::create() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("servers.py"), APP_SERVERS).unwrap();
+    std::fs::write(sb.path("clients.py"), APP_CLIENTS).unwrap();
+    std::fs::create_dir(sb.path("share")).unwrap();
+    std::fs::write(sb.path("share/file.txt"), "rsync me\n".repeat(2000)).unwrap();
+    std::fs::write(
+        sb.path("rsyncd.conf"),
+        format!(
+            "pid file = {dir}/rsyncd.pid\nlog file = {dir}/rsyncd.log\nuse chroot = no\n\
+             uid = root\ngid = root\n[share]\npath = {dir}/share\nread only = yes\n",
+            dir = sb.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let in_ns = |ns: &str, args: &[&str]| {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns])
+            .args(args)
+            .current_dir(sb.dir.path())
+            .stdin(Stdio::null());
+        c
+    };
+    assert!(sh(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=www.example.test",
+        "-keyout",
+        sb.path("key.pem").to_str().unwrap(),
+        "-out",
+        sb.path("cert.pem").to_str().unwrap(),
+    ]));
+    let pcap = sb.path("app.pcap");
+    let mut tcpdump = in_ns(
+        &pair.cap,
+        &[
+            "tcpdump",
+            "-i",
+            CAP_IF,
+            "-U",
+            "--immediate-mode",
+            "-s",
+            "0",
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut err = BufReader::new(tcpdump.stderr.take().unwrap());
+    let mut line = String::new();
+    while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("listening") {
+        line.clear();
+    }
+    let mut servers = in_ns(&pair.cap, &["python3", "servers.py", CAP_IP])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(servers.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let mut daemons = vec![in_ns(
+        &pair.cap,
+        &[
+            "rsync",
+            "--daemon",
+            "--no-detach",
+            "--config=rsyncd.conf",
+            "--port=26883",
+            &format!("--address={CAP_IP}"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap()];
+    for port in ["8443", "443"] {
+        daemons.push(
+            in_ns(
+                &pair.cap,
+                &[
+                    "openssl", "s_server", "-quiet", "-accept", port, "-key", "key.pem", "-cert",
+                    "cert.pem",
+                ],
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // HTTP, then the DNS question: the answer is the address to connect to.
+    let out = in_ns(&pair.peer, &["python3", "clients.py", CAP_IP])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answered = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(answered, CAP_IP);
+    // A client that is stopped after a moment (TLS and SSH wait for more).
+    let briefly = |args: &[&str]| {
+        let mut c = in_ns(&pair.peer, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let _ = c.kill();
+        let _ = c.wait();
+    };
+    briefly(&[
+        "openssl",
+        "s_client",
+        "-connect",
+        &format!("{answered}:443"),
+        "-noservername",
+        "-ign_eof",
+    ]);
+    briefly(&[
+        "openssl",
+        "s_client",
+        "-connect",
+        &format!("{CAP_IP}:8443"),
+        "-servername",
+        "www.example.test",
+        "-ign_eof",
+    ]);
+    briefly(&[
+        "ssh",
+        "-p",
+        "2222",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=3",
+        &format!("test@{CAP_IP}"),
+        "true",
+    ]);
+    let out = in_ns(
+        &pair.peer,
+        &[
+            "rsync",
+            "-a",
+            &format!("rsync://{CAP_IP}:26883/share/"),
+            sb.path("copy").to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "rsync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(sb.path("copy/file.txt").exists());
+    std::thread::sleep(Duration::from_millis(300));
+    for mut d in daemons {
+        let _ = d.kill();
+        let _ = d.wait();
+    }
+    let _ = servers.kill();
+    let _ = servers.wait();
+    interrupt(&tcpdump);
+    let _ = tcpdump.wait();
+
+    // --l7 with -p app on a TRAP file and IPFIX over UDP at once.
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    collector
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let target = collector.local_addr().unwrap().to_string();
+    let out = sb.run(
+        "flow_meter",
+        &[
+            "--l7",
+            "-S",
+            "-r",
+            pcap.to_str().unwrap(),
+            "-p",
+            "app",
+            "-i",
+            "f:app.trapcap",
+            "-x",
+            &target,
+            "-u",
+        ],
+    );
+    let spy = ok_stdout(&out, "flow_meter --l7");
+    eprintln!("{spy}");
+    let line_of = |port: &str| {
+        spy.lines()
+            .find(|l| l.contains(&format!("{CAP_IP}:{port} ")))
+            .unwrap_or_else(|| panic!("no --l7 line for port {port}:\n{spy}"))
+            .to_string()
+    };
+    assert!(line_of("26883").ends_with("  RSYNC"), "{spy}");
+    assert!(line_of("8080").ends_with("  HTTP"), "{spy}");
+    assert!(line_of("8443").ends_with("  TLS"), "{spy}");
+    assert!(line_of("2222").ends_with("  SSH"), "{spy}");
+    assert!(line_of("53").ends_with("  Google:DNS"), "{spy}");
+    assert!(line_of("443").ends_with("  Google:TLS"), "{spy}");
+    // L7Spy's line: hash, packets, endpoints (the seed's widths).
+    let rsync = line_of("26883");
+    let w: Vec<&str> = rsync.split_whitespace().collect();
+    assert!(w[0].starts_with("0x") && w[0].len() == 18, "{rsync}");
+    assert!(
+        w[1].ends_with('p')
+            && w[1]
+                .trim_end_matches('p')
+                .parse::<u32>()
+                .is_ok_and(|n| n > 5)
+    );
+    assert!(rsync.contains(&format!("{CAP_IP}:26883  RSYNC")), "{rsync}");
+    // The statistics line comes last.
+    let last = spy.lines().last().unwrap_or_default();
+    assert!(stats_line(last).is_some(), "{spy}");
+
+    let records = named_records(&ok_stdout(
+        &sb.run("logger", &["-i", "f:app.trapcap", "-t"]),
+        "logger",
+    ));
+    let by_port = |port: &str| {
+        records
+            .iter()
+            .find(|r| r["DST_PORT"] == port || r["SRC_PORT"] == port)
+            .unwrap_or_else(|| panic!("no record for port {port}: {records:#?}"))
+    };
+    let r = by_port("26883");
+    assert_eq!(
+        (r["APP_PROTO"].as_str(), r["APP_CONFIDENCE"].as_str()),
+        ("\"RSYNC\"", "4"),
+        "{r:?}"
+    );
+    let r = by_port("8080");
+    assert_eq!(r["APP_PROTO"], "\"HTTP\"", "{r:?}");
+    assert_eq!(r["APP_SERVICE"], "\"www.example.test\"", "{r:?}");
+    assert_eq!(r["APP_CATEGORY"], "\"Web\"", "{r:?}");
+    let r = by_port("8443");
+    assert_eq!(
+        (r["APP_MASTER"].as_str(), r["APP_SERVICE"].as_str()),
+        ("\"TLS\"", "\"www.example.test\""),
+        "{r:?}"
+    );
+    assert_eq!(r["APP_CONFIDENCE"], "4", "{r:?}");
+    assert_eq!(by_port("2222")["APP_PROTO"], "\"SSH\"");
+    let r = by_port("443");
+    assert_eq!(
+        (
+            r["APP_PROTO"].as_str(),
+            r["APP_MASTER"].as_str(),
+            r["APP_SERVICE"].as_str(),
+            r["APP_CONFIDENCE"].as_str()
+        ),
+        ("\"Google\"", "\"TLS\"", "\"www.google.com\"", "3"),
+        "the DNS answer names the connection: {r:?}"
+    );
+    // The IPFIX export carries the same fields: APP_PROTO's element
+    // (enterprise bit | 1240, variable length, CESNET's 8057) in a template,
+    // the names in the data.
+    let mut datagrams = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = collector.recv(&mut buf) {
+        datagrams.extend_from_slice(&buf[..n]);
+    }
+    let element = [0x84, 0xd8, 0xff, 0xff, 0x00, 0x00, 0x1f, 0x79];
+    assert!(
+        datagrams.windows(element.len()).any(|w| w == element),
+        "no APP_PROTO element in the IPFIX templates"
+    );
+    assert!(datagrams.windows(5).any(|w| w == b"RSYNC"));
+}
+
+/// `flow_meter --l7 -S -I` on a veth: flows are printed as they are
+/// identified, while the capture runs, and the statistics line every 2 s.
+#[test]
+fn l7_live_prints_flows_as_identified_and_stats_every_2_s() {
+    if !have_tool("python3") {
+        return;
+    }
+    let Some(ns) = VethPair::create() else { return };
+    let sb = Sandbox::new();
+    std::fs::write(sb.path("servers.py"), APP_SERVERS).unwrap();
+    let mut meter = Running::start(
+        ns.cmd_on_cap(&sb, "flow_meter", &["--l7", "-S", "-I", CAP_IF, "-v"]),
+        "flow_meter",
+    );
+    sb.wait_socket(&format!("service_{}", meter.child.id()));
+    let mut servers = Command::new("ip")
+        .args(["netns", "exec", &ns.cap, "python3", "servers.py", CAP_IP])
+        .current_dir(sb.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(servers.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    let started = Instant::now();
+    std::fs::write(sb.path("get.py"), APP_CLIENTS).unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.peer, "python3", "get.py", CAP_IP])
+        .current_dir(sb.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent = Instant::now();
+    // The HTTP flow is printed once named, long before any timeout (300:30).
+    let (at, http) = meter
+        .out_line(sent + Duration::from_secs(3), |l| {
+            l.contains(&format!("{CAP_IP}:8080 ")) && l.ends_with("  HTTP")
+        })
+        .unwrap_or_else(|| panic!("no live --l7 line for HTTP; stderr: {}", meter.stderr()));
+    assert!(
+        at.duration_since(started) < Duration::from_secs(3),
+        "{http}"
+    );
+    assert!(http.starts_with("0x"), "{http}");
+    let (_, dns) = meter
+        .out_line(sent + Duration::from_secs(3), |l| {
+            l.ends_with("  Google:DNS")
+        })
+        .unwrap_or_else(|| panic!("no live --l7 line for DNS; stderr: {}", meter.stderr()));
+    assert!(dns.contains(&format!("{CAP_IP}:53 ")), "{dns}");
+    let mut stats = Vec::new();
+    while stats.len() < 3 {
+        let (at, line) = meter
+            .out_line(sent + Duration::from_secs(9), |l| l.starts_with("=== "))
+            .unwrap_or_else(|| panic!("only {} stats lines: {stats:?}", stats.len()));
+        assert!(stats_line(&line).is_some(), "{line}");
+        stats.push(at);
+    }
+    for w in stats.windows(2) {
+        let gap = w[1].duration_since(w[0]);
+        assert!(
+            gap >= Duration::from_millis(1800) && gap <= Duration::from_millis(2400),
+            "stats lines {gap:?} apart"
+        );
+    }
+    let _ = servers.kill();
+    let _ = servers.wait();
+    meter.interrupt_and_wait(Duration::from_secs(1));
+}

@@ -30,9 +30,10 @@
 //! (at least a minute, at most a day; 2 × 65536 addresses at most, the
 //! oldest half forgotten first). A flow that starts towards (or from) a
 //! remembered address takes that name as `APP_SERVICE` when its own payload
-//! named none (TLS without server name, an unknown protocol), and the
-//! application nDPI associates with the name (`www.google.com` → Google)
-//! when nDPI named none: confidence 3.
+//! named none (TLS without server name, an unknown protocol); and, when
+//! the flow is web traffic (nDPI's category Web: TLS, QUIC, HTTP) or
+//! unknown and nDPI named no application, the application nDPI associates
+//! with the name (`www.google.com` → Google): confidence 3.
 //!
 //! Differences from L7Spy (nDPI 1.8 then, 4.2 here): protocol names are
 //! nDPI 4.2's (`TLS` where 1.8 said `SSL`, `Google` for `SERVICE_GOOGLE`);
@@ -49,6 +50,7 @@ use crate::parser::Packet;
 use ndpi_sys::{Confidence, Detector, Protocol};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Mutex;
 
 const fn ie(id: u16) -> Option<Ie> {
     Some(Ie {
@@ -64,6 +66,9 @@ const FIELDS: &[FieldDef] = &[
     FieldDef::new("APP_CATEGORY", ty::STRING, ie(1243)),
     FieldDef::new("APP_CONFIDENCE", ty::U8, ie(1244)),
 ];
+
+/// nDPI's category of web protocols (`NDPI_PROTOCOL_CATEGORY_WEB`).
+const WEB: u32 = 5;
 
 /// Packets given to nDPI before it gives up, by default.
 pub const DEFAULT_PACKETS: u16 = 24;
@@ -175,9 +180,52 @@ pub struct Identified {
     pub info: AppInfo,
 }
 
+/// nDPI modules of dropped `app` plugins, for the next one: setting one up
+/// takes tens of milliseconds, which the tests and the fuzz target (a new
+/// set of plugins per input) would pay again and again.
+static SPARE: Mutex<Vec<Detector>> = Mutex::new(Vec::new());
+
+/// A detection module taken from [`SPARE`] and given back on drop.
+struct Pooled(Option<Detector>);
+
+impl Pooled {
+    fn get() -> Result<Pooled, ndpi_sys::Error> {
+        let spare = SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match spare {
+            Some(d) => Ok(Pooled(Some(d))),
+            None => Detector::new().map(|d| Pooled(Some(d))),
+        }
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Detector;
+    fn deref(&self) -> &Detector {
+        // Some from construction until drop.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Detector {
+        self.0.as_mut().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let mut spare = SPARE.lock().unwrap_or_else(|e| e.into_inner());
+            if spare.len() < 4 {
+                spare.push(d);
+            }
+        }
+    }
+}
+
 /// The `app` plugin.
 pub struct App {
-    ndpi: Detector,
+    ndpi: Pooled,
     max_packets: u16,
     /// Address (UniRec layout) → name, two generations.
     answers: [HashMap<[u8; 16], Answered>; 2],
@@ -207,7 +255,7 @@ impl App {
                     })?;
             }
         }
-        let ndpi = Detector::new().map_err(|e| e.to_string())?;
+        let ndpi = Pooled::get().map_err(|e| e.to_string())?;
         Ok(Box::new(App {
             ndpi,
             max_packets,
@@ -401,12 +449,16 @@ impl App {
             confidence,
         };
         if let Some((dns_name, dns_app, dns_category)) = ext.answered.take() {
-            // The DNS answer names the service when the payload did not, and
-            // the application when nDPI found none beyond the protocol.
-            if info.service.is_none() {
+            // The DNS answer names the service when the payload did not; and
+            // then the application too, when nDPI found none beyond a web
+            // protocol (TLS, QUIC, HTTP: services named by host names) or
+            // nothing at all.
+            let named_by_payload = info.service.is_some();
+            if !named_by_payload {
                 info.service = Some(dns_name);
             }
-            if dns_app != 0 && app == master {
+            let web_or_unknown = p.is_unknown() || p.category == WEB;
+            if dns_app != 0 && app == master && !named_by_payload && web_or_unknown {
                 info.proto = name(dns_app);
                 if info.master.is_empty() {
                     info.master = info.proto;
@@ -710,6 +762,20 @@ mod tests {
         assert_eq!(tls.service.as_deref(), Some("www.google.com"));
         assert_eq!(tls.confidence, Confidence::Correlation);
         assert_eq!(tls.label(), "Google:TLS");
+        // A server name of its own wins over the DNS answer.
+        let named = synth::tls_client_hello("www.example.test", 9);
+        let named: [&[u8]; 1] = [&named];
+        let mut conv2 = conv[..2].to_vec();
+        conv2.extend(tcp_conv(443, &named));
+        let out = run("app", &conv2);
+        let tls = out
+            .iter()
+            .find(|r| r.flow.dst_port == 443)
+            .map(info)
+            .unwrap();
+        assert_eq!((tls.proto, tls.master), ("TLS", "TLS"), "{tls:?}");
+        assert_eq!(tls.service.as_deref(), Some("www.example.test"));
+        assert_eq!(tls.confidence, Confidence::Dpi);
     }
 
     #[test]
