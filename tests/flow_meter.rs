@@ -325,6 +325,44 @@ fn filter_and_count_limit() {
     assert_eq!(text.lines().count(), 1);
 }
 
+/// `-r` reads a classic pcap from its memory map and leaves pcapng (and any
+/// `-f` filter) to libpcap: the same packets give the same flows either way,
+/// with microsecond or nanosecond stamps.
+#[test]
+fn mapped_and_libpcap_reading_agree() {
+    let Some(dir) = functional() else { return };
+    if !sh(&["editcap", "-h"]) {
+        assert!(!ci(), "editcap (wireshark-common, with tshark) is missing");
+        eprintln!("skipped: no editcap");
+        return;
+    }
+    let sb = Sandbox::new();
+    let pcap = dir.join("inputs/mixed.pcap");
+    let pcap = pcap.to_str().unwrap();
+    let ng = sb.path("mixed.pcapng");
+    let ns = sb.path("mixed-ns.pcap");
+    assert!(sh(&["editcap", "-F", "pcapng", pcap, ng.to_str().unwrap()]));
+    assert!(sh(&[
+        "editcap",
+        "-F",
+        "nsecpcap",
+        pcap,
+        ns.to_str().unwrap()
+    ]));
+    let flows = |input: &str, extra: &[&str]| {
+        let mut args = vec!["-r", input, "-p", "http,dns,tls", "-i", "f:out.trapcap"];
+        args.extend_from_slice(extra);
+        ok_stdout(&sb.run("flow_meter", &args), "flow_meter");
+        ok_stdout(&sb.run("logger", &["-t", "-i", "f:out.trapcap"]), "logger")
+    };
+    let mapped = flows(pcap, &[]);
+    assert!(mapped.lines().count() > 10, "{mapped}");
+    assert_eq!(flows(ng.to_str().unwrap(), &[]), mapped, "pcapng (libpcap)");
+    assert_eq!(flows(ns.to_str().unwrap(), &[]), mapped, "nanosecond pcap");
+    // A filter that passes everything: libpcap reads the file.
+    assert_eq!(flows(pcap, &["-f", "ip or ip6 or not ip"]), mapped, "-f");
+}
+
 fn sh(args: &[&str]) -> bool {
     Command::new(args[0])
         .args(&args[1..])

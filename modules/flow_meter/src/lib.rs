@@ -12,6 +12,7 @@ pub mod export;
 pub mod fuzzing;
 pub mod ipfix;
 pub mod parser;
+pub mod pcapfile;
 pub mod plugins;
 pub mod synth;
 

@@ -5,6 +5,7 @@ use clap::Parser;
 use flow_meter::cache::{CacheConfig, FlowCache, FlowRecord};
 use flow_meter::export::{self, Exporter};
 use flow_meter::parser::{self, LinkType, Packet, ParseError};
+use flow_meter::pcapfile::PcapReader;
 use flow_meter::plugins::app::{self, App};
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Output, Trap, TrapError};
@@ -262,6 +263,100 @@ fn send_flows(
 enum Source {
     Live(pcap::Capture<pcap::Active>),
     File(pcap::Capture<pcap::Offline>),
+    /// A classic pcap file read from its memory map.
+    Mapped(MappedFile),
+}
+
+struct MappedFile {
+    map: memmap2::Mmap,
+    reader: PcapReader,
+    /// The header of the packet last returned (libpcap's shape).
+    header: pcap::PacketHeader,
+    /// Where the pages not yet given back start (see [`MappedFile::next`]).
+    kept_from: usize,
+}
+
+/// Read pages are given back in steps of this many bytes.
+const RELEASE_STEP: usize = 4 << 20;
+
+impl MappedFile {
+    /// `path` as a memory-mapped classic pcap file, or `None` when it is not
+    /// a regular file, cannot be mapped or is not classic pcap (libpcap
+    /// reads those, and names what is wrong with them).
+    fn open(path: &str) -> Option<MappedFile> {
+        let file = std::fs::File::open(path).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let map = map_file(&file)?;
+        let reader = PcapReader::new(&map).filter(|r| r.dlt().is_some())?;
+        // Pages are read once, in order.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Some(MappedFile {
+            map,
+            reader,
+            header: pcap::PacketHeader {
+                ts: nix::libc::timeval {
+                    tv_sec: 0,
+                    tv_usec: 0,
+                },
+                caplen: 0,
+                len: 0,
+            },
+            kept_from: 0,
+        })
+    }
+
+    fn next(&mut self) -> Result<pcap::Packet<'_>, pcap::Error> {
+        // The pages behind the reader are dropped from the process (they stay
+        // in the page cache): mapped pages count as the process's memory, and
+        // without this a capture's whole size would.
+        let done = self.reader.position() & !(RELEASE_STEP - 1);
+        if done > self.kept_from {
+            release(&self.map, self.kept_from, done - self.kept_from);
+            self.kept_from = done;
+        }
+        match self.reader.next(&self.map) {
+            None => Err(pcap::Error::NoMorePackets),
+            Some(Err(e)) => Err(pcap::Error::PcapError(e.to_string())),
+            Some(Ok(r)) => {
+                self.header = pcap::PacketHeader {
+                    ts: nix::libc::timeval {
+                        tv_sec: r.ts_sec.into(),
+                        tv_usec: r.ts_usec.into(),
+                    },
+                    caplen: r.caplen,
+                    len: r.len,
+                };
+                Ok(pcap::Packet::new(&self.header, r.data))
+            }
+        }
+    }
+}
+
+/// A read-only, private memory map of the whole file.
+#[allow(unsafe_code)]
+fn map_file(file: &std::fs::File) -> Option<memmap2::Mmap> {
+    // SAFETY: the map is read-only and private, and the bytes are only ever
+    // read through `PcapReader`, whose every access is bounds-checked against
+    // the length mapped here. What no check can cover is another process
+    // truncating the file while it is mapped (the kernel then raises SIGBUS
+    // on the lost pages): a capture is not cut while it is being read, and
+    // one still being written only grows (pages past the mapped length are
+    // never touched).
+    unsafe { memmap2::Mmap::map(file) }.ok()
+}
+
+/// Drops `len` bytes from `start` (multiples of the page size) of the map
+/// from the process's memory.
+#[allow(unsafe_code)]
+fn release(map: &memmap2::Mmap, start: usize, len: usize) {
+    // SAFETY: MADV_DONTNEED on a read-only private file mapping discards
+    // only the page table entries: a later read of the range (none comes,
+    // the reader only moves forward) would fault the file's bytes in again,
+    // unchanged. No reference into the range outlives this call's caller
+    // (records are handed on before the next read).
+    let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
 }
 
 impl Source {
@@ -269,6 +364,7 @@ impl Source {
         match self {
             Source::Live(c) => c.next_packet(),
             Source::File(c) => c.next_packet(),
+            Source::Mapped(m) => m.next(),
         }
     }
 
@@ -290,6 +386,8 @@ impl Source {
         match self {
             Source::Live(c) => c.get_datalink().0,
             Source::File(c) => c.get_datalink().0,
+            // Only files of a link type with a known DLT are mapped.
+            Source::Mapped(m) => m.reader.dlt().unwrap_or(-1),
         }
     }
 }
@@ -342,15 +440,20 @@ fn open_source(args: &Args) -> Result<Source> {
                 .map_err(|e| capture_error(ifc, &e))?;
             Source::Live(cap)
         }
-        (None, Some(file)) => Source::File(
-            pcap::Capture::from_file(file).map_err(|e| anyhow!("cannot read {file}: {e}"))?,
-        ),
+        (None, Some(file)) => match MappedFile::open(file).filter(|_| args.filter.is_none()) {
+            Some(m) => Source::Mapped(m),
+            None => Source::File(
+                pcap::Capture::from_file(file).map_err(|e| anyhow!("cannot read {file}: {e}"))?,
+            ),
+        },
         (None, None) => bail!(check_input_choice(args).err().unwrap_or("no input")),
     };
     if let Some(bpf) = &args.filter {
         match &mut src {
             Source::Live(c) => c.filter(bpf, true),
             Source::File(c) => c.filter(bpf, true),
+            // Never with a filter (see above).
+            Source::Mapped(_) => Ok(()),
         }
         .map_err(|e| anyhow!("bad filter `{bpf}`: {e}"))?;
     }
