@@ -4,7 +4,9 @@
 //! flows nfcapd (nfdump) receives from the same export, and bad input is
 //! counted, not fatal.
 
-use nemea_rs::{interrupt, ok_stdout, shared_data, wait_output, Sandbox};
+use nemea_rs::{
+    interrupt, ok_stdout, shared_data, wait_output, wait_tcp_listening, wait_udp_bound, Sandbox,
+};
 use std::collections::BTreeMap;
 use std::net::{TcpListener, UdpSocket};
 use std::process::Command;
@@ -139,7 +141,7 @@ fn flow_meter_ipfix_through_ipfixcol_equals_its_unirec_output() {
         col_args.extend(["-F", f.as_str()]);
     }
     let col = sb.spawn("ipfixcol", &col_args);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_tcp_listening(port);
     // Second run: UniRec and IPFIX at once.
     let ifc2 = outs
         .iter()
@@ -223,7 +225,8 @@ fn softflowd_to_ipfixcol_and_nfcapd(version: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("nfcapd");
-    std::thread::sleep(Duration::from_millis(500));
+    wait_udp_bound(p_col);
+    wait_udp_bound(p_nf);
     for port in [p_col, p_nf] {
         let st = Command::new("softflowd")
             .args([
@@ -370,7 +373,7 @@ fn bad_input_is_counted_and_the_collector_goes_on() {
         "ipfixcol",
         &["-i", "f:c.trapcap:buffer=off", "--udp", &listen],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    wait_udp_bound(port);
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = format!("127.0.0.1:{port}");
     let mut seed = 0x1234_5678u64;

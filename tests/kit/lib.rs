@@ -121,6 +121,43 @@ impl Sandbox {
     }
 }
 
+/// Waits until something listens on TCP port `port` of 127.0.0.1 (a
+/// connection is made and closed: the listener sees one empty session).
+pub fn wait_tcp_listening(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nothing listens on TCP port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until a socket is bound to UDP port `port` (IPv4 or IPv6), as
+/// /proc/net/udp{,6} tell: datagrams sent before are lost.
+pub fn wait_udp_bound(port: u16) {
+    let needle = format!(":{port:04X} ");
+    let start = Instant::now();
+    loop {
+        let bound = ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+            std::fs::read_to_string(f).is_ok_and(|t| {
+                t.lines()
+                    .filter_map(|l| l.split_whitespace().nth(1))
+                    .any(|local| format!("{local} ").ends_with(&needle))
+            })
+        });
+        if bound {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "nothing bound to UDP port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Sandbox::new()

@@ -156,10 +156,15 @@ fn run_udp(sock: UdpSocket, tx: SyncSender<Event>) {
     let mut sessions: std::collections::HashMap<SocketAddr, SessionId> = Default::default();
     let mut buf = vec![0u8; 65536];
     let mut batch = Vec::with_capacity(BATCH);
+    let mut nonblocking = false;
     while !libtrap::is_terminated() {
         // Block (100 ms at most) for the first datagram, then take what is
-        // already queued without waiting.
-        let _ = sock.set_nonblocking(!batch.is_empty());
+        // already queued without waiting (switched only when that changes:
+        // it is a system call).
+        if nonblocking != !batch.is_empty() {
+            nonblocking = !batch.is_empty();
+            let _ = sock.set_nonblocking(nonblocking);
+        }
         match sock.recv_from(&mut buf) {
             Ok((n, peer)) => {
                 if sessions.len() > 65536 {
