@@ -161,8 +161,9 @@ fn run_udp(sock: UdpSocket, tx: SyncSender<Event>) {
         // Block (100 ms at most) for the first datagram, then take what is
         // already queued without waiting (switched only when that changes:
         // it is a system call).
-        if nonblocking != !batch.is_empty() {
-            nonblocking = !batch.is_empty();
+        let want_nonblocking = !batch.is_empty();
+        if nonblocking != want_nonblocking {
+            nonblocking = want_nonblocking;
             let _ = sock.set_nonblocking(nonblocking);
         }
         match sock.recv_from(&mut buf) {
