@@ -1116,7 +1116,21 @@ fn real_http_dns_and_tls_traffic_gives_the_plugin_fields() {
             .unwrap(),
         );
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Both TLS servers listen before a client starts (a fixed wait lost the
+    // TLS 1.2 connection on a loaded machine).
+    let start = Instant::now();
+    loop {
+        let ss = in_ns(&pair.cap, &["ss", "-ltnH"]).output().unwrap();
+        let text = String::from_utf8_lossy(&ss.stdout);
+        if text.contains(":4433 ") && text.contains(":4434 ") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "TLS servers: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = in_ns(&pair.peer, &["python3", "clients.py", CAP_IP])
         .output()
         .unwrap();
@@ -1143,11 +1157,23 @@ fn real_http_dns_and_tls_traffic_gives_the_plugin_fields() {
             ],
         )
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn();
         let mut c = out.unwrap();
-        std::thread::sleep(Duration::from_millis(700));
+        // s_client prints the session, "Verify return code" last, once the
+        // handshake is done; then the connection may go.
+        let stdout = c.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("Verify return code") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        let _ = rx.recv_timeout(Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(200));
         let _ = c.kill();
         let _ = c.wait();
     }
