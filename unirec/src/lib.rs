@@ -17,7 +17,9 @@ pub mod time;
 pub mod types;
 
 pub use addr::{UrIp, UrMac};
-pub use record::{ArrayRef, RecordBuilder, RecordError, RecordRef, Value, MAX_RECORD_SIZE};
+pub use record::{
+    ArrayRef, RecordBuffers, RecordBuilder, RecordError, RecordRef, Value, MAX_RECORD_SIZE,
+};
 pub use template::{Field, Template, TemplateError};
 pub use time::UrTime;
 pub use types::{FieldType, Scalar};

@@ -273,6 +273,14 @@ pub struct RecordBuilder<'t> {
     vars: Vec<Vec<u8>>,
 }
 
+/// A builder's storage without its template (see
+/// [`RecordBuilder::with_buffers`]).
+#[derive(Clone, Debug, Default)]
+pub struct RecordBuffers {
+    fixed: Vec<u8>,
+    vars: Vec<Vec<u8>>,
+}
+
 macro_rules! typed_setter {
     ($name:ident, $scalar:ident, $ty:ty) => {
         #[doc = concat!("Sets the `", stringify!($scalar), "` field at `idx`.")]
@@ -294,6 +302,31 @@ impl<'t> RecordBuilder<'t> {
 
     pub fn template(&self) -> &'t Template {
         self.tmpl
+    }
+
+    /// A builder over `buffers` kept from an earlier builder (of this or
+    /// another template): a struct that owns its template and replaces it
+    /// keeps the buffers instead of a builder borrowing the template, and
+    /// builds without allocating once the buffers have grown. The record
+    /// starts cleared.
+    pub fn with_buffers(tmpl: &'t Template, buffers: RecordBuffers) -> RecordBuilder<'t> {
+        let RecordBuffers {
+            mut fixed,
+            mut vars,
+        } = buffers;
+        fixed.clear();
+        fixed.resize(tmpl.fixed_size(), 0);
+        vars.resize_with(tmpl.variable_count(), Vec::new);
+        vars.iter_mut().for_each(Vec::clear);
+        RecordBuilder { tmpl, fixed, vars }
+    }
+
+    /// Gives the buffers back, for [`with_buffers`](Self::with_buffers).
+    pub fn into_buffers(self) -> RecordBuffers {
+        RecordBuffers {
+            fixed: self.fixed,
+            vars: self.vars,
+        }
     }
 
     /// Zeroes every fixed field and empties every variable one.
@@ -538,6 +571,33 @@ mod tests {
             b.finish(&mut Vec::new()),
             Err(RecordError::TooLarge(_))
         ));
+    }
+
+    /// Regression (fuzz ipfix_wire, leak): ipfixcol leaked a template per
+    /// format change to keep a builder; buffers moved from builder to
+    /// builder, across templates, must give the records a new builder gives.
+    #[test]
+    fn buffers_carry_over_between_templates() {
+        let wide = vector_a_template();
+        let narrow = Template::parse("uint16 DST_PORT,string URL").unwrap();
+        let mut b = RecordBuilder::new(&wide);
+        b.set_var(5, b"left over").unwrap();
+        b.set_u16(3, 80).unwrap();
+        let mut b = RecordBuilder::with_buffers(&narrow, b.into_buffers());
+        b.set_u16(0, 443).unwrap();
+        b.set_var(1, b"ab").unwrap();
+        let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+        b.finish(&mut reused).unwrap();
+        let mut f = RecordBuilder::new(&narrow);
+        f.set_u16(0, 443).unwrap();
+        f.set_var(1, b"ab").unwrap();
+        f.finish(&mut fresh).unwrap();
+        assert_eq!(reused, fresh);
+        let mut b = RecordBuilder::with_buffers(&wide, b.into_buffers());
+        let (mut reused, mut fresh) = (Vec::new(), Vec::new());
+        b.finish(&mut reused).unwrap();
+        RecordBuilder::new(&wide).finish(&mut fresh).unwrap();
+        assert_eq!(reused, fresh);
     }
 
     #[test]

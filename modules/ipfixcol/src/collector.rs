@@ -37,7 +37,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use thiserror::Error;
-use unirec::{FieldType, RecordBuilder, Scalar, UrIp, UrMac, UrTime};
+use unirec::{FieldType, RecordBuffers, RecordBuilder, Scalar, UrIp, UrMac, UrTime};
 
 pub const MAX_DOMAINS: usize = 4096;
 pub const MAX_TEMPLATES_PER_DOMAIN: usize = 1024;
@@ -223,10 +223,9 @@ struct Output {
     fields: OutputFields,
     /// Current UniRec template (None: dynamic and nothing seen yet).
     template: Option<Arc<unirec::Template>>,
-    /// A builder for `template`, reused from record to record. Its template
-    /// is leaked on purpose: one per format change, which happens once for
-    /// a fixed list and at most once per distinct field for a dynamic one.
-    builder: Option<RecordBuilder<'static>>,
+    /// A builder's buffers, reused from record to record (and across
+    /// template changes) so a record costs no allocation.
+    buffers: RecordBuffers,
     generation: u32,
     /// Dynamic: the union, in first-seen order.
     union: Vec<(String, FieldType)>,
@@ -308,7 +307,7 @@ impl Collector {
             .map(|fields| Output {
                 fields,
                 template: None,
-                builder: None,
+                buffers: RecordBuffers::default(),
                 generation: 0,
                 union: Vec::new(),
             })
@@ -347,7 +346,6 @@ impl Collector {
                 }))
                 .map_err(|e| ConfigError::Template(e.to_string()))?;
                 sink.format(i, &t);
-                o.builder = Some(RecordBuilder::new(Box::leak(Box::new(t.clone()))));
                 o.template = Some(Arc::new(t));
                 o.generation = 1;
             }
@@ -690,7 +688,6 @@ impl Collector {
                     unirec::Template::from_fields(o.union.iter().map(|(n, t)| (n.as_str(), *t)))
                         .ok()?;
                 sink.format(out, &t);
-                o.builder = Some(RecordBuilder::new(Box::leak(Box::new(t.clone()))));
                 o.template = Some(Arc::new(t));
                 o.generation += 1;
             }
@@ -782,15 +779,16 @@ impl Collector {
                     self.stats.dropped += 1;
                     continue;
                 }
-                let Some(b) = self.outputs[out].builder.as_mut() else {
+                let o = &mut self.outputs[out];
+                let Some(tmpl) = o.template.as_deref() else {
                     continue;
                 };
-                b.clear();
+                let mut b = RecordBuilder::with_buffers(tmpl, std::mem::take(&mut o.buffers));
                 for s in &plan.steps {
                     let Some(v) = values.get(usize::from(s.src)) else {
                         continue;
                     };
-                    put(b, usize::from(s.dst), s.ty, s.conv, v, t);
+                    put(&mut b, usize::from(s.dst), s.ty, s.conv, v, t);
                 }
                 if let Some(i) = plan.link {
                     let _ = b.set_u64(usize::from(i), 1u64 << (odid & 63));
@@ -802,7 +800,9 @@ impl Collector {
                     let _ = b.set_ip(usize::from(i), ip_to_ur(ip));
                 }
                 self.buf.clear();
-                if b.finish(&mut self.buf).is_ok() {
+                let built = b.finish(&mut self.buf).is_ok();
+                o.buffers = b.into_buffers();
+                if built {
                     sink.record(out, &self.buf);
                     self.stats.sent += 1;
                 }
