@@ -27,6 +27,7 @@ pub mod input;
 pub mod log;
 pub mod module;
 pub mod output;
+pub mod records;
 pub mod service;
 pub mod spec;
 pub mod stats;

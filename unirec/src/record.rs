@@ -200,6 +200,16 @@ impl<'a> RecordRef<'a> {
         self.data
     }
 
+    /// `N` bytes of the fixed part at `offset` (a field offset a module
+    /// looked up once per template), zeros where the record is shorter.
+    #[inline]
+    pub fn fixed<const N: usize>(&self, offset: usize) -> [u8; N] {
+        self.data
+            .get(offset..offset.saturating_add(N))
+            .and_then(|b| b.try_into().ok())
+            .unwrap_or([0; N])
+    }
+
     /// The bytes of field `idx`: the value of a fixed field, the data of a
     /// variable one.
     #[inline]

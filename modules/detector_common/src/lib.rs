@@ -10,8 +10,10 @@
 
 pub mod files;
 
+use libtrap::records::{Next, Records};
 use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Write;
 use std::path::Path;
@@ -317,6 +319,11 @@ pub struct RunStats {
     pub alerts: u64,
 }
 
+/// A template's reader, for [`Records`].
+fn flow_reader(t: &Template) -> Result<FlowReader, Infallible> {
+    Ok(FlowReader::new(t))
+}
+
 /// The record loop of a detector binary: `ifc` has one input (flows, with
 /// the detector's required fields) and one output (alerts). Ends at
 /// end-of-stream or on a signal, flushes pending alerts and forwards the
@@ -335,7 +342,6 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
     let mut buf = Vec::with_capacity(256);
     let mut alerts = Vec::new();
     let mut stats = RunStats::default();
-    let mut tmpl: Option<Template> = None;
     let mut send = |alerts: &mut Vec<D::Alert>,
                     det: &D,
                     stats: &mut RunStats,
@@ -351,19 +357,14 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
         }
         Ok(())
     };
-    let name = input.name().to_string();
-    let mut reader: Option<FlowReader> = None;
+    let mut records = Records::skipping_bad_records();
     let result: Result<(), DetectError> = loop {
-        let (rec, new_template) = match next_record(input, &name, &mut tmpl) {
-            Ok(Next::Record(rec, new_template)) => (rec, new_template),
-            Ok(Next::Nothing) => continue,
+        let (rec, reader) = match records.next(input, flow_reader) {
+            Ok(Next::Record { rec, layout, .. }) => (rec, layout),
+            Ok(Next::Timeout | Next::Skipped) => continue,
             Ok(Next::End) => break Ok(()),
-            Err(e) => break Err(e),
+            Err(e) => break Err(e.into()),
         };
-        if new_template {
-            reader = None;
-        }
-        let reader = reader.get_or_insert_with(|| FlowReader::new(rec.template()));
         stats.flows += 1;
         det.flow(&reader.read(&rec), &mut alerts);
         if !alerts.is_empty() {
@@ -379,54 +380,6 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
     sent?;
     ended?;
     Ok(stats)
-}
-
-/// What the next message of an input is.
-enum Next<'a> {
-    /// A valid record; true when it is the first of a new sender template.
-    Record(RecordRef<'a>, bool),
-    /// A receive timeout, or a malformed record (logged and skipped).
-    Nothing,
-    /// End of stream, or a signal.
-    End,
-}
-
-/// Receives the next message of `input` (called `name`) and checks it
-/// against the sender's template, kept in `tmpl`.
-fn next_record<'a>(
-    input: &'a mut libtrap::Input,
-    name: &str,
-    tmpl: &'a mut Option<Template>,
-) -> Result<Next<'a>, DetectError> {
-    let msg = match input.recv() {
-        Ok(m) => m,
-        Err(TrapError::Terminated) => return Ok(Next::End),
-        Err(TrapError::Timeout) => return Ok(Next::Nothing),
-        Err(e) => return Err(e.into()),
-    };
-    if msg.is_eos() {
-        return Ok(Next::End);
-    }
-    let new_template = msg.format_changed || tmpl.is_none();
-    if new_template {
-        let Some(DataFormat::UniRec(spec)) = msg.format else {
-            return Err(DetectError::Input(format!(
-                "{name}: the input is not UniRec"
-            )));
-        };
-        *tmpl = Some(Template::parse(spec)?);
-    }
-    let tmpl: &'a Option<Template> = tmpl;
-    let Some(t) = tmpl else {
-        return Ok(Next::Nothing);
-    };
-    match RecordRef::new_checked(t, msg.data) {
-        Ok(rec) => Ok(Next::Record(rec, new_template)),
-        Err(e) => {
-            libtrap::log::warn(&format!("{name}: malformed record skipped: {e}"));
-            Ok(Next::Nothing)
-        }
-    }
 }
 
 /// An alert aggregator: alerts of a detector in, merged messages out at the
@@ -478,8 +431,7 @@ pub fn run_windowed<A: WindowAggregator>(
         }
         Ok(())
     };
-    let name = input.name().to_string();
-    let mut tmpl: Option<Template> = None;
+    let mut records = Records::<()>::skipping_bad_records();
     let mut deadline = Instant::now() + window;
     let result: Result<(), DetectError> = loop {
         if Instant::now() >= deadline {
@@ -488,11 +440,11 @@ pub fn run_windowed<A: WindowAggregator>(
             }
             deadline = Instant::now() + window;
         }
-        match next_record(input, &name, &mut tmpl) {
-            Ok(Next::Record(rec, _)) => agg.add_record(&rec),
-            Ok(Next::Nothing) => {}
+        match records.next(input, |_| Ok::<(), Infallible>(())) {
+            Ok(Next::Record { rec, .. }) => agg.add_record(&rec),
+            Ok(Next::Timeout | Next::Skipped) => {}
             Ok(Next::End) => break Ok(()),
-            Err(e) => break Err(e),
+            Err(e) => break Err(e.into()),
         }
     };
     let sent = send(agg, output);

@@ -1,16 +1,17 @@
 //! flowcounter — counts flows, packets and bytes.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Parser;
 use flowcounter::{progress_due, Counters, OUTPUT_SPEC};
 use libtrap::module::{self, TrapArgs};
+use libtrap::records::{Next, Records};
 use libtrap::{DataFormat, Timeout, Trap, TrapError};
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use unirec::{FieldType, RecordRef, Scalar, Template};
+use unirec::{FieldType, Scalar, Template};
 
 /// Counts the records of its input and sums their PACKETS and BYTES;
 /// prints the totals on stdout at the end (SIGUSR1: at the next record too).
@@ -68,6 +69,18 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Offsets of PACKETS and BYTES in the sender's template.
+fn packets_and_bytes(t: &Template) -> Result<(usize, usize), &'static str> {
+    let off = |n: &str, s: Scalar| {
+        t.find_typed(n, FieldType::Scalar(s))
+            .and_then(|i| t.field(i))
+            .map(|f| f.offset())
+    };
+    off("PACKETS", Scalar::U32)
+        .zip(off("BYTES", Scalar::U64))
+        .ok_or("the input has no `uint32 PACKETS` and `uint64 BYTES`")
+}
+
 fn run(args: &Args) -> Result<()> {
     let usr1 = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, usr1.clone())?;
@@ -86,11 +99,10 @@ fn run(args: &Args) -> Result<()> {
         input.set_timeout(Timeout::Micros(100_000));
     }
     let mut next_send = interval.map(|i| Instant::now() + i);
-    let name = input.name().to_string();
     let mut counts = Counters::default();
     let mut sent = Counters::default();
     let mut rec = Vec::new();
-    let mut layout: Option<(Template, usize, usize)> = None;
+    let mut records = Records::new();
     let stdout = std::io::stdout();
     let result: Result<()> = loop {
         if let (Some(at), Some(i), Some(o)) = (next_send, interval, outs.first_mut()) {
@@ -111,45 +123,14 @@ fn run(args: &Args) -> Result<()> {
                 next_send = Some(at + i);
             }
         }
-        let msg = match input.recv() {
-            Ok(m) => m,
-            Err(TrapError::Timeout) => continue,
-            Err(TrapError::Terminated) => break Ok(()),
+        let (flow, &(p, b)) = match records.next(input, packets_and_bytes) {
+            Ok(Next::Record { rec, layout, .. }) => (rec, layout),
+            Ok(Next::Timeout | Next::Skipped) => continue,
+            Ok(Next::End) => break Ok(()),
             Err(e) => break Err(e.into()),
         };
-        if msg.is_eos() {
-            break Ok(());
-        }
-        if msg.format_changed || layout.is_none() {
-            let Some(DataFormat::UniRec(s)) = msg.format else {
-                break Err(anyhow!("{name}: the sender's data are not UniRec"));
-            };
-            let t = match Template::parse(s) {
-                Ok(t) => t,
-                Err(e) => break Err(anyhow!("{name}: bad template from the sender: {e}")),
-            };
-            let off = |n: &str, s: Scalar| {
-                t.find_typed(n, FieldType::Scalar(s))
-                    .and_then(|i| t.field(i))
-                    .map(|f| f.offset())
-            };
-            match (off("PACKETS", Scalar::U32), off("BYTES", Scalar::U64)) {
-                (Some(p), Some(b)) => layout = Some((t, p, b)),
-                _ => {
-                    break Err(anyhow!(
-                        "{name}: the input has no `uint32 PACKETS` and `uint64 BYTES`"
-                    ))
-                }
-            }
-        }
-        let Some((t, p, b)) = &layout else { continue };
-        if let Err(e) = RecordRef::new_checked(t, msg.data) {
-            break Err(anyhow!("{name}: bad record: {e}"));
-        }
-        let d = msg.data;
-        let get = |at: usize, n: usize| d.get(at..at + n).unwrap_or(&[]);
-        let packets = get(*p, 4).try_into().map_or(0, u32::from_le_bytes);
-        let bytes = get(*b, 8).try_into().map_or(0, u64::from_le_bytes);
+        let packets = u32::from_le_bytes(flow.fixed(p));
+        let bytes = u64::from_le_bytes(flow.fixed(b));
         counts.add(packets, bytes);
         if let Some(every) = args.print {
             if progress_due(counts.flows, every) {

@@ -4,10 +4,11 @@ use anyhow::{anyhow, Result};
 use clap::Parser;
 use ipv6stats::{Config, File, Flow, Ipv6Stats};
 use libtrap::module::{self, TrapArgs};
-use libtrap::{DataFormat, Timeout, Trap, TrapError};
+use libtrap::records::{Next, Records};
+use libtrap::{Timeout, Trap};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use unirec::{FieldType, RecordRef, Scalar, Template};
+use unirec::{FieldType, Scalar, Template};
 
 /// Gathers IPv4/IPv6 statistics per short and long window of record time
 /// and writes them to the files cnt_addr, traffic, ipv6_tunnels (short
@@ -102,12 +103,6 @@ fn fields(t: &Template) -> Result<Fields> {
     })
 }
 
-fn get<const N: usize>(d: &[u8], at: usize) -> [u8; N] {
-    d.get(at..at + N)
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or([0; N])
-}
-
 fn run(args: &Args) -> Result<()> {
     let long = match (args.multi, args.long) {
         (Some(m), _) => args.short.saturating_mul(m),
@@ -123,8 +118,7 @@ fn run(args: &Args) -> Result<()> {
     let mut trap = Trap::init(&args.trap.ifc, Some(1), Some(0))?;
     let input = &mut trap.inputs()[0];
     input.set_timeout(Timeout::Micros(IDLE));
-    let name = input.name().to_string();
-    let mut layout: Option<(Template, Fields)> = None;
+    let mut records = Records::new();
     // 0: data flowing; 1: written once as inactive; 2: written twice, waiting.
     let mut idle = 0;
     let mut out = Vec::new();
@@ -133,9 +127,9 @@ fn run(args: &Args) -> Result<()> {
         if std::mem::take(&mut rearm) {
             input.set_timeout(Timeout::Micros(IDLE));
         }
-        let msg = match input.recv() {
-            Ok(m) => m,
-            Err(TrapError::Timeout) => {
+        let (rec, f) = match records.next(input, fields) {
+            Ok(Next::Record { rec, layout, .. }) => (rec, layout),
+            Ok(Next::Timeout) => {
                 write(&dir, &stats.inactive(&stamp()));
                 idle += 1;
                 input.set_timeout(if idle == 1 {
@@ -145,38 +139,18 @@ fn run(args: &Args) -> Result<()> {
                 });
                 continue;
             }
-            Err(TrapError::Terminated) => break Ok(()),
-            Err(e) => break Err(e.into()),
+            Ok(Next::Skipped) => continue,
+            Ok(Next::End) => break Ok(()),
+            Err(e) => break Err(e),
         };
-        if msg.is_eos() {
-            break Ok(());
-        }
         // Data again: the 40 s wait from the next receive on.
         rearm |= std::mem::take(&mut idle) > 0;
-        if msg.format_changed || layout.is_none() {
-            let Some(DataFormat::UniRec(spec)) = msg.format else {
-                break Err(anyhow!("{name}: the sender's data are not UniRec"));
-            };
-            let t = match Template::parse(spec) {
-                Ok(t) => t,
-                Err(e) => break Err(anyhow!("{name}: bad template from the sender: {e}")),
-            };
-            match fields(&t) {
-                Ok(f) => layout = Some((t, f)),
-                Err(e) => break Err(e.context(name)),
-            }
-        }
-        let Some((t, f)) = &layout else { continue };
-        if let Err(e) = RecordRef::new_checked(t, msg.data) {
-            break Err(anyhow!("{name}: bad record: {e}"));
-        }
-        let d = msg.data;
         let flow = Flow {
-            src_ip: unirec::UrIp(get(d, f.src)),
-            packets: u32::from_le_bytes(get(d, f.packets)),
-            bytes: u64::from_le_bytes(get(d, f.bytes)),
-            tunnel: f.tunnel.map_or(0, |o| get::<1>(d, o)[0]),
-            time: (u64::from_le_bytes(get(d, f.time)) >> 32) as u32,
+            src_ip: unirec::UrIp(rec.fixed(f.src)),
+            packets: u32::from_le_bytes(rec.fixed(f.packets)),
+            bytes: u64::from_le_bytes(rec.fixed(f.bytes)),
+            tunnel: f.tunnel.map_or(0, |o| rec.fixed::<1>(o)[0]),
+            time: (u64::from_le_bytes(rec.fixed(f.time)) >> 32) as u32,
         };
         out.clear();
         stats.flow(&flow, stamp, &mut out);
@@ -186,7 +160,7 @@ fn run(args: &Args) -> Result<()> {
         write(&dir, &stats.files(&stamp()));
     }
     drop(trap);
-    result
+    Ok(result?)
 }
 
 fn main() -> ExitCode {

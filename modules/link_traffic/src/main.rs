@@ -3,12 +3,13 @@
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
 use libtrap::module::{self, TrapArgs};
-use libtrap::{DataFormat, Trap, TrapError};
+use libtrap::records::{Next, Records};
+use libtrap::Trap;
 use link_traffic::{parse_config, LinkTraffic};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-use unirec::{FieldType, RecordRef, Scalar, Template};
+use unirec::{FieldType, Scalar, Template};
 
 /// The C module's config file.
 const DEFAULT_CONFIG: &str = "/etc/nemea/link_traffic/link_traff_conf.cfg";
@@ -65,12 +66,6 @@ fn fields(t: &Template) -> Result<Fields> {
     })
 }
 
-fn le<const N: usize>(d: &[u8], at: usize) -> [u8; N] {
-    d.get(at..at + N)
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or([0; N])
-}
-
 fn run(args: &Args) -> Result<()> {
     let (links, discover) = match &args.config {
         Some(path) => {
@@ -105,41 +100,19 @@ fn run(args: &Args) -> Result<()> {
         Arc::new(move || view.lock().map(|s| s.report()).unwrap_or_default()),
     )?;
     let input = &mut trap.inputs()[0];
-    let name = input.name().to_string();
-    let mut layout: Option<(Template, Fields)> = None;
+    let mut records = Records::new();
     let result = loop {
-        let msg = match input.recv() {
-            Ok(m) => m,
-            Err(TrapError::Timeout) => continue,
-            Err(TrapError::Terminated) => break Ok(()),
-            Err(e) => break Err(e.into()),
+        let (rec, f) = match records.next(input, fields) {
+            Ok(Next::Record { rec, layout, .. }) => (rec, layout),
+            Ok(Next::Timeout | Next::Skipped) => continue,
+            Ok(Next::End) => break Ok(()),
+            Err(e) => break Err(e),
         };
-        if msg.is_eos() {
-            break Ok(());
-        }
-        if msg.format_changed || layout.is_none() {
-            let Some(DataFormat::UniRec(spec)) = msg.format else {
-                break Err(anyhow!("{name}: the sender's data are not UniRec"));
-            };
-            let t = match Template::parse(spec) {
-                Ok(t) => t,
-                Err(e) => break Err(anyhow!("{name}: bad template from the sender: {e}")),
-            };
-            match fields(&t) {
-                Ok(f) => layout = Some((t, f)),
-                Err(e) => break Err(e.context(name)),
-            }
-        }
-        let Some((t, f)) = &layout else { continue };
-        if let Err(e) = RecordRef::new_checked(t, msg.data) {
-            break Err(anyhow!("{name}: bad record: {e}"));
-        }
-        let d = msg.data;
         stats.add(
-            u64::from_le_bytes(le(d, f.link)),
-            le::<1>(d, f.dir)[0],
-            u64::from_le_bytes(le(d, f.bytes)),
-            u32::from_le_bytes(le(d, f.packets)),
+            u64::from_le_bytes(rec.fixed(f.link)),
+            rec.fixed::<1>(f.dir)[0],
+            u64::from_le_bytes(rec.fixed(f.bytes)),
+            u32::from_le_bytes(rec.fixed(f.packets)),
         );
         if !input.has_buffered() {
             if let Ok(mut s) = shared.lock() {
@@ -148,7 +121,7 @@ fn run(args: &Args) -> Result<()> {
         }
     };
     drop(trap);
-    result
+    Ok(result?)
 }
 
 fn main() -> ExitCode {
