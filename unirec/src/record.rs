@@ -331,6 +331,14 @@ impl<'t> RecordBuilder<'t> {
         RecordBuilder { tmpl, fixed, vars }
     }
 
+    /// The fixed part of the record being built, for a writer that looked
+    /// up its fields' offsets and types once per template (a collector's
+    /// compiled conversion) rather than at every value.
+    #[inline]
+    pub fn fixed_mut(&mut self) -> &mut [u8] {
+        &mut self.fixed
+    }
+
     /// Gives the buffers back, for [`with_buffers`](Self::with_buffers).
     pub fn into_buffers(self) -> RecordBuffers {
         RecordBuffers {

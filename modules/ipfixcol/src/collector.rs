@@ -181,6 +181,144 @@ struct Step {
     dst: u16,
     conv: Conv,
     ty: FieldType,
+    /// The conversion resolved for the destination field, when it is one of
+    /// the common fixed-size ones (else `put` decides per value).
+    fast: Option<Fast>,
+}
+
+/// A conversion into a fixed field at byte offset `at` of the record,
+/// resolved once per plan: what `put` would do for this (conversion, field
+/// type) pair, without looking the field up again for every value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fast {
+    /// A big-endian unsigned value, `& mask` then saturated at `max`, as
+    /// `size` little-endian bytes (Uint saturates, Flags truncate, DirBit
+    /// keeps the lowest bit).
+    Uint {
+        at: usize,
+        size: usize,
+        mask: u64,
+        max: u64,
+    },
+    Ip {
+        at: usize,
+    },
+    Mac {
+        at: usize,
+    },
+    /// A time conversion into a `time` field.
+    Time {
+        at: usize,
+        conv: Conv,
+    },
+}
+
+impl Fast {
+    fn resolve(conv: Conv, ty: FieldType, at: usize) -> Option<Fast> {
+        let FieldType::Scalar(s) = ty else {
+            return None;
+        };
+        let size = s.size();
+        let width_max = match s {
+            Scalar::U8 | Scalar::Char => u64::from(u8::MAX),
+            Scalar::U16 => u64::from(u16::MAX),
+            Scalar::U32 => u64::from(u32::MAX),
+            Scalar::U64 => u64::MAX,
+            _ => 0,
+        };
+        match (conv, s) {
+            (Conv::Uint, Scalar::U8 | Scalar::Char | Scalar::U16 | Scalar::U32 | Scalar::U64) => {
+                Some(Fast::Uint {
+                    at,
+                    size,
+                    mask: u64::MAX,
+                    max: width_max,
+                })
+            }
+            (Conv::Flags, Scalar::U8 | Scalar::Char | Scalar::U16 | Scalar::U32 | Scalar::U64) => {
+                Some(Fast::Uint {
+                    at,
+                    size,
+                    mask: width_max,
+                    max: u64::MAX,
+                })
+            }
+            (Conv::DirBit, Scalar::U8 | Scalar::Char | Scalar::U16 | Scalar::U32 | Scalar::U64) => {
+                Some(Fast::Uint {
+                    at,
+                    size,
+                    mask: 1,
+                    max: u64::MAX,
+                })
+            }
+            (Conv::Ip, Scalar::IpAddr) => Some(Fast::Ip { at }),
+            (Conv::Mac, Scalar::MacAddr) => Some(Fast::Mac { at }),
+            (Conv::TimeSec | Conv::TimeMs | Conv::TimeNtp | Conv::TimeUptime, Scalar::Time) => {
+                Some(Fast::Time { at, conv })
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes `v` into `fixed`; a value of the wrong length leaves the field
+    /// as it is, as `put` does.
+    #[inline]
+    fn write(self, fixed: &mut [u8], v: &[u8], t: MsgTime) {
+        match self {
+            Fast::Uint {
+                at,
+                size,
+                mask,
+                max,
+            } => {
+                let x = (be_uint(v) & mask).min(max);
+                // Constant-size copies (a variable one is a memcpy call).
+                match size {
+                    1 => put_at(fixed, at, [x as u8]),
+                    2 => put_at(fixed, at, (x as u16).to_le_bytes()),
+                    4 => put_at(fixed, at, (x as u32).to_le_bytes()),
+                    _ => put_at(fixed, at, x.to_le_bytes()),
+                }
+            }
+            Fast::Ip { at } => {
+                if let Some(ip) = ip_of(v) {
+                    put_at(fixed, at, ip.0);
+                }
+            }
+            Fast::Mac { at } => {
+                if let Ok(mac) = <[u8; 6]>::try_from(v) {
+                    put_at(fixed, at, mac);
+                }
+            }
+            Fast::Time { at, conv } => {
+                if let Some(time) = time_value(conv, v, t) {
+                    put_at(fixed, at, time.0.to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn put_at<const N: usize>(fixed: &mut [u8], at: usize, bytes: [u8; N]) {
+    if let Some(dst) = fixed.get_mut(at..at + N) {
+        dst.copy_from_slice(&bytes);
+    }
+}
+
+/// Where a data record comes from: what its conversion needs besides its
+/// values.
+#[derive(Clone, Copy)]
+struct RecordSource {
+    origin: Origin,
+    key: (SessionId, u32),
+    odid: u32,
+    t: MsgTime,
+    v9: bool,
+    /// The template id (0: NetFlow v5's fixed record).
+    id: u16,
+    /// The record is a biflow to split into two UniRec records.
+    split: bool,
 }
 
 /// A template compiled for one output (at one generation of its UniRec
@@ -253,6 +391,9 @@ pub struct Collector {
     values: Vec<&'static [u8]>,
     buf: Vec<u8>,
     items: Vec<Result<TemplateItem, WireError>>,
+    /// The plans of the set at hand, per output and direction: looked up
+    /// once per set, not per record.
+    set_plans: Vec<[Option<Arc<Plan>>; 2]>,
 }
 
 /// NetFlow v5's fixed record as a template (v9 element numbers).
@@ -289,8 +430,17 @@ fn v5_template() -> Template {
     }
 }
 
+/// A big-endian unsigned integer of up to 8 bytes (of a longer value, its
+/// first 8).
+#[inline]
 fn be_uint(b: &[u8]) -> u64 {
-    b.iter().take(8).fold(0u64, |a, &x| (a << 8) | u64::from(x))
+    match *b {
+        [x] => u64::from(x),
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+        _ => b.iter().take(8).fold(0u64, |a, &x| (a << 8) | u64::from(x)),
+    }
 }
 
 /// What a message's header says about time, for the time conversions.
@@ -330,6 +480,7 @@ impl Collector {
             values: Vec::new(),
             buf: Vec::new(),
             items: Vec::new(),
+            set_plans: Vec::new(),
         }
     }
 
@@ -534,6 +685,8 @@ impl Collector {
         };
         let tmpl = st.tmpl.clone();
         let options = st.options;
+        let split = self.cfg.split_biflow && st.biflow;
+        let mut plans = self.fresh_plans();
         let mut rest = body;
         let mut n = 0u64;
         let mut values: Vec<&[u8]> = std::mem::take(&mut self.values)
@@ -554,8 +707,18 @@ impl Collector {
                 continue;
             }
             self.stats.records += 1;
-            self.convert(origin, key, h.domain, t, v9, id, &values, sink);
+            let rec = RecordSource {
+                origin,
+                key,
+                odid: h.domain,
+                t,
+                v9,
+                id,
+                split,
+            };
+            self.convert(&rec, &values, &mut plans, sink);
         }
+        self.set_plans = plans;
         values.clear();
         // Keep the allocation (the borrow of `body` ends here).
         self.values = values.into_iter().map(|_| &[][..]).collect();
@@ -567,14 +730,25 @@ impl Collector {
         let tmpl = self.v5.tmpl.clone();
         let mut values: Vec<&[u8]> = Vec::with_capacity(tmpl.fields.len());
         let mut n = 0u32;
+        let mut plans = self.fresh_plans();
+        let source = RecordSource {
+            origin,
+            key,
+            odid: m.header.domain,
+            t,
+            v9: true,
+            id: 0,
+            split: false,
+        };
         for rec in m.v5_records() {
             if split_record(&tmpl, rec, &mut values).is_none() {
                 continue;
             }
             n += 1;
             self.stats.records += 1;
-            self.convert(origin, key, m.header.domain, t, true, 0, &values, sink);
+            self.convert(&source, &values, &mut plans, sink);
         }
+        self.set_plans = plans;
         if !self.domains.contains_key(&key) {
             if self.domains.len() >= MAX_DOMAINS {
                 self.stats.refused += 1;
@@ -705,11 +879,15 @@ impl Collector {
         let mut steps = Vec::new();
         for (i, name, ty, conv) in &wanted {
             if let Some(dst) = ur.find_typed(name, *ty) {
+                let fast = ur
+                    .field(dst)
+                    .and_then(|f| Fast::resolve(*conv, *ty, f.offset()));
                 steps.push(Step {
                     src: *i as u16,
                     dst: dst as u16,
                     conv: *conv,
                     ty: *ty,
+                    fast,
                 });
             }
         }
@@ -746,33 +924,46 @@ impl Collector {
         Some(plan)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The plan cache for a new set: emptied, its allocation kept.
+    fn fresh_plans(&mut self) -> Vec<[Option<Arc<Plan>>; 2]> {
+        let mut plans = std::mem::take(&mut self.set_plans);
+        plans.clear();
+        plans.resize_with(self.outputs.len(), Default::default);
+        plans
+    }
+
+    /// Converts one data record into a UniRec record per output (two for a
+    /// split biflow). `plans` holds the set's plans; one is compiled again
+    /// only when its output's template has changed since.
     fn convert(
         &mut self,
-        origin: Origin,
-        key: (SessionId, u32),
-        odid: u32,
-        t: MsgTime,
-        v9: bool,
-        id: u16,
+        src: &RecordSource,
         values: &[&[u8]],
+        plans: &mut [[Option<Arc<Plan>>; 2]],
         sink: &mut dyn Sink,
     ) {
-        let split = self.cfg.split_biflow
-            && if id == 0 {
-                false
-            } else {
-                self.domains
-                    .get(&key)
-                    .and_then(|d| d.templates.get(&id))
-                    .is_some_and(|s| s.biflow)
-            };
-        for out in 0..self.outputs.len() {
-            for reverse in [false, true] {
+        let RecordSource {
+            origin,
+            key,
+            odid,
+            t,
+            v9,
+            id,
+            split,
+        } = *src;
+        for (out, cached) in plans.iter_mut().enumerate() {
+            for (dir, reverse) in [false, true].into_iter().enumerate() {
                 if reverse && !split {
                     break;
                 }
-                let Some(plan) = self.plan(key, id, v9, out, reverse, values, sink) else {
+                let generation = self.outputs[out].generation;
+                if !cached[dir]
+                    .as_ref()
+                    .is_some_and(|p| p.generation == generation && generation != 0)
+                {
+                    cached[dir] = self.plan(key, id, v9, out, reverse, values, sink);
+                }
+                let Some(plan) = cached[dir].as_deref() else {
                     continue;
                 };
                 if !plan.usable {
@@ -788,7 +979,10 @@ impl Collector {
                     let Some(v) = values.get(usize::from(s.src)) else {
                         continue;
                     };
-                    put(&mut b, usize::from(s.dst), s.ty, s.conv, v, t);
+                    match s.fast {
+                        Some(f) => f.write(b.fixed_mut(), v, t),
+                        None => put(&mut b, usize::from(s.dst), s.ty, s.conv, v, t),
+                    }
                 }
                 if let Some(i) = plan.link {
                     let _ = b.set_u64(usize::from(i), 1u64 << (odid & 63));
@@ -892,6 +1086,25 @@ fn sign_extend(v: &[u8]) -> i64 {
     ((u << shift) as i64) >> shift
 }
 
+/// The time a time element's value `v` stands for (None: a value of the
+/// wrong length).
+#[inline]
+fn time_value(conv: Conv, v: &[u8], t: MsgTime) -> Option<UrTime> {
+    Some(match conv {
+        Conv::TimeSec => UrTime::from_secs_micros(be_uint(v) as u32, 0),
+        Conv::TimeMs => time_ms(be_uint(v)),
+        Conv::TimeNtp if v.len() == 8 => ntp_time(be_uint(v), true),
+        // Milliseconds since the exporter booted: against the export
+        // time, which is `uptime_ms` after boot.
+        Conv::TimeUptime => time_ms(
+            t.export_ms
+                .saturating_sub(t.uptime_ms)
+                .saturating_add(be_uint(v)),
+        ),
+        _ => return None,
+    })
+}
+
 /// Writes one element's value `v` into field `idx` of type `ty`.
 fn put(b: &mut RecordBuilder<'_>, idx: usize, ty: FieldType, conv: Conv, v: &[u8], t: MsgTime) {
     let r = match (conv, ty) {
@@ -927,22 +1140,11 @@ fn put(b: &mut RecordBuilder<'_>, idx: usize, ty: FieldType, conv: Conv, v: &[u8
             Ok(m) => b.set_mac(idx, UrMac(m)),
             Err(_) => return,
         },
-        (Conv::TimeSec, _) => b.set_time(idx, UrTime::from_secs_micros(be_uint(v) as u32, 0)),
-        (Conv::TimeMs, _) => b.set_time(idx, time_ms(be_uint(v))),
-        (Conv::TimeNtp, _) => {
-            if v.len() != 8 {
-                return;
+        (Conv::TimeSec | Conv::TimeMs | Conv::TimeNtp | Conv::TimeUptime, _) => {
+            match time_value(conv, v, t) {
+                Some(time) => b.set_time(idx, time),
+                None => return,
             }
-            b.set_time(idx, ntp_time(be_uint(v), true))
-        }
-        (Conv::TimeUptime, _) => {
-            // Milliseconds since the exporter booted: against the export
-            // time, which is `uptime_ms` after boot.
-            let at = t
-                .export_ms
-                .saturating_sub(t.uptime_ms)
-                .saturating_add(be_uint(v));
-            b.set_time(idx, time_ms(at))
         }
         (Conv::Var, _) => b.set_var(idx, v),
         (Conv::List(s), _) => {
@@ -1013,6 +1215,66 @@ fn put_int(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The conversions resolved once per plan write what `put` writes, for
+    /// every conversion, field type and value length.
+    #[test]
+    fn fast_conversions_write_what_put_writes() {
+        use Scalar::*;
+        let scalars = [
+            Char, U8, I8, U16, I16, U32, I32, U64, I64, Float, Double, IpAddr, MacAddr, Time,
+        ];
+        let convs = [
+            Conv::Uint,
+            Conv::Int,
+            Conv::Float,
+            Conv::Ip,
+            Conv::Mac,
+            Conv::TimeSec,
+            Conv::TimeMs,
+            Conv::TimeNtp,
+            Conv::TimeUptime,
+            Conv::DirBit,
+            Conv::Flags,
+        ];
+        let t = MsgTime {
+            export_ms: 1_700_000_000_123,
+            uptime_ms: 3_600_000,
+        };
+        let mut resolved = 0;
+        for s in scalars {
+            let tmpl = unirec::Template::from_fields([("A", FieldType::Scalar(s))]).unwrap();
+            let at = tmpl.field(0).unwrap().offset();
+            for conv in convs {
+                let Some(fast) = Fast::resolve(conv, FieldType::Scalar(s), at) else {
+                    continue;
+                };
+                resolved += 1;
+                for len in [0usize, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16] {
+                    for seed in [0u8, 0x01, 0x7f, 0x80, 0xff] {
+                        let v: Vec<u8> = (0..len as u8)
+                            .map(|i| seed.wrapping_mul(i + 1) ^ i)
+                            .collect();
+                        let v = if len == 16 && seed == 0x80 {
+                            // An IPv4-mapped IPv6 address.
+                            [[0u8; 10].as_slice(), &[0xff, 0xff, 192, 0, 2, 1]].concat()
+                        } else {
+                            v
+                        };
+                        let (mut slow, mut quick) = (Vec::new(), Vec::new());
+                        let mut b = RecordBuilder::new(&tmpl);
+                        put(&mut b, 0, FieldType::Scalar(s), conv, &v, t);
+                        b.finish(&mut slow).unwrap();
+                        let mut b = RecordBuilder::new(&tmpl);
+                        fast.write(b.fixed_mut(), &v, t);
+                        b.finish(&mut quick).unwrap();
+                        assert_eq!(slow, quick, "{conv:?} into {s:?}, value {v:02x?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(resolved, 5 * 3 + 1 + 1 + 4);
+    }
 
     #[derive(Default)]
     struct Got {
