@@ -82,8 +82,45 @@ struct Args {
 /// operation per message showed as lock contention in the profile.
 const BATCH: usize = 64;
 
+/// Messages of one reader in one buffer: one allocation per batch, not one
+/// per message.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    msgs: Vec<(Origin, std::ops::Range<usize>)>,
+}
+
+impl Batch {
+    fn with_capacity(messages: usize, bytes: usize) -> Batch {
+        Batch {
+            bytes: Vec::with_capacity(bytes),
+            msgs: Vec::with_capacity(messages),
+        }
+    }
+
+    fn push(&mut self, origin: Origin, msg: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(msg);
+        self.msgs.push((origin, start..self.bytes.len()));
+    }
+
+    fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Origin, &[u8])> {
+        self.msgs
+            .iter()
+            .map(|(o, r)| (*o, self.bytes.get(r.clone()).unwrap_or_default()))
+    }
+}
+
 enum Event {
-    Messages(Vec<(Origin, Vec<u8>)>),
+    Messages(Batch),
     Closed(SessionId),
     /// A reader thread is done (a file read to its end, or a fatal error).
     Done(Option<String>),
@@ -152,48 +189,80 @@ fn plain_ip(a: SocketAddr) -> IpAddr {
     }
 }
 
+/// Datagrams taken by one `recvmmsg` call at most.
+const UDP_BURST: usize = 32;
+
+/// The sender's address of a received datagram.
+fn peer_of(a: &nix::sys::socket::SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
 fn run_udp(sock: UdpSocket, tx: SyncSender<Event>) {
+    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
     let mut sessions: std::collections::HashMap<SocketAddr, SessionId> = Default::default();
-    let mut buf = vec![0u8; 65536];
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut nonblocking = false;
+    // One buffer per datagram of a burst, each as large as a datagram can be.
+    let mut bufs = vec![vec![0u8; 65536]; UDP_BURST];
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BURST, None);
+    let mut batch = Batch::with_capacity(BATCH, BATCH * 1500);
+    let mut last: Option<(SocketAddr, SessionId)> = None;
     while !libtrap::is_terminated() {
-        // Block (100 ms at most) for the first datagram, then take what is
-        // already queued without waiting (switched only when that changes:
-        // it is a system call).
-        let want_nonblocking = !batch.is_empty();
-        if nonblocking != want_nonblocking {
-            nonblocking = want_nonblocking;
-            let _ = sock.set_nonblocking(nonblocking);
-        }
-        match sock.recv_from(&mut buf) {
-            Ok((n, peer)) => {
-                if sessions.len() > 65536 {
-                    sessions.clear();
-                }
-                let session = *sessions.entry(peer).or_insert_with(new_session);
-                let origin = Origin {
-                    session,
-                    transport: Transport::Udp,
-                    exporter: Some(plain_ip(peer)),
-                };
-                batch.push((origin, buf[..n].to_vec()));
-                if batch.len() < BATCH {
-                    continue;
+        // Wait (100 ms at most, the socket's timeout) for the first
+        // datagram, take what else is queued without waiting, in one call.
+        let mut slices: Vec<[IoSliceMut<'_>; 1]> = bufs
+            .iter_mut()
+            .map(|b| [IoSliceMut::new(b.as_mut_slice())])
+            .collect();
+        let got = recvmmsg(
+            sock.as_raw_fd(),
+            &mut headers,
+            slices.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        );
+        match got {
+            Ok(msgs) => {
+                for m in msgs {
+                    let Some(peer) = m.address.as_ref().and_then(peer_of) else {
+                        continue;
+                    };
+                    let Some(data) = m.iovs().next() else {
+                        continue;
+                    };
+                    let n = m.bytes.min(data.len());
+                    // Most bursts come from one exporter: skip the lookup.
+                    let session = match last {
+                        Some((p, s)) if p == peer => s,
+                        _ => {
+                            if sessions.len() > 65536 {
+                                sessions.clear();
+                            }
+                            let s = *sessions.entry(peer).or_insert_with(new_session);
+                            last = Some((peer, s));
+                            s
+                        }
+                    };
+                    let origin = Origin {
+                        session,
+                        transport: Transport::Udp,
+                        exporter: Some(plain_ip(peer)),
+                    };
+                    batch.push(origin, &data[..n]);
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 let _ = tx.send(Event::Done(Some(format!("UDP receive: {e}"))));
                 return;
             }
         }
+        // Send when full, or when the queue ran dry (a short burst).
         if !batch.is_empty() {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let full = std::mem::replace(&mut batch, Batch::with_capacity(BATCH, BATCH * 1500));
             if tx.send(Event::Messages(full)).is_err() {
                 return;
             }
@@ -254,9 +323,10 @@ fn run_tcp_connection(mut s: TcpStream, peer: SocketAddr, tx: SyncSender<Event>)
             );
             break;
         };
-        let mut msg = vec![0u8; len];
-        msg[..4].copy_from_slice(&head);
-        match read_full(&mut s, &mut msg[4..]) {
+        let mut batch = Batch::with_capacity(1, len);
+        batch.bytes.resize(len, 0);
+        batch.bytes[..4].copy_from_slice(&head);
+        match read_full(&mut s, &mut batch.bytes[4..]) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
@@ -264,7 +334,8 @@ fn run_tcp_connection(mut s: TcpStream, peer: SocketAddr, tx: SyncSender<Event>)
                 break;
             }
         }
-        if tx.send(Event::Messages(vec![(origin, msg)])).is_err() {
+        batch.msgs.push((origin, 0..len));
+        if tx.send(Event::Messages(batch)).is_err() {
             return;
         }
     }
@@ -302,7 +373,7 @@ fn run_files(files: Vec<String>, tx: SyncSender<Event>) {
             }
         };
         let mut at = 0usize;
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = Batch::with_capacity(BATCH, 0);
         while at < data.len() {
             if libtrap::is_terminated() {
                 return;
@@ -316,9 +387,9 @@ fn run_files(files: Vec<String>, tx: SyncSender<Event>) {
                 ))));
                 return;
             };
-            batch.push((origin, rest[..len].to_vec()));
+            batch.push(origin, &rest[..len]);
             if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                let full = std::mem::replace(&mut batch, Batch::with_capacity(BATCH, 0));
                 if tx.send(Event::Messages(full)).is_err() {
                     return;
                 }
@@ -489,8 +560,8 @@ fn run(args: &Args) -> Result<()> {
         while !libtrap::is_terminated() {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(Event::Messages(batch)) => {
-                    for (origin, msg) in &batch {
-                        col.process(*origin, msg, &mut sink);
+                    for (origin, msg) in batch.iter() {
+                        col.process(origin, msg, &mut sink);
                     }
                 }
                 Ok(Event::Closed(s)) => col.close_session(s),
