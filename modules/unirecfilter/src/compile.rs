@@ -6,6 +6,7 @@
 use crate::ip::{cmp_prefix, IpSet};
 use crate::lexer::{CmpOp, Tok};
 use crate::parser::{Expr, Lit, Target, Term, Test};
+use std::sync::Arc;
 use unirec::{FieldType, RecordRef, Scalar, Template, UrIp, UrMac, UrTime};
 
 /// Two floats within this distance are equal (C's tolerance).
@@ -101,7 +102,14 @@ impl Bound {
     /// bound to.
     #[inline]
     pub fn matches(&self, rec: &RecordRef<'_>) -> bool {
-        self.root.eval(rec.bytes(), self.fixed)
+        let bytes = rec.bytes();
+        // The common shapes without the general evaluator's frame.
+        match &self.root {
+            Node::AllCompiled(v) => v.iter().fold(true, |all, c| all & (c.0)(bytes)),
+            Node::AnyCompiled(v) => v.iter().fold(false, |any, c| any | (c.0)(bytes)),
+            Node::Compiled(c) => (c.0)(bytes),
+            root => root.eval(bytes, self.fixed),
+        }
     }
 
     /// True when the filter passes every record (no filter, or `true`).
@@ -127,6 +135,67 @@ enum Node {
     /// The same of terms only: evaluated in one loop without recursion.
     AllLeaves(Box<[Leaf]>),
     AnyLeaves(Box<[Leaf]>),
+    /// Integer terms compiled to closures ([`Compiled`]): alone, and the
+    /// eager `&&` / `||` of them.
+    Compiled(Compiled),
+    AllCompiled(Box<[Compiled]>),
+    AnyCompiled(Box<[Compiled]>),
+}
+
+/// An integer term compiled to a closure over its field's offset, with the
+/// field's width and the comparison fixed when the filter is bound: one
+/// indirect call per record instead of the dispatch on the term's kind and
+/// type.
+#[derive(Clone)]
+struct Compiled(Arc<dyn Fn(&[u8]) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Compiled")
+    }
+}
+
+/// The `N`-byte little-endian unsigned field at `at`.
+#[inline(always)]
+fn le_uint<const N: usize>(rec: &[u8], at: usize) -> Option<u64> {
+    let b: [u8; N] = rec.get(at..at + N)?.try_into().ok()?;
+    let mut x = [0u8; 8];
+    x[..N].copy_from_slice(&b);
+    Some(u64::from_le_bytes(x))
+}
+
+/// `lo <= value <= lo + span` (or not, when `neg`) of an `N`-byte unsigned field.
+fn range_test<const N: usize>(at: usize, lo: u64, span: u64, neg: bool) -> Compiled {
+    Compiled(Arc::new(move |r: &[u8]| {
+        le_uint::<N>(r, at).is_some_and(|v| (v.wrapping_sub(lo) <= span) != neg)
+    }))
+}
+
+/// The `N`-byte unsigned field at `at` is one of the values of a short list.
+fn list_test<const N: usize>(at: usize, set: &[u64]) -> Compiled {
+    match set.len() {
+        0..=4 => padded_list_test::<N, 4>(at, set),
+        5..=8 => padded_list_test::<N, 8>(at, set),
+        _ => padded_list_test::<N, SHORT_LIST>(at, set),
+    }
+}
+
+/// [`list_test`] over an array of `L` values (the list padded with its
+/// first value, which changes no answer): compared all at once, without a
+/// loop or branches on the data.
+fn padded_list_test<const N: usize, const L: usize>(at: usize, set: &[u64]) -> Compiled {
+    let first = set.first().copied().unwrap_or(u64::MAX);
+    let mut values = [first; L];
+    for (v, s) in values.iter_mut().zip(set) {
+        *v = *s;
+    }
+    // An empty list matches nothing: no N-byte value is u64::MAX unless N
+    // is 8, so keep the answer explicit.
+    let empty = set.is_empty();
+    Compiled(Arc::new(move |r: &[u8]| {
+        le_uint::<N>(r, at)
+            .is_some_and(|x| !empty & values.iter().fold(false, |any, v| any | (*v == x)))
+    }))
 }
 
 impl Node {
@@ -142,6 +211,40 @@ impl Node {
             Node::AnyEager(v) => v.iter().fold(false, |any, n| any | n.eval(rec, fixed)),
             Node::AllLeaves(v) => v.iter().fold(true, |all, l| all & l.eval(rec, fixed)),
             Node::AnyLeaves(v) => v.iter().fold(false, |any, l| any | l.eval(rec, fixed)),
+            Node::Compiled(c) => (c.0)(rec),
+            Node::AllCompiled(v) => v.iter().fold(true, |all, c| all & (c.0)(rec)),
+            Node::AnyCompiled(v) => v.iter().fold(false, |any, c| any | (c.0)(rec)),
+        }
+    }
+
+    /// Integer terms (alone, or all terms of an eager group) as closures.
+    fn compile(self) -> Node {
+        let all = |leaves: &[Leaf]| -> Option<Box<[Compiled]>> {
+            leaves.iter().map(Leaf::compiled).collect()
+        };
+        match self {
+            Node::Leaf(l) => match l.compiled() {
+                Some(c) => Node::Compiled(c),
+                None => Node::Leaf(l),
+            },
+            Node::AllLeaves(v) => match all(&v) {
+                Some(c) => Node::AllCompiled(c),
+                None => Node::AllLeaves(v),
+            },
+            Node::AnyLeaves(v) => match all(&v) {
+                Some(c) => Node::AnyCompiled(c),
+                None => Node::AnyLeaves(v),
+            },
+            Node::Not(n) => Node::Not(Box::new(n.compile())),
+            Node::And(v) => Node::And(v.into_vec().into_iter().map(Node::compile).collect()),
+            Node::Or(v) => Node::Or(v.into_vec().into_iter().map(Node::compile).collect()),
+            Node::AllEager(v) => {
+                Node::AllEager(v.into_vec().into_iter().map(Node::compile).collect())
+            }
+            Node::AnyEager(v) => {
+                Node::AnyEager(v.into_vec().into_iter().map(Node::compile).collect())
+            }
+            other => other,
         }
     }
 
@@ -156,6 +259,7 @@ impl Node {
             }
             Node::Leaf(l) => l.is_cheap(),
             Node::Any(v) | Node::AllLeaves(v) | Node::AnyLeaves(v) => v.iter().all(Leaf::is_cheap),
+            Node::Compiled(_) | Node::AllCompiled(_) | Node::AnyCompiled(_) => true,
         }
     }
 }
@@ -286,6 +390,26 @@ fn cmp_float(a: f64, op: CmpOp, b: f64) -> bool {
 }
 
 impl Leaf {
+    /// This term as a closure, for the integer comparisons and short lists
+    /// of unsigned fields.
+    fn compiled(&self) -> Option<Compiled> {
+        let at = self.at;
+        Some(match &self.kind {
+            &Kind::U8(lo, span, neg) => range_test::<1>(at, lo, span, neg),
+            &Kind::U16(lo, span, neg) => range_test::<2>(at, lo, span, neg),
+            &Kind::U32(lo, span, neg) => range_test::<4>(at, lo, span, neg),
+            &Kind::U64(lo, span, neg) => range_test::<8>(at, lo, span, neg),
+            Kind::IntIn(ty, set) if set.len() <= SHORT_LIST => match ty {
+                IntTy::U8 => list_test::<1>(at, set),
+                IntTy::U16 => list_test::<2>(at, set),
+                IntTy::U32 => list_test::<4>(at, set),
+                IntTy::U64 => list_test::<8>(at, set),
+                _ => return None,
+            },
+            _ => return None,
+        })
+    }
+
     fn is_cheap(&self) -> bool {
         match &self.kind {
             Kind::Int { .. }
@@ -594,7 +718,7 @@ fn leaf(
 /// in C).
 pub fn bind(expr: &Expr, tmpl: &Template, warnings: &mut Vec<String>) -> Bound {
     Bound {
-        root: simplify(bind_expr(expr, tmpl, warnings)),
+        root: simplify(bind_expr(expr, tmpl, warnings)).compile(),
         fixed: tmpl.fixed_size(),
     }
 }
@@ -722,5 +846,76 @@ fn simplify(n: Node) -> Node {
             }
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The closures of integer terms answer as the general evaluator does:
+    /// ranges (`==`, `!=`, `<`, `>` as ranges of every width) and lists of
+    /// every length up to the short-list limit, on values around theirs.
+    #[test]
+    fn compiled_terms_agree_with_the_evaluator() {
+        let widths = [
+            (IntTy::U8, 1usize),
+            (IntTy::U16, 2),
+            (IntTy::U32, 4),
+            (IntTy::U64, 8),
+        ];
+        let probe = |w: usize| -> Vec<u64> {
+            let max = if w == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * w)) - 1
+            };
+            let mut v: Vec<u64> = (0..40).chain([max - 1, max, max / 2]).collect();
+            v.extend([80, 443, 8080, 65535, 65536]);
+            v.into_iter().filter(|&x| x <= max).collect()
+        };
+        let mut checked = 0;
+        for (ty, w) in widths {
+            let mut kinds = Vec::new();
+            for op in [
+                CmpOp::Eq,
+                CmpOp::Ne,
+                CmpOp::Lt,
+                CmpOp::Le,
+                CmpOp::Gt,
+                CmpOp::Ge,
+            ] {
+                for v in [0i128, 1, 7, 443, 70_000, -1] {
+                    kinds.push(int_range(ty, op, v));
+                }
+            }
+            for len in 0..=SHORT_LIST {
+                let mut set: Vec<u64> = (0..len as u64).map(|i| i * 3 + 1).collect();
+                set.sort_unstable();
+                kinds.push(Kind::IntIn(ty, set.into()));
+            }
+            for kind in kinds {
+                // The field at offset 2, as in a record with a field before it.
+                let leaf = Leaf { at: 2, kind };
+                let Some(c) = leaf.compiled() else {
+                    continue;
+                };
+                for x in probe(w) {
+                    let mut rec = vec![0xaa; 2 + 8];
+                    rec[2..2 + w].copy_from_slice(&x.to_le_bytes()[..w]);
+                    rec.truncate(2 + w);
+                    assert_eq!(
+                        (c.0)(&rec),
+                        leaf.eval(&rec, rec.len()),
+                        "{:?} on {x}",
+                        leaf.kind
+                    );
+                    // A record too short for the field: false, both ways.
+                    assert!(!(c.0)(&rec[..2 + w - 1]));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 }
