@@ -147,7 +147,10 @@ enum Node {
 /// indirect call per record instead of the dispatch on the term's kind and
 /// type.
 #[derive(Clone)]
-struct Compiled(Arc<dyn Fn(&[u8]) -> bool + Send + Sync>);
+struct Compiled(Arc<RecordTest>);
+
+/// A test of a record's bytes.
+type RecordTest = dyn Fn(&[u8]) -> bool + Send + Sync;
 
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
