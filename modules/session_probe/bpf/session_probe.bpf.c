@@ -8,7 +8,8 @@
  * Buffer b (0 or 1, chosen by control[0]) is:
  *   sessions_b  session key -> counters (mining features, DDoS quota)
  *   refused_b   keys of sessions refused for a full sessions_b (so each
- *               refused session is counted once)
+ *               refused session is counted once; allocated on use, as only
+ *               the surplus needs it)
  *   packets_b   queue of captured packets (DDoS packet features): at most
  *               control[1] per session, at most max_entries overall
  *   counters    [b * N_COUNTERS + i], see enum counter
@@ -89,6 +90,7 @@ enum counter {
 	struct {                                                               \
 		__uint(type, BPF_MAP_TYPE_HASH);                               \
 		__uint(max_entries, 1024);                                     \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                          \
 		__type(key, struct skey);                                      \
 		__type(value, __u8);                                           \
 	} name SEC(".maps")

@@ -177,8 +177,8 @@ impl Probe {
         let mut bpf = EbpfLoader::new()
             .set_max_entries("sessions_0", sizes.n_session)
             .set_max_entries("sessions_1", sizes.n_session)
-            .set_max_entries("refused_0", sizes.n_session)
-            .set_max_entries("refused_1", sizes.n_session)
+            .set_max_entries("refused_0", sizes.refused_capacity())
+            .set_max_entries("refused_1", sizes.refused_capacity())
             .set_max_entries("packets_0", sizes.n_packet_total)
             .set_max_entries("packets_1", sizes.n_packet_total)
             .load(OBJECT)
@@ -243,9 +243,7 @@ impl Probe {
     pub fn end_window(&mut self) -> Result<WindowContents, ProbeError> {
         let idle = self.active;
         let next = idle ^ 1;
-        self.control
-            .set(0, next, 0)
-            .map_err(map_err("control"))?;
+        self.control.set(0, next, 0).map_err(map_err("control"))?;
         self.active = next;
         std::thread::sleep(GRACE);
         self.drain(idle as usize)
@@ -308,9 +306,7 @@ impl Probe {
         for (i, slot) in c.iter_mut().enumerate() {
             let idx = b as u32 * N_COUNTERS + i as u32;
             *slot = self.counters.get(&idx, 0).map_err(map_err("counters"))?;
-            self.counters
-                .set(idx, 0, 0)
-                .map_err(map_err("counters"))?;
+            self.counters.set(idx, 0, 0).map_err(map_err("counters"))?;
         }
         w.counters = Counters {
             sessions_refused: c[0],

@@ -11,7 +11,8 @@
 //! - At most `n_session` sessions per window. When the table is full a new
 //!   session is refused until the next window: its packets are counted
 //!   (`packets_untracked`) and the session once (`sessions_refused`, kept in
-//!   a second set of the same size; past that only the packets count).
+//!   a second set of [`Sizes::refused_capacity`]; past that only the
+//!   packets count).
 //! - DDoS features: of each session at most `n_packet_per_session` packets
 //!   per window are captured into a queue of at most `n_packet_total`
 //!   packets; the rest is counted (`packets_over_quota`, `packets_queue_full`).
@@ -52,6 +53,14 @@ pub struct Sizes {
     pub n_session: u32,
     pub n_packet_per_session: u32,
     pub n_packet_total: u32,
+}
+
+impl Sizes {
+    /// Capacity of the set of refused sessions (each counted once):
+    /// four times the table, at least 1024.
+    pub fn refused_capacity(&self) -> u32 {
+        self.n_session.saturating_mul(4).max(1024)
+    }
 }
 
 impl Default for Sizes {
@@ -208,7 +217,9 @@ impl WindowTable {
         let v = match self.sessions.get_mut(&key) {
             Some(v) => v,
             None if full => {
-                if self.refused.len() < self.sizes.n_session as usize && self.refused.insert(key) {
+                if self.refused.len() < self.sizes.refused_capacity() as usize
+                    && self.refused.insert(key)
+                {
                     self.counters.sessions_refused += 1;
                 }
                 self.counters.packets_untracked += 1;
@@ -475,14 +486,17 @@ mod tests {
     }
 
     #[test]
-    fn refused_set_is_bounded_like_the_table() {
+    fn refused_set_is_bounded() {
         let mut t = WindowTable::new(sizes(1, 10, 10));
-        for port in 1000u16..1010 {
+        for port in 0u16..1100 {
             t.packet(&pkt(2, port, 1, 53, IPPROTO_UDP, 0, 1));
         }
         let w = t.drain();
-        assert_eq!(w.counters.sessions_refused, 1, "the refused set holds one");
-        assert_eq!(w.counters.packets_untracked, 9);
+        assert_eq!(
+            w.counters.sessions_refused, 1024,
+            "the refused set holds 1024"
+        );
+        assert_eq!(w.counters.packets_untracked, 1099);
     }
 
     #[test]

@@ -47,14 +47,24 @@ struct Args {
     #[arg(short = 'I', long = "interface", value_name = "IFACE")]
     interface: Option<String>,
     /// Read packets from a pcap file (implies --userspace).
-    #[arg(short = 'r', long = "read", value_name = "FILE", conflicts_with = "interface")]
+    #[arg(
+        short = 'r',
+        long = "read",
+        value_name = "FILE",
+        conflicts_with = "interface"
+    )]
     read: Option<String>,
     /// Compute the features in user space from a libpcap capture instead
     /// of the eBPF program.
     #[arg(long)]
     userspace: bool,
     /// Window length in seconds (fractions allowed).
-    #[arg(short = 'w', long = "window", value_name = "SECONDS", default_value_t = 5.0)]
+    #[arg(
+        short = 'w',
+        long = "window",
+        value_name = "SECONDS",
+        default_value_t = 5.0
+    )]
     window: f64,
     /// Sessions tracked per window (N_SESSION).
     #[arg(long = "sessions", value_name = "N", default_value_t = 4096)]
@@ -198,7 +208,9 @@ fn run(args: &Args) -> Result<()> {
         None
     } else {
         let iface = args.interface.as_deref().unwrap_or_default();
-        Some(Probe::attach(iface, sizes)?)
+        let p = Probe::attach(iface, sizes)?;
+        eprintln!("Info: probing {iface} (eBPF on TC ingress and egress)");
+        Some(p)
     };
     let mut trap = Trap::init(&args.trap.ifc, Some(0), Some(2))?;
     let outs = trap.outputs();
@@ -276,7 +288,9 @@ enum Capture {
 
 fn open_capture(args: &Args) -> Result<Capture> {
     let cap = if let Some(file) = &args.read {
-        Capture::File(pcap::Capture::from_file(file).map_err(|e| anyhow!("cannot read {file}: {e}"))?)
+        Capture::File(
+            pcap::Capture::from_file(file).map_err(|e| anyhow!("cannot read {file}: {e}"))?,
+        )
     } else {
         let ifc = args.interface.as_deref().unwrap_or_default();
         let c = pcap::Capture::from_device(ifc)
@@ -288,6 +302,9 @@ fn open_capture(args: &Args) -> Result<Capture> {
                     .timeout(100)
                     .open()
             })
+            // Non-blocking, waited for with poll (see `wait`): libpcap's
+            // blocking read in immediate mode never returns on a quiet link.
+            .and_then(|c| c.setnonblock())
             .map_err(|e| {
                 let why = e.to_string();
                 let hint = if why.to_lowercase().contains("permi") {
@@ -314,6 +331,19 @@ fn open_capture(args: &Args) -> Result<Capture> {
     Ok(cap)
 }
 
+/// Waits until the capture has a packet, at most `timeout` (less when a
+/// signal comes).
+fn wait_readable(c: &pcap::Capture<pcap::Active>, timeout: Duration) -> Result<()> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(c.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+        Err(e) => Err(anyhow!("waiting for packets: {e}")),
+    }
+}
+
 fn wall_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -330,6 +360,12 @@ fn run_userspace(
 ) -> Result<()> {
     let mut cap = open_capture(args)?;
     let live = matches!(cap, Capture::Live(_));
+    if live {
+        eprintln!(
+            "Info: probing {} (libpcap, user space)",
+            args.interface.as_deref().unwrap_or_default()
+        );
+    }
     let mut buf = DoubleBuffer::new(sizes);
     let mut win = Windower::new(window.as_nanos() as u64);
     loop {
@@ -354,6 +390,9 @@ fn run_userspace(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {
+                if let Capture::Live(c) = &cap {
+                    wait_readable(c, Duration::from_millis(100))?;
+                }
                 // Live: close windows on the clock the packets carry.
                 if live && win.started() {
                     while let Some(id) = win.due(wall_ns()) {

@@ -277,7 +277,10 @@ mod tests {
         assert_eq!((r.packets_server, r.packets_client), (1, 2));
         assert_eq!((r.bits_server, r.bits_client), (74 * 8, 274 * 8));
         assert_eq!(r.method, Method::Syn);
-        assert_eq!((r.first_ns, r.last_ns, r.window), (1e9 as u64, 2e9 as u64, 7));
+        assert_eq!(
+            (r.first_ns, r.last_ns, r.window),
+            (1e9 as u64, 2e9 as u64, 7)
+        );
     }
 
     #[test]
