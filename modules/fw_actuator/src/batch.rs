@@ -375,7 +375,11 @@ fn str_field<'a>(m: &'a Map<String, Value>, k: &str) -> Result<Option<&'a str>, 
 }
 
 fn parse_ports(m: &Map<String, Value>, k: &str) -> Result<Option<Ports>, BatchError> {
-    let bad = || BatchError(format!("\"{k}\" must be a port 0-65535 or a range \"LO-HI\""));
+    let bad = || {
+        BatchError(format!(
+            "\"{k}\" must be a port 0-65535 or a range \"LO-HI\""
+        ))
+    };
     match m.get(k) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
@@ -410,10 +414,7 @@ fn parse_op(v: &Value) -> Result<Op, BatchError> {
         return err("must be an object");
     };
     if let Some(k) = m.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return err(format!(
-            "unknown key `{k}` (keys: {})",
-            KEYS.join(", ")
-        ));
+        return err(format!("unknown key `{k}` (keys: {})", KEYS.join(", ")));
     }
     let op = match str_field(m, "operation")? {
         None => return err("no \"operation\" (insert, append, update or delete)"),
@@ -437,7 +438,9 @@ fn parse_op(v: &Value) -> Result<Op, BatchError> {
         },
         Some(_) => return err("\"id\" must be a number"),
     };
-    let has_fields = KEYS[2..].iter().any(|k| m.get(*k).is_some_and(|v| !v.is_null()));
+    let has_fields = KEYS[2..]
+        .iter()
+        .any(|k| m.get(*k).is_some_and(|v| !v.is_null()));
     match (op, id) {
         (Operation::Insert, None) => return err("insert needs an \"id\" (the position)"),
         (Operation::Update, None) => return err("update needs the \"id\" of the rule"),
@@ -493,8 +496,7 @@ fn parse_rule(m: &Map<String, Value>) -> Result<Rule, BatchError> {
     }
     let sport = parse_ports(m, "sport")?;
     let dport = parse_ports(m, "dport")?;
-    if (sport.is_some() || dport.is_some())
-        && !matches!(l4proto, Some(L4Proto::Tcp | L4Proto::Udp))
+    if (sport.is_some() || dport.is_some()) && !matches!(l4proto, Some(L4Proto::Tcp | L4Proto::Udp))
     {
         return err("ports need \"l4proto\" TCP or UDP");
     }
@@ -587,26 +589,83 @@ mod tests {
             (r#"{"rules":[], "x":1}"#, "unknown key `x`"),
             (r#"{"rules":[]}"#, "empty"),
             (r#"{"rules":[{"id":1}]}"#, "rule 0: no \"operation\""),
-            (r#"{"rules":[{"operation":"move"}]}"#, "unknown operation `move`"),
-            (r#"{"rules":[{"operation":"insert","src":"198.51.100.1"}]}"#, "insert needs an \"id\""),
-            (r#"{"rules":[{"operation":"update","src":"198.51.100.1"}]}"#, "update needs"),
-            (r#"{"rules":[{"operation":"append","id":3}]}"#, "append takes no"),
+            (
+                r#"{"rules":[{"operation":"move"}]}"#,
+                "unknown operation `move`",
+            ),
+            (
+                r#"{"rules":[{"operation":"insert","src":"198.51.100.1"}]}"#,
+                "insert needs an \"id\"",
+            ),
+            (
+                r#"{"rules":[{"operation":"update","src":"198.51.100.1"}]}"#,
+                "update needs",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","id":3}]}"#,
+                "append takes no",
+            ),
             (r#"{"rules":[{"operation":"delete"}]}"#, "delete needs"),
-            (r#"{"rules":[{"operation":"delete","id":1,"src":"198.51.100.1"}]}"#, "takes no other field"),
-            (r#"{"rules":[{"operation":"append","src":"198.51.100.300"}]}"#, "\"src\" `198.51.100.300`"),
-            (r#"{"rules":[{"operation":"append","src":"198.51.100.0/33"}]}"#, "\"src\""),
-            (r#"{"rules":[{"operation":"append","dport":80}]}"#, "ports need"),
-            (r#"{"rules":[{"operation":"append","l4proto":"TCP","dport":70000}]}"#, "\"dport\" must be"),
-            (r#"{"rules":[{"operation":"append","l4proto":"TCP","dport":"90-80"}]}"#, "\"dport\" must be"),
-            (r#"{"rules":[{"operation":"append","l4proto":"UDP","tcpflags":"SYN"}]}"#, "needs \"l4proto\" TCP"),
-            (r#"{"rules":[{"operation":"append","l4proto":"TCP","tcpflags":"SYN,XMAS"}]}"#, "unknown TCP flag `XMAS`"),
-            (r#"{"rules":[{"operation":"append","conntrack":"OLD"}]}"#, "unknown \"conntrack\""),
-            (r#"{"rules":[{"operation":"append","action":"reject"}]}"#, "unknown \"action\""),
-            (r#"{"rules":[{"operation":"append","l4proto":"SCTP"}]}"#, "unknown \"l4proto\""),
-            (r#"{"rules":[{"operation":"append","src":"198.51.100.1","dst":"2001:db8::1"}]}"#, "different IP versions"),
-            (r#"{"rules":[{"operation":"append","src":"198.51.100.1"},{"operation":"append","sport":1}]}"#, "rule 1:"),
-            (r#"{"rules":[{"operation":"append","src":5}]}"#, "must be a string"),
-            (r#"{"rules":[{"operation":"append","prio":5}]}"#, "unknown key `prio`"),
+            (
+                r#"{"rules":[{"operation":"delete","id":1,"src":"198.51.100.1"}]}"#,
+                "takes no other field",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","src":"198.51.100.300"}]}"#,
+                "\"src\" `198.51.100.300`",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","src":"198.51.100.0/33"}]}"#,
+                "\"src\"",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","dport":80}]}"#,
+                "ports need",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","l4proto":"TCP","dport":70000}]}"#,
+                "\"dport\" must be",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","l4proto":"TCP","dport":"90-80"}]}"#,
+                "\"dport\" must be",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","l4proto":"UDP","tcpflags":"SYN"}]}"#,
+                "needs \"l4proto\" TCP",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","l4proto":"TCP","tcpflags":"SYN,XMAS"}]}"#,
+                "unknown TCP flag `XMAS`",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","conntrack":"OLD"}]}"#,
+                "unknown \"conntrack\"",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","action":"reject"}]}"#,
+                "unknown \"action\"",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","l4proto":"SCTP"}]}"#,
+                "unknown \"l4proto\"",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","src":"198.51.100.1","dst":"2001:db8::1"}]}"#,
+                "different IP versions",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","src":"198.51.100.1"},{"operation":"append","sport":1}]}"#,
+                "rule 1:",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","src":5}]}"#,
+                "must be a string",
+            ),
+            (
+                r#"{"rules":[{"operation":"append","prio":5}]}"#,
+                "unknown key `prio`",
+            ),
         ];
         for (text, want) in cases {
             let e = parse_batch(text).unwrap_err().0;

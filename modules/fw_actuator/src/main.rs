@@ -114,7 +114,10 @@ impl Ctx {
                     }
                 }
                 Ruleset::from_state(&t).map_err(|e| {
-                    anyhow!("{}: {e} (remove the file to start empty)", self.state.display())
+                    anyhow!(
+                        "{}: {e} (remove the file to start empty)",
+                        self.state.display()
+                    )
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Ruleset::default()),
@@ -124,13 +127,16 @@ impl Ctx {
 
     fn save(&self, r: &Ruleset) -> Result<()> {
         if let Some(d) = self.state.parent() {
-            std::fs::create_dir_all(d)
-                .with_context(|| format!("cannot create {}", d.display()))?;
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
         }
         let tmp = self.state.with_extension("tmp");
         let mut state = r.to_state();
         if let Some(m) = state.as_object_mut() {
-            let w: Vec<Value> = self.whitelist.iter().map(|p| p.to_string().into()).collect();
+            let w: Vec<Value> = self
+                .whitelist
+                .iter()
+                .map(|p| p.to_string().into())
+                .collect();
             m.insert("whitelist".into(), w.into());
         }
         std::fs::write(&tmp, state.to_string())
@@ -160,7 +166,11 @@ impl Ctx {
         let out = child.wait_with_output()?;
         if !out.status.success() {
             let e = String::from_utf8_lossy(&out.stderr);
-            let first = e.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            let first = e
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
             let hint = if e.contains("Operation not permitted") {
                 " (run as root: nft needs CAP_NET_ADMIN)"
             } else {
@@ -226,7 +236,10 @@ fn run(args: &Args) -> Result<()> {
         );
     }
     if !valid_name(&args.table) {
-        bail!("--table `{}`: letters, digits, _ - . (at most 15)", args.table);
+        bail!(
+            "--table `{}`: letters, digits, _ - . (at most 15)",
+            args.table
+        );
     }
     let whitelist = args
         .whitelist
@@ -277,10 +290,16 @@ fn run(args: &Args) -> Result<()> {
     if args.flush {
         let r = ctx.load()?;
         if ctx.dry_run {
-            println!("{}", nft::transaction(&ctx.target, &Ruleset::default(), &[]));
+            println!(
+                "{}",
+                nft::transaction(&ctx.target, &Ruleset::default(), &[])
+            );
             return Ok(());
         }
-        ctx.commit(&Ruleset::default(), &[format!("flush ({} rules)", r.entries.len())])?;
+        ctx.commit(
+            &Ruleset::default(),
+            &[format!("flush ({} rules)", r.entries.len())],
+        )?;
         return Ok(());
     }
     if let Some(b) = &args.batch {
@@ -308,7 +327,13 @@ fn list(ctx: &mut Ctx) -> Result<()> {
     let listing = ctx
         .run_nft(
             None,
-            &["list", "chain", "inet", &ctx.target.table, &ctx.target.chain()],
+            &[
+                "list",
+                "chain",
+                "inet",
+                &ctx.target.table,
+                &ctx.target.chain(),
+            ],
         )
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
@@ -401,7 +426,12 @@ fn run_module(args: &Args, ctx: &mut Ctx) -> Result<()> {
                 ctx.log(&format!("alert for whitelisted {p}: not blocked"));
                 continue;
             }
-            rules.block(p, format!("alert: source {}", p.addr), expires, &ctx.whitelist)
+            rules.block(
+                p,
+                format!("alert: source {}", p.addr),
+                expires,
+                &ctx.whitelist,
+            )
         } else {
             rules.block_to(p, format!("alert: flood to {}", p.addr), expires)
         };
@@ -411,7 +441,9 @@ fn run_module(args: &Args, ctx: &mut Ctx) -> Result<()> {
             ctx.commit(&rules, &log)?;
         }
     }
-    ctx.log(&format!("{alerts} alerts read; the rules stay until they expire or are deleted"));
+    ctx.log(&format!(
+        "{alerts} alerts read; the rules stay until they expire or are deleted"
+    ));
     // The input ended: expiry needs a running actuator, so keep going
     // until the last auto-rule is gone or a signal comes.
     while !libtrap::is_terminated() && rules.entries.iter().any(|e| e.expires.is_some()) {

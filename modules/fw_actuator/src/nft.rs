@@ -66,16 +66,28 @@ pub fn rule_expr(iface: &str, r: &Rule) -> Vec<Value> {
     }
     let fam = if v6 { "ip6" } else { "ip" };
     if let Some(p) = &r.src {
-        e.push(m(json!({"payload": {"protocol": fam, "field": "saddr"}}), addr(p)));
+        e.push(m(
+            json!({"payload": {"protocol": fam, "field": "saddr"}}),
+            addr(p),
+        ));
     }
     if let Some(p) = &r.dst {
-        e.push(m(json!({"payload": {"protocol": fam, "field": "daddr"}}), addr(p)));
+        e.push(m(
+            json!({"payload": {"protocol": fam, "field": "daddr"}}),
+            addr(p),
+        ));
     }
     if let Some(p) = r.sport {
-        e.push(m(json!({"payload": {"protocol": "th", "field": "sport"}}), ports(p)));
+        e.push(m(
+            json!({"payload": {"protocol": "th", "field": "sport"}}),
+            ports(p),
+        ));
     }
     if let Some(p) = r.dport {
-        e.push(m(json!({"payload": {"protocol": "th", "field": "dport"}}), ports(p)));
+        e.push(m(
+            json!({"payload": {"protocol": "th", "field": "dport"}}),
+            ports(p),
+        ));
     }
     if let Some(f) = r.tcpflags {
         e.push(m(
@@ -84,8 +96,10 @@ pub fn rule_expr(iface: &str, r: &Rule) -> Vec<Value> {
         ));
     }
     if let Some(c) = r.conntrack {
-        e.push(json!({"match": {"op": "in", "left": {"ct": {"key": "state"}},
-            "right": c.name().to_ascii_lowercase()}}));
+        e.push(
+            json!({"match": {"op": "in", "left": {"ct": {"key": "state"}},
+            "right": c.name().to_ascii_lowercase()}}),
+        );
     }
     e.push(json!({"counter": null}));
     e.push(match r.action {
@@ -105,8 +119,10 @@ pub fn transaction(t: &Target, rules: &Ruleset, whitelist: &[Prefix]) -> Value {
         json!({"flush": {"chain": {"family": "inet", "table": t.table, "name": chain}}}),
     ];
     let mut add = |expr: Vec<Value>, comment: String| {
-        cmds.push(json!({"add": {"rule": {"family": "inet", "table": t.table, "chain": chain,
-            "expr": expr, "comment": comment}}}));
+        cmds.push(
+            json!({"add": {"rule": {"family": "inet", "table": t.table, "chain": chain,
+            "expr": expr, "comment": comment}}}),
+        );
     };
     for (i, w) in whitelist.iter().enumerate() {
         let mut r = Rule::drop_from(*w, "whitelist".into());
@@ -135,9 +151,9 @@ pub fn counters(listing: &Value) -> Vec<(u64, u64)> {
         .iter()
         .filter_map(|i| i.get("rule"))
         .filter(|r| {
-            r.get("comment")
-                .and_then(Value::as_str)
-                .is_some_and(|c| c.starts_with("fw_actuator rule") || c.starts_with("fw_actuator auto"))
+            r.get("comment").and_then(Value::as_str).is_some_and(|c| {
+                c.starts_with("fw_actuator rule") || c.starts_with("fw_actuator auto")
+            })
         })
         .map(|r| {
             r.get("expr")
@@ -161,15 +177,30 @@ mod tests {
     fn rules_render_as_nft_json() {
         let ops = parse_batch(r#"{"rules":[{"operation":"append","l4proto":"TCP","src":"198.51.100.0/24","dport":"80-90","tcpflags":"SYN,!ACK","conntrack":"NEW","description":"web"}]}"#).unwrap();
         let (r, _) = Ruleset::default().apply(&ops).unwrap();
-        let t = Target { table: "fwa".into(), iface: "eth0".into() };
+        let t = Target {
+            table: "fwa".into(),
+            iface: "eth0".into(),
+        };
         let wl = [Prefix::parse("203.0.113.0/24").unwrap()];
         let j = transaction(&t, &r, &wl).to_string();
-        assert!(j.contains(r#"{"flush":{"chain":{"family":"inet","name":"in_eth0","table":"fwa"}}}"#), "{j}");
-        assert!(j.contains(r#""right":{"prefix":{"addr":"198.51.100.0","len":24}}"#), "{j}");
+        assert!(
+            j.contains(r#"{"flush":{"chain":{"family":"inet","name":"in_eth0","table":"fwa"}}}"#),
+            "{j}"
+        );
+        assert!(
+            j.contains(r#""right":{"prefix":{"addr":"198.51.100.0","len":24}}"#),
+            "{j}"
+        );
         assert!(j.contains(r#""right":{"range":[80,90]}"#), "{j}");
-        assert!(j.contains(r#"{"&":[{"payload":{"field":"flags","protocol":"tcp"}},18]}"#), "{j}");
+        assert!(
+            j.contains(r#"{"&":[{"payload":{"field":"flags","protocol":"tcp"}},18]}"#),
+            "{j}"
+        );
         assert!(j.contains(r#""comment":"fw_actuator rule 0 web""#), "{j}");
-        assert!(j.contains(r#""comment":"fw_actuator whitelist 0 whitelist""#), "{j}");
+        assert!(
+            j.contains(r#""comment":"fw_actuator whitelist 0 whitelist""#),
+            "{j}"
+        );
         // The whitelist comes before the rules.
         assert!(j.find("whitelist 0").unwrap() < j.find("rule 0").unwrap());
     }

@@ -240,7 +240,11 @@ mod tests {
         // delete the .50 rule by match: .11 is left, at id 0.
         assert_eq!(ids(&r), vec!["10.0.0.11/32"]);
         assert_eq!(log.len(), 6);
-        assert!(log[3].starts_with("update ") && log[3].contains("(was "), "{}", log[3]);
+        assert!(
+            log[3].starts_with("update ") && log[3].contains("(was "),
+            "{}",
+            log[3]
+        );
     }
 
     #[test]
@@ -255,12 +259,20 @@ mod tests {
             .unwrap();
         assert_eq!(
             ids(&r),
-            ["198.51.100.4/32", "198.51.100.1/32", "198.51.100.3/32", "198.51.100.2/32"]
+            [
+                "198.51.100.4/32",
+                "198.51.100.1/32",
+                "198.51.100.3/32",
+                "198.51.100.2/32"
+            ]
         );
         let (r, _) = r
             .apply(&b(r#"{"rules":[{"operation":"delete","id":1},{"operation":"update","id":0,"src":"198.51.100.9","action":"forward"}]}"#))
             .unwrap();
-        assert_eq!(ids(&r), ["198.51.100.9/32", "198.51.100.3/32", "198.51.100.2/32"]);
+        assert_eq!(
+            ids(&r),
+            ["198.51.100.9/32", "198.51.100.3/32", "198.51.100.2/32"]
+        );
         assert_eq!(r.entries[0].rule.action, Action::Forward);
     }
 
@@ -271,13 +283,28 @@ mod tests {
         )
         .unwrap();
         let e = Ruleset::default().apply(&ops).unwrap_err().0;
-        assert_eq!(e, "rule 1: delete of id 5: the ids are 0-0; the batch was not applied");
+        assert_eq!(
+            e,
+            "rule 1: delete of id 5: the ids are 0-0; the batch was not applied"
+        );
         for (t, want) in [
-            (r#"{"rules":[{"operation":"insert","id":1,"src":"198.51.100.1"}]}"#, "insert at id 1: there are no rules"),
-            (r#"{"rules":[{"operation":"update","id":0,"src":"198.51.100.1"}]}"#, "update of id 0"),
-            (r#"{"rules":[{"operation":"delete","src":"198.51.100.1"}]}"#, "no rule matches {\"action\":\"drop\",\"src\":\"198.51.100.1/32\"}"),
+            (
+                r#"{"rules":[{"operation":"insert","id":1,"src":"198.51.100.1"}]}"#,
+                "insert at id 1: there are no rules",
+            ),
+            (
+                r#"{"rules":[{"operation":"update","id":0,"src":"198.51.100.1"}]}"#,
+                "update of id 0",
+            ),
+            (
+                r#"{"rules":[{"operation":"delete","src":"198.51.100.1"}]}"#,
+                "no rule matches {\"action\":\"drop\",\"src\":\"198.51.100.1/32\"}",
+            ),
         ] {
-            let e = Ruleset::default().apply(&parse_batch(t).unwrap()).unwrap_err().0;
+            let e = Ruleset::default()
+                .apply(&parse_batch(t).unwrap())
+                .unwrap_err()
+                .0;
             assert!(e.contains(want), "{e}");
         }
     }
@@ -288,8 +315,13 @@ mod tests {
         let mut r = Ruleset::default();
         let a = Prefix::parse("198.51.100.7").unwrap();
         assert!(r.block(a, "ddos".into(), 100, &wl).is_some());
-        assert!(r.block(a, "ddos".into(), 150, &wl).is_none(), "refreshed, not doubled");
-        assert!(r.block(Prefix::parse("203.0.113.5").unwrap(), "x".into(), 100, &wl).is_none());
+        assert!(
+            r.block(a, "ddos".into(), 150, &wl).is_none(),
+            "refreshed, not doubled"
+        );
+        assert!(r
+            .block(Prefix::parse("203.0.113.5").unwrap(), "x".into(), 100, &wl)
+            .is_none());
         assert_eq!(r.entries.len(), 1);
         assert!(r.expire(149).is_empty());
         assert_eq!(r.expire(150).len(), 1);
@@ -301,7 +333,12 @@ mod tests {
         let mut r = Ruleset::default();
         let ops = parse_batch(r#"{"rules":[{"operation":"append","l4proto":"TCP","dport":"22-23","tcpflags":"SYN,!ACK","description":"ssh"}]}"#).unwrap();
         r = r.apply(&ops).unwrap().0;
-        r.block(Prefix::parse("2001:db8::7").unwrap(), "auto".into(), 99, &[]);
+        r.block(
+            Prefix::parse("2001:db8::7").unwrap(),
+            "auto".into(),
+            99,
+            &[],
+        );
         let back = Ruleset::from_state(&r.to_state().to_string()).unwrap();
         assert_eq!(back, r);
     }
