@@ -861,3 +861,175 @@ fn without_privilege_or_interface_the_error_says_what_to_do() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+/// A synthesized capture (no root needed): exact records in user space,
+/// windows on packet time, and the DDoS features read by ddos_detector and
+/// miner_detector as their flows.
+#[test]
+fn userspace_records_of_a_synthesized_capture_and_the_detectors_read_them() {
+    use flow_meter::synth::{ipv4_frame, PcapWriter, L4};
+    use std::net::Ipv4Addr;
+    let sb = Sandbox::new();
+    let client = Ipv4Addr::new(203, 0, 113, 9);
+    let server = Ipv4Addr::new(203, 0, 113, 1);
+    let t0 = 1_700_000_000_000_000u64;
+    let mut w = PcapWriter::new(Vec::new()).unwrap();
+    let mut f = Vec::new();
+    let tcp = |flags: u8, payload: &'static [u8], to_server: bool| {
+        let (sport, dport) = if to_server {
+            (40000, 3333)
+        } else {
+            (3333, 40000)
+        };
+        L4::Tcp {
+            sport,
+            dport,
+            seq: 1,
+            ack: 1,
+            flags,
+            payload,
+        }
+    };
+    // Window 0 (t0 .. t0+2 s): handshake and 3 requests; window 1: 3 answers
+    // of 100 bytes; window 2: a UDP exchange without SYN to port 53 and
+    // a ping (ICMP: DDoS features only).
+    let mut at = |w: &mut PcapWriter<Vec<u8>>, us: u64, src, dst, l4| {
+        ipv4_frame(&mut f, src, dst, 1, l4);
+        w.packet(t0 + us, &f).unwrap();
+    };
+    at(&mut w, 0, client, server, tcp(0x02, b"", true));
+    at(&mut w, 1000, server, client, tcp(0x12, b"", false));
+    at(&mut w, 2000, client, server, tcp(0x10, b"", true));
+    for i in 0..3 {
+        at(
+            &mut w,
+            500_000 + i * 1000,
+            client,
+            server,
+            tcp(0x18, b"req", true),
+        );
+    }
+    for i in 0..3 {
+        at(
+            &mut w,
+            2_500_000 + i * 1000,
+            server,
+            client,
+            tcp(0x18, &[7u8; 100], false),
+        );
+    }
+    at(
+        &mut w,
+        4_100_000,
+        client,
+        server,
+        L4::Udp {
+            sport: 5353,
+            dport: 53,
+            payload: b"q",
+        },
+    );
+    at(
+        &mut w,
+        4_200_000,
+        server,
+        client,
+        L4::Udp {
+            sport: 53,
+            dport: 5353,
+            payload: b"answer",
+        },
+    );
+    at(
+        &mut w,
+        4_300_000,
+        client,
+        server,
+        L4::Icmp {
+            kind: 8,
+            payload: b"ping",
+        },
+    );
+    std::fs::write(sb.path("s.pcap"), w.get_ref()).unwrap();
+    let out = sb.run(
+        "session_probe",
+        &[
+            "--userspace",
+            "-r",
+            "s.pcap",
+            "-w",
+            "2",
+            "--packets-per-session",
+            "4",
+            "-i",
+            "f:d.trapcap,f:m.trapcap",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("Info: window 0: 1 sessions, 4 packets captured"),
+        "{err}"
+    );
+    assert!(err.contains("2 packets over the session quota"), "{err}");
+    let m = records(&sb, "m.trapcap");
+    let summary: Vec<String> = m
+        .iter()
+        .map(|r| {
+            format!(
+                "w{} {}:{}<-{}:{} p{} s{}/c{} b{}/{} m{}",
+                r["WINDOW_ID"],
+                r["SERVER_IP"],
+                r["SERVER_PORT"],
+                r["CLIENT_IP"],
+                r["CLIENT_PORT"],
+                r["PROTOCOL"],
+                r["N_PACKETS_SERVER"],
+                r["N_PACKETS_CLIENT"],
+                r["N_BITS_SERVER"],
+                r["N_BITS_CLIENT"],
+                r["SERVER_ID_METHOD"]
+            )
+        })
+        .collect();
+    // Frames: 54 bytes of headers + payload (TCP), 42 + payload (UDP).
+    assert_eq!(
+        summary,
+        [
+            format!(
+                "w0 {server}:3333<-{client}:40000 p6 s1/c5 b{}/{} m1",
+                54 * 8,
+                (54 * 5 + 9) * 8
+            ),
+            // No SYN in window 1: neither port < 1024, the lower one (3333).
+            format!(
+                "w1 {server}:3333<-{client}:40000 p6 s3/c0 b{}/0 m4",
+                154 * 3 * 8
+            ),
+            format!(
+                "w2 {server}:53<-{client}:5353 p17 s1/c1 b{}/{} m2",
+                48 * 8,
+                43 * 8
+            ),
+        ]
+    );
+    let d = records(&sb, "d.trapcap");
+    let icmp: Vec<&Rec> = d.iter().filter(|r| r["PROTOCOL"] == "1").collect();
+    assert_eq!(icmp.len(), 1);
+    assert_eq!((num(icmp[0], "PACKETS"), num(icmp[0], "WINDOW_ID")), (1, 2));
+    let c2s0 = d
+        .iter()
+        .find(|r| r["SRC_IP"] == client.to_string() && r["WINDOW_ID"] == "0")
+        .unwrap();
+    // 4 packets per session captured: SYN, SYN-ACK, ACK, the first request.
+    assert_eq!((num(c2s0, "PACKETS"), num(c2s0, "TCP_FLAGS")), (3, 0x1a));
+    // The DDoS features are flows for ddos_detector and miner_detector.
+    for det in ["ddos_detector", "miner_detector"] {
+        let out = sb.run(det, &["-i", "f:d.trapcap,f:alerts.trapcap"]);
+        assert!(
+            out.status.success(),
+            "{det}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
