@@ -782,6 +782,16 @@ while True:
     let w1 = probe.wait_err("window 1:", Duration::from_secs(5));
     send("6009");
     let w2 = probe.wait_err("window 2:", Duration::from_secs(5));
+    // The kernel's counters on the service interface.
+    let svc = sb.path(&format!("trap-service_{}.sock", probe.child.id()));
+    let stats = libtrap::service::query(&svc).expect("service interface");
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["counters"]["sessions_refused"], 6, "{stats}");
+    assert_eq!(stats["counters"]["packets_untracked"], 12, "{stats}");
+    assert!(
+        stats["counters"]["windows"].as_u64().unwrap() >= 3,
+        "{stats}"
+    );
     probe.stop();
     drop(srv);
     assert!(

@@ -13,6 +13,8 @@ use session_probe::records::{
 };
 use session_probe::window::Windower;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use unirec::{RecordBuilder, Template};
 
@@ -114,8 +116,38 @@ impl Args {
     }
 }
 
+/// The kernel's (or user space's) refusals, on the service interface.
+struct ServiceCounters {
+    windows: Arc<AtomicU64>,
+    sessions_refused: Arc<AtomicU64>,
+    packets_untracked: Arc<AtomicU64>,
+    packets_over_quota: Arc<AtomicU64>,
+    packets_queue_full: Arc<AtomicU64>,
+}
+
+impl ServiceCounters {
+    fn new(trap: &Trap) -> ServiceCounters {
+        ServiceCounters {
+            windows: trap.counter("windows"),
+            sessions_refused: trap.counter("sessions_refused"),
+            packets_untracked: trap.counter("packets_untracked"),
+            packets_over_quota: trap.counter("packets_over_quota"),
+            packets_queue_full: trap.counter("packets_queue_full"),
+        }
+    }
+
+    fn publish(&self, windows: u64, t: &Counters) {
+        self.windows.store(windows, Relaxed);
+        self.sessions_refused.store(t.sessions_refused, Relaxed);
+        self.packets_untracked.store(t.packets_untracked, Relaxed);
+        self.packets_over_quota.store(t.packets_over_quota, Relaxed);
+        self.packets_queue_full.store(t.packets_queue_full, Relaxed);
+    }
+}
+
 /// The two outputs and what they sent.
 struct Sink<'t> {
+    service: ServiceCounters,
     ddos_t: &'t Template,
     mining_t: &'t Template,
     ddos: DdosEncoder,
@@ -128,8 +160,13 @@ struct Sink<'t> {
 }
 
 impl<'t> Sink<'t> {
-    fn new(ddos_t: &'t Template, mining_t: &'t Template) -> Result<Sink<'t>> {
+    fn new(
+        ddos_t: &'t Template,
+        mining_t: &'t Template,
+        service: ServiceCounters,
+    ) -> Result<Sink<'t>> {
         Ok(Sink {
+            service,
             ddos_t,
             mining_t,
             ddos: DdosEncoder::new(ddos_t)?,
@@ -173,6 +210,7 @@ impl<'t> Sink<'t> {
         self.ddos_sent += ddos.len() as u64;
         self.mining_sent += mining.len() as u64;
         self.totals.add(&w.counters);
+        self.service.publish(self.windows, &self.totals);
         let c = &w.counters;
         eprintln!(
             "Info: window {id}: {} sessions, {} packets captured, {} DDoS records, {} mining records; refused: {} sessions ({} packets), {} packets over the session quota, {} over the total",
@@ -213,10 +251,11 @@ fn run(args: &Args) -> Result<()> {
         Some(p)
     };
     let mut trap = Trap::init(&args.trap.ifc, Some(0), Some(2))?;
+    let service = ServiceCounters::new(&trap);
     let outs = trap.outputs();
     outs[0].set_format(DataFormat::UniRec(ddos_t.spec().to_string()))?;
     outs[1].set_format(DataFormat::UniRec(mining_t.spec().to_string()))?;
-    let mut sink = Sink::new(&ddos_t, &mining_t)?;
+    let mut sink = Sink::new(&ddos_t, &mining_t, service)?;
     let started = Instant::now();
     let r = match probe {
         Some(p) => run_ebpf(p, window, outs, &mut sink),
