@@ -300,7 +300,18 @@ fn run_ebpf(
             libtrap::sleep((next - now).min(Duration::from_millis(100)));
         }
         let stopping = libtrap::is_terminated();
+        let t = Instant::now();
         let w = probe.end_window()?;
+        let read = t.elapsed().saturating_sub(session_probe::ebpf::GRACE);
+        if !w.is_empty() {
+            eprintln!(
+                "Info: window {id} read from the kernel in {:.3} ms ({} sessions, {} packets; {:.0} entries/s)",
+                read.as_secs_f64() * 1e3,
+                w.sessions.len(),
+                w.packets.len(),
+                (w.sessions.len() + w.packets.len()) as f64 / read.as_secs_f64().max(1e-9)
+            );
+        }
         sink.window(outs, &w, id)
             .or_else(|e| ok_on_stop(e, stopping))?;
         if stopping {
