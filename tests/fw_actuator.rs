@@ -504,3 +504,174 @@ fn source_alerts_block_the_source_and_bad_options_are_refused() {
         assert!(e.contains(want), "{args:?}: {e}");
     }
 }
+
+/// The chain on live traffic: a friend pings the victim, then the attacker
+/// floods it with SYNs from random sources (hping3); tcpdump captures on
+/// the victim's bridge, the capture's clock is stretched 100× (ddos_detector
+/// compares windows of 60 s of flow time, more than a test can wait for)
+/// and read by `session_probe -r`, whose DDoS features go to ddos_detector,
+/// whose alert goes to fw_actuator: the attacker is cut off, the friend is
+/// not, and the rule expires.
+#[test]
+fn live_syn_flood_through_session_probe_and_ddos_detector_to_the_firewall() {
+    if !prerequisites(&["nft", "ping", "hping3", "tcpdump", "python3"]) {
+        return;
+    }
+    let Some(net) = Net::create() else { return };
+    let sb = Sandbox::new();
+    net.wait_reachable(&net.a);
+    net.wait_reachable(&net.w);
+    let pcap = sb.path("live.pcap");
+    let mut dump = Command::new("ip")
+        .args([
+            "netns", "exec", &net.v, "tcpdump", "-i", "ebbr0", "-s", "96",
+        ])
+        .args(["-U", "--immediate-mode", "-w"])
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    {
+        use std::io::BufRead;
+        let err = dump.stderr.take().unwrap();
+        let mut lines = std::io::BufReader::new(err).lines();
+        assert!(lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))));
+    }
+    let mut pings = Command::new("ip")
+        .args([
+            "netns", "exec", &net.w, "ping", "-q", "-i", "0.1", "-c", "45", VICTIM,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_millis(1500));
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.a,
+        "hping3",
+        "-q",
+        "-S",
+        "-p",
+        "80",
+        "--rand-source",
+        "-i",
+        "u1000",
+        "-c",
+        "2500",
+        VICTIM,
+    ]);
+    let _ = pings.wait();
+    let _ = Command::new("kill")
+        .args(["-INT", &dump.id().to_string()])
+        .status();
+    let _ = dump.wait();
+    // Stretch the capture's clock 100× around its first packet.
+    let stretch = r#"
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+out = bytearray(d[:24]); i = 24; t0 = None
+while i + 16 <= len(d):
+    s, us, incl, orig = struct.unpack("<IIII", d[i:i+16])
+    t = s * 1000000 + us
+    t0 = t if t0 is None else t0
+    t = t0 + (t - t0) * 100
+    out += struct.pack("<IIII", t // 1000000, t % 1000000, incl, orig) + d[i+16:i+16+incl]
+    i += 16 + incl
+open(sys.argv[2], "wb").write(out)
+"#;
+    assert!(sh(&[
+        "python3",
+        "-c",
+        stretch,
+        pcap.to_str().unwrap(),
+        sb.path("stretched.pcap").to_str().unwrap()
+    ]));
+    let out = sb.run(
+        "session_probe",
+        &[
+            "-r",
+            "stretched.pcap",
+            "-w",
+            "60",
+            "--sessions",
+            "65536",
+            "-i",
+            "f:ddos.trapcap,b:",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sb.run(
+        "ddos_detector",
+        &[
+            "-m",
+            "1",
+            "-b",
+            "0",
+            "-p",
+            "0",
+            "-s",
+            "32",
+            "-i",
+            "f:ddos.trapcap,f:alerts.trapcap",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = ok_stdout(
+        &sb.run("logger", &["-t", "-i", "f:alerts.trapcap"]),
+        "logger",
+    );
+    assert!(
+        alerts
+            .lines()
+            .skip(1)
+            .any(|l| l.starts_with(&format!("{VICTIM},"))),
+        "{alerts}"
+    );
+    let act = Command::new("ip")
+        .args(["netns", "exec", &net.v])
+        .arg(bin("fw_actuator"))
+        .args(["--interface", "ebbr0", "--ttl", "3", "--whitelist", FRIEND])
+        .arg("--state")
+        .arg(sb.path("fw-state.json"))
+        .args(["-i", "f:alerts.trapcap"])
+        .current_dir(sb.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fw_actuator");
+    let start = Instant::now();
+    while !net.nft_text().contains(&format!("ip daddr {VICTIM}")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no rule: {}",
+            net.nft_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !net.ping_ok(&net.a),
+        "the attacker still reaches the victim"
+    );
+    assert!(net.ping_ok(&net.w), "the whitelisted friend was blocked");
+    let out = nemea_rs::wait_output(act, Duration::from_secs(15), "fw_actuator");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!net.nft_text().contains("drop"), "{}", net.nft_text());
+    assert!(net.ping_ok(&net.a), "the rule did not expire");
+}
