@@ -29,7 +29,9 @@ use unirec::{RecordRef, Template};
 /// blocks that source; one with only DST_IP (ddos_detector's) drops the
 /// traffic to that destination; either rule expires after --ttl. Sources
 /// in --whitelist are accepted before any rule and never auto-blocked.
-/// Every change is logged (stderr and --log).
+/// Auto-rules left when the module stops are removed when they are due at
+/// its next start, or by the next --batch. Every change is logged (stderr
+/// and --log).
 #[derive(Parser, Debug)]
 #[command(
     name = "fw_actuator",
