@@ -10,6 +10,13 @@
 //!
 //! [`features`] states the rules, [`records`] turns a window into UniRec
 //! records (DDoS packet features, mining session features).
+//!
+//! The program is compiled once, by build.rs with Debian's clang, and
+//! embedded in the binary: the machine that runs the probe needs no
+//! compiler or kernel headers, a C error fails the build instead of a run,
+//! and the object the tests load is the one that ships. It is loaded with
+//! aya (pure Rust), so nothing links Debian's libbpf 1.1, whose API trails
+//! the bindings current libbpf-rs generates.
 
 pub mod ebpf;
 pub mod features;
