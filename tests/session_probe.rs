@@ -346,10 +346,12 @@ impl Bg {
         }
     }
 
-    /// SIGINT, then a successful exit within 2 s.
-    fn stop(&mut self) {
+    /// SIGINT, then a successful exit; how long it took.
+    fn stop(&mut self) -> Duration {
+        let sent = Instant::now();
         interrupt(&self.child);
         let s = self.wait(Duration::from_secs(5));
+        let took = sent.elapsed();
         // Let the reader threads take the last lines.
         std::thread::sleep(Duration::from_millis(50));
         assert!(
@@ -358,6 +360,7 @@ impl Bg {
             self.name,
             self.stderr()
         );
+        took
     }
 }
 
@@ -547,7 +550,9 @@ fn ebpf_session_features_equal_tsharks_conversations_over_windows() {
     lab.iperf3(&["-u", "-t", "1", "-b", "2M"]);
     lab.ping(3);
     std::thread::sleep(Duration::from_millis(300));
-    probe.stop();
+    // The last window is drained and sent at once (0.5 s, with a margin for load).
+    let took = probe.stop();
+    assert!(took < Duration::from_millis(1000), "stopped in {took:?}");
     dump.stop();
     std::fs::write(sb.path("end"), b"").unwrap();
     cl.wait(Duration::from_secs(5));
@@ -711,8 +716,16 @@ fn userspace_mode_gives_the_same_records_as_the_ebpf_path() {
     lab.iperf3(&["-u", "-n", "64K", "-b", "1M"]);
     lab.ping(2);
     std::thread::sleep(Duration::from_millis(300));
-    kernel.stop();
-    user.stop();
+    let took = kernel.stop();
+    assert!(
+        took < Duration::from_millis(1000),
+        "eBPF mode stopped in {took:?}"
+    );
+    let took = user.stop();
+    assert!(
+        took < Duration::from_millis(1000),
+        "user space stopped in {took:?}"
+    );
     dump.stop();
     let mut args = vec![
         "--userspace".to_string(),
