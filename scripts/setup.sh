@@ -23,6 +23,11 @@
 #   rsync         an rsync daemon on a non-standard port for the app plugin's test
 #   jq            reads the JSON of logger --json / unirec2json in their test
 #   openssh-client  the SSH client of that test (its server is a banner in Python)
+#   clang llvm libbpf-dev  session_probe's build.rs compiles its eBPF program (bpf_helpers.h)
+#   bpftool       inspecting the loaded program and maps (debugging session_probe)
+#   nftables      fw_actuator's backend (nft -j), in the tests' namespaces
+#   hping3        the SYN flood of the mitigation test
+#   iperf3        TCP/UDP traffic of session_probe's tests and benchmark
 set -euo pipefail
 
 nemea_setup() {
@@ -33,7 +38,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

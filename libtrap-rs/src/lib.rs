@@ -195,6 +195,12 @@ impl Trap {
         (&mut self.inputs, &mut self.outputs)
     }
 
+    /// A counter of the module, served by the service interface under
+    /// `"counters"` (e.g. what a data plane dropped).
+    pub fn counter(&self, name: &str) -> Arc<std::sync::atomic::AtomicU64> {
+        self.registry.add_counter(name)
+    }
+
     /// The statistics JSON the service interface serves.
     pub fn stats_json(&self) -> String {
         self.registry.to_json()

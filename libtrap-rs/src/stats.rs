@@ -74,6 +74,10 @@ impl IfcInfo {
 pub struct Registry {
     inputs: Mutex<Vec<(Arc<IfcInfo>, Arc<InputStats>)>>,
     outputs: Mutex<Vec<(Arc<IfcInfo>, Arc<OutputStats>)>>,
+    /// The module's own counters (not libtrap's), published under
+    /// `"counters"` only when a module registers one, so the JSON of every
+    /// other module stays libtrap's.
+    counters: Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 fn json_str(s: &str) -> String {
@@ -102,6 +106,15 @@ impl Registry {
         if let Ok(mut v) = self.outputs.lock() {
             v.push((info, stats));
         }
+    }
+
+    /// A counter of the module itself, served as `"counters": {NAME: N}`.
+    pub fn add_counter(&self, name: &str) -> Arc<AtomicU64> {
+        let c = Arc::new(AtomicU64::new(0));
+        if let Ok(mut v) = self.counters.lock() {
+            v.push((name.to_string(), c.clone()));
+        }
+        c
     }
 
     /// The service-interface JSON body, with libtrap's keys and separators.
@@ -161,8 +174,18 @@ impl Registry {
                 )
             })
             .collect();
+        let counters = self.counters.lock().map(|v| v.clone()).unwrap_or_default();
+        let extra = if counters.is_empty() {
+            String::new()
+        } else {
+            let c: Vec<String> = counters
+                .iter()
+                .map(|(n, v)| format!("{}: {}", json_str(n), v.load(Relaxed)))
+                .collect();
+            format!(", \"counters\": {{{}}}", c.join(", "))
+        };
         format!(
-            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]}}",
+            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]{extra}}}",
             ins.len(),
             outs.len(),
             ins.join(", "),
@@ -196,5 +219,13 @@ mod tests {
         assert!(j.contains("\"ifc_id\": \"svc\\\"test\""), "{j}");
         assert!(j.contains("\"sent-messages\": 15"), "{j}");
         assert!(j.contains("{\"id\": 22501, \"sent_containers\": \"5\", \"sent_messages\": \"15\", \"skipped_messages\": \"5\", \"skipped_percentage\": 25.0}"), "{j}");
+        assert!(!j.contains("counters"), "{j}");
+        let c = r.add_counter("sessions_refused");
+        c.store(7, Relaxed);
+        let j = r.to_json();
+        assert!(
+            j.ends_with("]}], \"counters\": {\"sessions_refused\": 7}}"),
+            "{j}"
+        );
     }
 }

@@ -385,6 +385,36 @@ mod tests {
     }
 
     #[test]
+    fn shipped_traffic_analyzer_agrees_in_both_formats() {
+        let toml = shipped_twins("traffic-analyzer", "Traffic analyzer");
+        let probe = toml
+            .modules()
+            .find(|(_, m)| m.name == "session_probe")
+            .unwrap()
+            .1;
+        assert_eq!(
+            probe.args().unwrap(),
+            [
+                "-I",
+                "eth0",
+                "-w",
+                "5",
+                "-i",
+                "u:ddos_features,u:mining_features"
+            ]
+        );
+        let fw = toml
+            .modules()
+            .find(|(_, m)| m.name == "fw_actuator")
+            .unwrap()
+            .1;
+        assert_eq!(
+            fw.args().unwrap(),
+            ["--interface", "eth0", "--ttl", "600", "-i", "u:ddos_alerts"]
+        );
+    }
+
+    #[test]
     fn shipped_stream_aggregation_agrees_in_both_formats() {
         let toml = shipped_twins("stream-aggregation", "Stream aggregation");
         let merger = toml.modules().find(|(_, m)| m.name == "merger").unwrap().1;

@@ -1,0 +1,9 @@
+//! fw_actuator: firewall rules kept in an nftables table of the module's
+//! own, from batches in the eBPF TrafficAnalyzer's format ([`batch`]) and
+//! from detector alerts (auto-rules with a TTL). [`ruleset`] is the chain
+//! and its operations (no I/O), [`nft`] its nftables JSON.
+#![forbid(unsafe_code)]
+
+pub mod batch;
+pub mod nft;
+pub mod ruleset;
