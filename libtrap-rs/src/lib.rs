@@ -199,6 +199,12 @@ impl Trap {
         self.registry.to_json()
     }
 
+    /// A module counter served on the service interface under
+    /// `"module": {NAME: value}` (see [`stats::Registry::counter`]).
+    pub fn counter(&self, name: &str) -> Arc<std::sync::atomic::AtomicU64> {
+        self.registry.counter(name)
+    }
+
     /// Path of the service socket, if it could be created.
     pub fn service_path(&self) -> Option<&std::path::Path> {
         self.service.as_ref().map(|s| s.path())

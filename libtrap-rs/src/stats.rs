@@ -74,6 +74,8 @@ impl IfcInfo {
 pub struct Registry {
     inputs: Mutex<Vec<(Arc<IfcInfo>, Arc<InputStats>)>>,
     outputs: Mutex<Vec<(Arc<IfcInfo>, Arc<OutputStats>)>>,
+    /// The module's own counters (sessions, samples, …), by name.
+    module: Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 fn json_str(s: &str) -> String {
@@ -104,7 +106,23 @@ impl Registry {
         }
     }
 
-    /// The service-interface JSON body, with libtrap's keys and separators.
+    /// The module counter `name` (created at 0 on first use; the same
+    /// counter for the same name). It is served under `"module"`.
+    pub fn counter(&self, name: &str) -> Arc<AtomicU64> {
+        let Ok(mut v) = self.module.lock() else {
+            return Arc::default();
+        };
+        if let Some((_, c)) = v.iter().find(|(n, _)| n == name) {
+            return c.clone();
+        }
+        let c = Arc::new(AtomicU64::new(0));
+        v.push((name.to_string(), c.clone()));
+        c
+    }
+
+    /// The service-interface JSON body, with libtrap's keys and separators
+    /// (and a `"module"` object of the module's counters when it has any:
+    /// libtrap's readers skip keys they do not know).
     pub fn to_json(&self) -> String {
         let inputs = self.inputs.lock().map(|v| v.clone()).unwrap_or_default();
         let outputs = self.outputs.lock().map(|v| v.clone()).unwrap_or_default();
@@ -161,8 +179,18 @@ impl Registry {
                 )
             })
             .collect();
+        let module = self.module.lock().map(|v| v.clone()).unwrap_or_default();
+        let module = if module.is_empty() {
+            String::new()
+        } else {
+            let items: Vec<String> = module
+                .iter()
+                .map(|(n, c)| format!("{}: {}", json_str(n), c.load(Relaxed)))
+                .collect();
+            format!(", \"module\": {{{}}}", items.join(", "))
+        };
         format!(
-            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]}}",
+            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]{module}}}",
             ins.len(),
             outs.len(),
             ins.join(", "),
@@ -196,5 +224,21 @@ mod tests {
         assert!(j.contains("\"ifc_id\": \"svc\\\"test\""), "{j}");
         assert!(j.contains("\"sent-messages\": 15"), "{j}");
         assert!(j.contains("{\"id\": 22501, \"sent_containers\": \"5\", \"sent_messages\": \"15\", \"skipped_messages\": \"5\", \"skipped_percentage\": 25.0}"), "{j}");
+        assert!(!j.contains("module"), "{j}");
+    }
+
+    #[test]
+    fn module_counters_are_served_by_name() {
+        let r = Registry::default();
+        let a = r.counter("active");
+        r.counter("done").store(7, Relaxed);
+        a.store(2, Relaxed);
+        // The same name is the same counter.
+        r.counter("active").fetch_add(1, Relaxed);
+        let j = r.to_json();
+        assert!(
+            j.ends_with("\"out\": [], \"module\": {\"active\": 3, \"done\": 7}}"),
+            "{j}"
+        );
     }
 }
