@@ -259,7 +259,7 @@ fn summary(c: &Collector, elapsed: Duration) {
     for (k, a) in c.agents() {
         let agent = k.agent.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
         libtrap::log::info(
-            1,
+            0,
             &format!(
                 "agent {agent} sub-agent {}: {} datagrams, {} datagrams and {} samples lost",
                 k.sub_agent, a.datagrams, a.lost_datagrams, a.lost_samples
