@@ -293,6 +293,18 @@ fn listed_pair_is_captured_once_and_a_newly_listed_one_later() {
     assert_eq!(ch.counter("started"), 2);
     assert_eq!(ch.counter("refused"), 0);
 
+    // The feed breaks (an error page instead of the list): bl_downloader
+    // keeps the last good list and goes on downloading.
+    std::fs::write(
+        ch.www.join("emerging-Block-IPs.txt"),
+        "<!DOCTYPE html><html><body>502 Bad Gateway</body></html>\n",
+    )
+    .unwrap();
+    ch.bl
+        .wait_log("keeping the last good list", Duration::from_secs(10));
+    let kept = std::fs::read_to_string(&blist).unwrap();
+    assert!(kept.contains(LISTED) && kept.contains(UNLISTED), "{kept}");
+
     // SIGTERM: a clean end; one event per capture.
     let st = ch.trigger.stop_with("TERM", Duration::from_secs(3));
     assert!(st.success(), "{}", ch.trigger.text());
