@@ -23,6 +23,8 @@
 #   rsync         an rsync daemon on a non-standard port for the app plugin's test
 #   jq            reads the JSON of logger --json / unirec2json in their test
 #   openssh-client  the SSH client of that test (its server is a banner in Python)
+#   pmacct        pmacctd's sfprobe plugin: the real sFlow agent of tests/sflow.rs
+#   nfdump-sflow  sfcapd, which decodes the same sFlow datagrams for comparison there
 set -euo pipefail
 
 nemea_setup() {
@@ -33,7 +35,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client pmacct nfdump-sflow)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

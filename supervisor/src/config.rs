@@ -409,7 +409,10 @@ mod tests {
             capture[capture.len() - 2..],
             ["-i", "u:trigger_flagged,u:capture_events"]
         );
-        assert_eq!(args("trigger_bl_downloader"), ["-c", "/etc/nemea/bl_downloader-trigger.toml"]);
+        assert_eq!(
+            args("trigger_bl_downloader"),
+            ["-c", "/etc/nemea/bl_downloader-trigger.toml"]
+        );
         // Only one of the two flow sources runs.
         let flow_meter = toml
             .modules()
