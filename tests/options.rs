@@ -207,6 +207,8 @@ const BINARIES: &[&str] = &[
     "proto_traffic",
     "ipv6stats",
     "flowcounter",
+    "sflow_collector",
+    "capture_trigger",
 ];
 
 /// A usage error is one line `NAME: error: … (try --help)` with exit status 2,

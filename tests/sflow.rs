@@ -72,6 +72,28 @@ fn pmacct_agent_samples_match_the_traffic_and_sfcapd() {
         "sflow_collector",
         &["--udp", "127.0.0.1:16344", "-i", "f:samples.trapcap", "-v"],
     );
+    // The datagrams sfcapd repeats, as a capture for `sflow_collector -r`.
+    let mut dump = Proc::start(
+        lab.cmd(
+            &lab.local,
+            &sb,
+            "tcpdump",
+            &[
+                "-i",
+                "lo",
+                "--immediate-mode",
+                "-U",
+                "-w",
+                "sflow.pcap",
+                "udp",
+                "port",
+                "16344",
+            ],
+        ),
+        &sb,
+        "tcpdump",
+    );
+    dump.wait_log("listening on", Duration::from_secs(10));
     let conf = format!(
         "daemonize: false\npcap_interface: {LOCAL_IF}\nplugins: sfprobe\nsfprobe_receiver: 127.0.0.1:16343\n\
 sfprobe_agentip: {LOCAL_IP}\nsfprobe_agentsubid: 7\nsampling_rate: 1\n"
@@ -125,6 +147,7 @@ for p in {DPORTS:?}:\n    s.sendto(b'sample me'*20,('{LOCAL_IP}',p))\n"
     // sfcapd writes its file when it ends.
     sfcapd.stop_with("TERM", Duration::from_secs(5));
     assert!(col.stop().success(), "{}", col.text());
+    dump.stop();
     let summary = col.text();
     assert!(summary.contains("(0 malformed)"), "{summary}");
     assert!(
@@ -177,6 +200,28 @@ for p in {DPORTS:?}:\n    s.sendto(b'sample me'*20,('{LOCAL_IP}',p))\n"
     assert_eq!(icmp(LOCAL_IP, 102), 2, "{text}");
     assert_eq!(icmp(LOCAL_IP, 254), 3, "{text}");
     assert!(icmp(PEER_IP, 346) >= 1, "{text}");
+
+    // The same datagrams from the capture: the same records (times from
+    // the capture, so they are left out).
+    let fields = "SRC_IP,DST_IP,SRC_PORT,DST_PORT,PROTOCOL,TCP_FLAGS,BYTES,AGENT_IP,SOURCE_ID,SAMPLE_POOL,FRAME_LEN,HEADER";
+    let out = sb.run(
+        "sflow_collector",
+        &["-r", "sflow.pcap", "-i", "f:from_file.trapcap"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live = ok_stdout(
+        &sb.run("logger", &["-i", "f:samples.trapcap", "-o", fields]),
+        "logger",
+    );
+    let file = ok_stdout(
+        &sb.run("logger", &["-i", "f:from_file.trapcap", "-o", fields]),
+        "logger",
+    );
+    assert_eq!(file, live);
 
     // sfcapd's decoding of the same datagrams.
     let files: Vec<String> = std::fs::read_dir(&nf)

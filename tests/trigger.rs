@@ -401,3 +401,74 @@ fn full_disk_gives_a_clear_error_and_no_partial_file() {
     );
     assert!(text.trim_end().ends_with(",\"\""), "{text}");
 }
+
+#[test]
+fn sigterm_completes_a_running_capture() {
+    if !ready() {
+        return;
+    }
+    let Some(mut ch) = Chain::start(
+        None,
+        &["--packets", "1000", "--duration", "60", "--suppress", "120"],
+    ) else {
+        return;
+    };
+    ch.ping(LISTED, 2);
+    ch.wait_session(LISTED);
+    ch.ping(LISTED, 3);
+    let t = std::time::Instant::now();
+    let st = ch.trigger.stop_with("TERM", Duration::from_secs(3));
+    let took = t.elapsed();
+    assert!(st.success(), "{}", ch.trigger.text());
+    assert!(took < Duration::from_millis(500), "stopped in {took:?}");
+    // The file is complete (renamed from .part), with the 6 frames.
+    assert!(files(&ch.caps, ".part").is_empty());
+    let caps = files(&ch.caps, ".pcap");
+    assert_eq!(caps.len(), 1, "{caps:?}");
+    assert_eq!(pcap_frames(&caps[0]).len(), 6);
+    let text = ok_stdout(
+        &ch.sb.run(
+            "logger",
+            &["-i", "f:events.trapcap", "-o", "DST_IP,PACKETS,STATUS"],
+        ),
+        "logger",
+    );
+    assert_eq!(text, format!("{LISTED},6,\"stopped\"\n"));
+}
+
+#[test]
+fn duration_ends_a_capture_on_a_quiet_link() {
+    if !ready() {
+        return;
+    }
+    let Some(mut ch) = Chain::start(
+        None,
+        &[
+            "--packets",
+            "1000",
+            "--duration",
+            "1.5",
+            "--suppress",
+            "120",
+        ],
+    ) else {
+        return;
+    };
+    ch.ping(LISTED, 2);
+    ch.wait_session(LISTED);
+    // Nothing more is sent: the capture ends by its duration.
+    ch.wait_done(1);
+    ch.trigger
+        .wait_counter(&ch.sb, "done", 1, Duration::from_secs(5));
+    assert!(ch.trigger.stop().success(), "{}", ch.trigger.text());
+    let text = ok_stdout(
+        &ch.sb.run(
+            "logger",
+            &["-i", "f:events.trapcap", "-o", "DST_IP,PACKETS,STATUS"],
+        ),
+        "logger",
+    );
+    assert_eq!(text, format!("{LISTED},0,\"duration\"\n"));
+    let caps = files(&ch.caps, ".pcap");
+    assert_eq!(pcap_frames(&caps[0]).len(), 0);
+}

@@ -103,12 +103,24 @@ fn ts_time(sec: i64, usec: i64) -> UrTime {
     )
 }
 
+/// A live capture, non-blocking: libpcap's blocking read in immediate mode
+/// retries its poll on timeouts and never returns on a quiet link, which
+/// would hold up --duration and SIGTERM; [`wait_readable`] waits instead.
 fn open_live(iface: &str, snaplen: u32) -> Result<pcap::Capture<pcap::Active>, pcap::Error> {
     pcap::Capture::from_device(iface)?
         .snaplen(snaplen.min(i32::MAX as u32) as i32)
         .immediate_mode(true)
         .timeout(100)
-        .open()
+        .open()?
+        .setnonblock()
+}
+
+/// Waits at most 100 ms for packets on the capture's descriptor.
+fn wait_readable(cap: &pcap::Capture<pcap::Active>) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(cap.as_fd(), PollFlags::POLLIN)];
+    let _ = poll(&mut fds, PollTimeout::from(100u16));
 }
 
 /// A unique path: `NAME.pcap`, else `NAME-1.pcap`, … (with suppression 0
@@ -187,7 +199,7 @@ fn capture(job: Job, tx: Sender<Done>) {
             if stop.duration.is_some_and(|d| began.elapsed() >= d) {
                 break "duration";
             }
-            match cap.next_packet() {
+            let idle = match cap.next_packet() {
                 Ok(p) => {
                     let t = ts_time(p.header.ts.tv_sec, p.header.ts.tv_usec);
                     if done.packets == 0 {
@@ -201,9 +213,13 @@ fn capture(job: Job, tx: Sender<Done>) {
                     if stop.packets.is_some_and(|n| done.packets >= n) {
                         break "packets";
                     }
+                    false
                 }
-                Err(pcap::Error::TimeoutExpired) => {}
+                Err(pcap::Error::TimeoutExpired) => true,
                 Err(e) => bail!("capture on {iface}: {e}"),
+            };
+            if idle {
+                wait_readable(&cap);
             }
         };
         w.flush().map_err(write_err)?;
