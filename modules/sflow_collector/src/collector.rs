@@ -742,6 +742,55 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_agent_header_and_sampled_ipv6_record() {
+        use std::net::Ipv6Addr;
+        let agent: IpAddr = "2001:db8::1".parse().unwrap();
+        let (a6, b6): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8:1::10".parse().unwrap(),
+            "2001:db8:2::5".parse().unwrap(),
+        );
+        // An IPv6/TCP frame as the raw header (header_protocol 1).
+        let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x86, 0xdd];
+        let mut ip = vec![0x60, 0, 0, 0, 0, 20, 6, 64];
+        ip.extend_from_slice(&a6.octets());
+        ip.extend_from_slice(&b6.octets());
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&[0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02]);
+        frame.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        let mut b = DatagramBuilder::new(Some(agent), 2, 1, 0);
+        b.flow_sample(&spec(1, true), &frame, 128);
+        // A sampled IPv6 record alone (format 4).
+        let mut rec6 = Vec::new();
+        for w in [100u32, 17] {
+            rec6.extend_from_slice(&w.to_be_bytes());
+        }
+        rec6.extend_from_slice(&b6.octets());
+        rec6.extend_from_slice(&a6.octets());
+        for w in [53u32, 33000, 0, 0] {
+            rec6.extend_from_slice(&w.to_be_bytes());
+        }
+        b.flow_sample_records(&spec(2, false), &[(4, rec6)]);
+        let got = run(&mut Collector::new(), &b.finish()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].agent, Some(agent));
+        assert_eq!(got[0].src_ip, UrIp::from_v6(a6));
+        assert_eq!(got[0].dst_ip, UrIp::from_v6(b6));
+        assert_eq!(
+            (got[0].src_port, got[0].dst_port, got[0].protocol),
+            (40000, 443, 6)
+        );
+        assert_eq!(got[0].tcp_flags, 0x02);
+        assert_eq!(got[0].ethertype, 0x86dd);
+        assert_eq!(got[0].src_mac, [0x02, 0, 0, 0, 0, 2]);
+        assert_eq!(got[1].src_ip, UrIp::from_v6(b6));
+        assert_eq!(
+            (got[1].src_port, got[1].dst_port, got[1].protocol),
+            (53, 33000, 17)
+        );
+        assert_eq!(got[1].ip_len, 100);
+    }
+
+    #[test]
     fn steps() {
         assert_eq!(step(None, 5), Step::First);
         assert_eq!(step(Some(5), 6), Step::Next);
