@@ -472,3 +472,60 @@ fn duration_ends_a_capture_on_a_quiet_link() {
     let caps = files(&ch.caps, ".pcap");
     assert_eq!(pcap_frames(&caps[0]).len(), 0);
 }
+
+#[test]
+fn bad_options_are_one_line_errors() {
+    let sb = Sandbox::new();
+    let base = ["-i", "b:,b:", "-I", "lo"];
+    for (extra, want) in [
+        (
+            vec!["--local", "198.51.100.0/33", "--duration", "5"],
+            "--local \"198.51.100.0/33\": not an address prefix",
+        ),
+        (
+            vec!["--local", "198.51.100.0/24"],
+            "give --duration SEC and/or --packets N",
+        ),
+        (
+            vec!["--local", "198.51.100.0/24", "--duration=-1"],
+            "--duration -1: give a positive number",
+        ),
+        (
+            vec![
+                "--local",
+                "198.51.100.0/24",
+                "--packets",
+                "5",
+                "-d",
+                "nosuch",
+            ],
+            "nosuch: no such directory",
+        ),
+    ] {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(&extra);
+        let out = sb.run("capture_trigger", &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    // An interface that does not exist: named, with the likely fixes.
+    let out = sb.run(
+        "capture_trigger",
+        &[
+            "-i",
+            "b:,b:",
+            "-I",
+            "tgnosuch0",
+            "--local",
+            "198.51.100.0/24",
+            "--packets",
+            "5",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot capture on tgnosuch0"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
