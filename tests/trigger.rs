@@ -226,6 +226,12 @@ fn listed_pair_is_captured_once_and_a_newly_listed_one_later() {
     ch.wait_session(LISTED);
     assert_eq!(ch.counter("started"), 1);
     assert_eq!(ch.counter("active"), 1);
+    let session = format!("session {LOCAL_IP} {LISTED}");
+    assert_eq!(
+        ch.trigger.counters(&ch.sb)[&session].as_u64(),
+        Some(0),
+        "the running capture is listed"
+    );
     // The session's traffic: 5 requests, 5 replies, then it is complete.
     ch.ping(LISTED, 5);
     ch.wait_done(1);
@@ -249,6 +255,7 @@ fn listed_pair_is_captured_once_and_a_newly_listed_one_later() {
     // The event follows the file's rename.
     ch.trigger
         .wait_counter(&ch.sb, "done", 1, Duration::from_secs(5));
+    assert!(ch.trigger.counters(&ch.sb).get(&session).is_none());
 
     // Contact again within the suppression window: no second session.
     let before = ch.counter("suppressed");

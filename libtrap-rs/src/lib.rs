@@ -205,6 +205,12 @@ impl Trap {
         self.registry.counter(name)
     }
 
+    /// The registry the service interface serves (for module counters
+    /// created and removed while the interfaces are borrowed).
+    pub fn registry(&self) -> Arc<stats::Registry> {
+        self.registry.clone()
+    }
+
     /// Path of the service socket, if it could be created.
     pub fn service_path(&self) -> Option<&std::path::Path> {
         self.service.as_ref().map(|s| s.path())

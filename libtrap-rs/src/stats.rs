@@ -120,6 +120,15 @@ impl Registry {
         c
     }
 
+    /// Takes the module counter `name` off the service interface (a
+    /// session that ended); a later [`counter`](Self::counter) of that name
+    /// starts again at 0.
+    pub fn remove_counter(&self, name: &str) {
+        if let Ok(mut v) = self.module.lock() {
+            v.retain(|(n, _)| n != name);
+        }
+    }
+
     /// The service-interface JSON body, with libtrap's keys and separators
     /// (and a `"module"` object of the module's counters when it has any:
     /// libtrap's readers skip keys they do not know).
@@ -240,5 +249,9 @@ mod tests {
             j.ends_with("\"out\": [], \"module\": {\"active\": 3, \"done\": 7}}"),
             "{j}"
         );
+        r.remove_counter("active");
+        assert!(r.to_json().ends_with("\"module\": {\"done\": 7}}"));
+        r.remove_counter("done");
+        assert!(!r.to_json().contains("module"));
     }
 }

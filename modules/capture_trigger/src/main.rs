@@ -32,7 +32,8 @@ use unirec::{RecordBuilder, RecordRef, Template, UrIp, UrTime};
 /// capture is written to NAME.pcap.part and renamed when complete; one that
 /// fails (a full disk) is removed and reported. Each finished capture sends
 /// an event record on the output. Service counters: active, started,
-/// refused, suppressed, done, failed. SIGINT/SIGTERM end the captures
+/// refused, suppressed, done, failed, and `session LOCAL REMOTE` (its
+/// packets so far) for each capture running. SIGINT/SIGTERM end the captures
 /// running, complete their files and send their events.
 #[derive(Parser, Debug)]
 #[command(
@@ -147,6 +148,8 @@ fn part_path(p: &Path) -> PathBuf {
 
 /// One capture session to run.
 struct Job {
+    /// The packets captured so far, on the service interface.
+    progress: Arc<AtomicU64>,
     iface: String,
     snaplen: u32,
     stop: Stop,
@@ -159,6 +162,7 @@ struct Job {
 /// One capture session, in its own thread.
 fn capture(job: Job, tx: Sender<Done>) {
     let Job {
+        progress,
         iface,
         snaplen,
         stop,
@@ -209,6 +213,7 @@ fn capture(job: Job, tx: Sender<Done>) {
                     w.packet(t.secs(), t.micros(), p.header.len, p.data)
                         .map_err(write_err)?;
                     done.packets += 1;
+                    progress.store(done.packets, Relaxed);
                     done.bytes += u64::from(p.header.len);
                     if stop.packets.is_some_and(|n| done.packets >= n) {
                         break "packets";
@@ -250,6 +255,11 @@ fn capture(job: Job, tx: Sender<Done>) {
         }
     }
     let _ = tx.send(done);
+}
+
+/// The service-interface counter of a running capture: its packets.
+fn session_counter(p: &Pair) -> String {
+    format!("session {} {}", p.local, p.remote)
 }
 
 /// Field indices of the flagged flows.
@@ -389,6 +399,7 @@ fn run(args: &Args) -> Result<()> {
     );
     let mut trap = Trap::init(&args.trap.ifc, Some(1), Some(1))?;
     let published = Published::new(&trap);
+    let registry = trap.registry();
     let mut events = EventWriter {
         tmpl: Template::parse(EVENT_SPEC)?,
         buf: Vec::new(),
@@ -413,6 +424,7 @@ fn run(args: &Args) -> Result<()> {
                             failed: &mut u64|
          -> Result<()> {
             sessions.finish(&d.pair);
+            registry.remove_counter(&session_counter(&d.pair));
             if d.status.starts_with("error") {
                 *failed += 1;
                 libtrap::log::warn(&format!(
@@ -525,6 +537,7 @@ fn run(args: &Args) -> Result<()> {
                             ),
                         );
                         let job = Job {
+                            progress: registry.counter(&session_counter(&pair)),
                             iface: args.iface.clone(),
                             snaplen: args.snaplen,
                             stop,
