@@ -105,7 +105,21 @@ impl Chain {
             sb.path("ip6.blist").display()
         );
         std::fs::write(sb.path("bl.toml"), cfg).unwrap();
-        let bl = Proc::module(&sb, "bl_downloader", &["-c", "bl.toml", "-v"]);
+        // The list server is on loopback: no proxy of the environment.
+        let mut c = sb.cmd("bl_downloader");
+        c.args(["-c", "bl.toml", "-v"])
+            .stdin(std::process::Stdio::null());
+        for v in [
+            "http_proxy",
+            "HTTP_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            c.env_remove(v);
+        }
+        let bl = Proc::start(c, &sb, "bl_downloader");
         let blist = sb.path("ip4.blist");
         wait_until(
             "bl_downloader writes the detector file",
