@@ -28,6 +28,8 @@
 #   nftables      fw_actuator's backend (nft -j), in the tests' namespaces
 #   hping3        the SYN flood of the mitigation test
 #   iperf3        TCP/UDP traffic of session_probe's tests and benchmark
+#   pmacct        pmacctd's sfprobe plugin: the real sFlow agent of tests/sflow.rs
+#   nfdump-sflow  sfcapd, which decodes the same sFlow datagrams for comparison there
 set -euo pipefail
 
 nemea_setup() {
@@ -38,7 +40,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3 pmacct nfdump-sflow)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

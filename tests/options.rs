@@ -209,6 +209,8 @@ const BINARIES: &[&str] = &[
     "flowcounter",
     "session_probe",
     "fw_actuator",
+    "sflow_collector",
+    "capture_trigger",
 ];
 
 /// A usage error is one line `NAME: error: … (try --help)` with exit status 2,

@@ -195,15 +195,22 @@ impl Trap {
         (&mut self.inputs, &mut self.outputs)
     }
 
-    /// A counter of the module, served by the service interface under
-    /// `"counters"` (e.g. what a data plane dropped).
-    pub fn counter(&self, name: &str) -> Arc<std::sync::atomic::AtomicU64> {
-        self.registry.add_counter(name)
-    }
-
     /// The statistics JSON the service interface serves.
     pub fn stats_json(&self) -> String {
         self.registry.to_json()
+    }
+
+    /// A counter of the module itself (what a data plane dropped, sessions
+    /// running), served on the service interface under `"counters": {NAME:
+    /// value}` (see [`stats::Registry::counter`]).
+    pub fn counter(&self, name: &str) -> Arc<std::sync::atomic::AtomicU64> {
+        self.registry.counter(name)
+    }
+
+    /// The registry the service interface serves (for module counters
+    /// created and removed while the interfaces are borrowed).
+    pub fn registry(&self) -> Arc<stats::Registry> {
+        self.registry.clone()
     }
 
     /// Path of the service socket, if it could be created.

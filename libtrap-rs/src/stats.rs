@@ -74,10 +74,8 @@ impl IfcInfo {
 pub struct Registry {
     inputs: Mutex<Vec<(Arc<IfcInfo>, Arc<InputStats>)>>,
     outputs: Mutex<Vec<(Arc<IfcInfo>, Arc<OutputStats>)>>,
-    /// The module's own counters (not libtrap's), published under
-    /// `"counters"` only when a module registers one, so the JSON of every
-    /// other module stays libtrap's.
-    counters: Mutex<Vec<(String, Arc<AtomicU64>)>>,
+    /// The module's own counters (sessions, samples, …), by name.
+    module: Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 fn json_str(s: &str) -> String {
@@ -108,16 +106,32 @@ impl Registry {
         }
     }
 
-    /// A counter of the module itself, served as `"counters": {NAME: N}`.
-    pub fn add_counter(&self, name: &str) -> Arc<AtomicU64> {
-        let c = Arc::new(AtomicU64::new(0));
-        if let Ok(mut v) = self.counters.lock() {
-            v.push((name.to_string(), c.clone()));
+    /// The module counter `name` (created at 0 on first use; the same
+    /// counter for the same name). It is served under `"counters"`.
+    pub fn counter(&self, name: &str) -> Arc<AtomicU64> {
+        let Ok(mut v) = self.module.lock() else {
+            return Arc::default();
+        };
+        if let Some((_, c)) = v.iter().find(|(n, _)| n == name) {
+            return c.clone();
         }
+        let c = Arc::new(AtomicU64::new(0));
+        v.push((name.to_string(), c.clone()));
         c
     }
 
-    /// The service-interface JSON body, with libtrap's keys and separators.
+    /// Takes the module counter `name` off the service interface (a
+    /// session that ended); a later [`counter`](Self::counter) of that name
+    /// starts again at 0.
+    pub fn remove_counter(&self, name: &str) {
+        if let Ok(mut v) = self.module.lock() {
+            v.retain(|(n, _)| n != name);
+        }
+    }
+
+    /// The service-interface JSON body, with libtrap's keys and separators
+    /// (and a `"counters"` object of the module's counters when it has any:
+    /// libtrap's readers skip keys they do not know).
     pub fn to_json(&self) -> String {
         let inputs = self.inputs.lock().map(|v| v.clone()).unwrap_or_default();
         let outputs = self.outputs.lock().map(|v| v.clone()).unwrap_or_default();
@@ -174,18 +188,18 @@ impl Registry {
                 )
             })
             .collect();
-        let counters = self.counters.lock().map(|v| v.clone()).unwrap_or_default();
-        let extra = if counters.is_empty() {
+        let module = self.module.lock().map(|v| v.clone()).unwrap_or_default();
+        let module = if module.is_empty() {
             String::new()
         } else {
-            let c: Vec<String> = counters
+            let items: Vec<String> = module
                 .iter()
-                .map(|(n, v)| format!("{}: {}", json_str(n), v.load(Relaxed)))
+                .map(|(n, c)| format!("{}: {}", json_str(n), c.load(Relaxed)))
                 .collect();
-            format!(", \"counters\": {{{}}}", c.join(", "))
+            format!(", \"counters\": {{{}}}", items.join(", "))
         };
         format!(
-            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]{extra}}}",
+            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]{module}}}",
             ins.len(),
             outs.len(),
             ins.join(", "),
@@ -220,12 +234,24 @@ mod tests {
         assert!(j.contains("\"sent-messages\": 15"), "{j}");
         assert!(j.contains("{\"id\": 22501, \"sent_containers\": \"5\", \"sent_messages\": \"15\", \"skipped_messages\": \"5\", \"skipped_percentage\": 25.0}"), "{j}");
         assert!(!j.contains("counters"), "{j}");
-        let c = r.add_counter("sessions_refused");
-        c.store(7, Relaxed);
+    }
+
+    #[test]
+    fn module_counters_are_served_by_name() {
+        let r = Registry::default();
+        let a = r.counter("active");
+        r.counter("done").store(7, Relaxed);
+        a.store(2, Relaxed);
+        // The same name is the same counter.
+        r.counter("active").fetch_add(1, Relaxed);
         let j = r.to_json();
         assert!(
-            j.ends_with("]}], \"counters\": {\"sessions_refused\": 7}}"),
+            j.ends_with("\"out\": [], \"counters\": {\"active\": 3, \"done\": 7}}"),
             "{j}"
         );
+        r.remove_counter("active");
+        assert!(r.to_json().ends_with("\"counters\": {\"done\": 7}}"));
+        r.remove_counter("done");
+        assert!(!r.to_json().contains("counters"));
     }
 }

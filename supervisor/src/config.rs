@@ -415,6 +415,44 @@ mod tests {
     }
 
     #[test]
+    fn shipped_triggered_capture_agrees_in_both_formats() {
+        let toml = shipped_twins("triggered-capture", "Triggered capture");
+        let args = |name: &str| {
+            toml.modules()
+                .find(|(_, m)| m.name == name)
+                .unwrap_or_else(|| panic!("{name} missing"))
+                .1
+                .args()
+                .unwrap()
+        };
+        assert_eq!(
+            args("sflow_collector"),
+            ["--udp", "6343", "-i", "u:trigger_flows"]
+        );
+        assert_eq!(
+            args("trigger_blacklistfilter")[4..],
+            ["-i", "u:trigger_flows,u:trigger_flagged"]
+        );
+        let capture = args("capture_trigger");
+        assert_eq!(capture[..2], ["-I", "eth1"]);
+        assert_eq!(
+            capture[capture.len() - 2..],
+            ["-i", "u:trigger_flagged,u:capture_events"]
+        );
+        assert_eq!(
+            args("trigger_bl_downloader"),
+            ["-c", "/etc/nemea/bl_downloader-trigger.toml"]
+        );
+        // Only one of the two flow sources runs.
+        let flow_meter = toml
+            .modules()
+            .find(|(_, m)| m.name == "trigger_flow_meter")
+            .unwrap()
+            .1;
+        assert!(!flow_meter.enabled);
+    }
+
+    #[test]
     fn shipped_stream_aggregation_agrees_in_both_formats() {
         let toml = shipped_twins("stream-aggregation", "Stream aggregation");
         let merger = toml.modules().find(|(_, m)| m.name == "merger").unwrap().1;

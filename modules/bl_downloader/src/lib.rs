@@ -810,6 +810,49 @@ mod tests {
         ListConfig::new(id, format!("l{id}"), String::new())
     }
 
+    /// Emerging Threats' `emerging-Block-IPs.txt`: a comment header, blank
+    /// lines, section comments, plain addresses and CIDR prefixes (Spamhaus
+    /// DROP nets among them), Windows line ends in some mirrors.
+    #[test]
+    fn emerging_threats_block_list() {
+        let et = "#\n# Emerging Threats - Block Rules\n#\n# Rev 4711 (2026-12-03)\n#\n\n\
+                  #  Spamhaus DROP Nets\n192.0.2.0/24\n198.51.100.128/25\n\n\
+                  #  Dshield Top Attackers\n203.0.113.5\r\n203.0.113.77\n  \n\
+                  #  Feodo\n203.0.113.5\n\n";
+        let ents = parse_list(et, &list(3)).unwrap();
+        let text: Vec<String> = ents
+            .iter()
+            .map(|e| format!("{}/{}", e.addr, e.prefix))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "192.0.2.0/24",
+                "198.51.100.128/25",
+                "203.0.113.5/32",
+                "203.0.113.77/32"
+            ]
+        );
+        let mut m = BTreeMap::new();
+        m.insert(3, ents);
+        let (v4, v6) = detector_files(&m);
+        assert_eq!(
+            v4,
+            "192.0.2.0/24,4\n198.51.100.128/25,4\n203.0.113.5,4\n203.0.113.77,4\n"
+        );
+        assert_eq!(v6, "");
+        // The same feed answered by an error page or cut to its comments is
+        // refused (the last good list stays).
+        assert_eq!(
+            parse_list("<html><body>502 Bad Gateway</body></html>", &list(3)),
+            Err(ListError::Html)
+        );
+        assert_eq!(
+            parse_list("#\n# Emerging Threats - Block Rules\n#\n\n", &list(3)),
+            Err(ListError::Empty { family: "" })
+        );
+    }
+
     #[test]
     fn extraction_and_files() {
         let a = parse_list(
