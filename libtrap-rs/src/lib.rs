@@ -199,6 +199,12 @@ impl Trap {
         self.registry.to_json()
     }
 
+    /// A counter of the module on the service interface (see
+    /// [`stats::Registry::module_counter`]).
+    pub fn module_counter(&self, name: &str) -> Arc<std::sync::atomic::AtomicU64> {
+        self.registry.module_counter(name)
+    }
+
     /// Path of the service socket, if it could be created.
     pub fn service_path(&self) -> Option<&std::path::Path> {
         self.service.as_ref().map(|s| s.path())

@@ -74,6 +74,9 @@ impl IfcInfo {
 pub struct Registry {
     inputs: Mutex<Vec<(Arc<IfcInfo>, Arc<InputStats>)>>,
     outputs: Mutex<Vec<(Arc<IfcInfo>, Arc<OutputStats>)>>,
+    /// The module's own counters (kernel drops, duplicates, rows stored),
+    /// served under `"module"` beside libtrap's interface counters.
+    module: Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 fn json_str(s: &str) -> String {
@@ -104,7 +107,24 @@ impl Registry {
         }
     }
 
-    /// The service-interface JSON body, with libtrap's keys and separators.
+    /// A counter of the module itself, named `name` in the service JSON's
+    /// `"module"` object (the same counter when asked twice). The module
+    /// stores into it; readers see the value at their next query.
+    pub fn module_counter(&self, name: &str) -> Arc<AtomicU64> {
+        let Ok(mut v) = self.module.lock() else {
+            return Arc::default();
+        };
+        if let Some((_, c)) = v.iter().find(|(n, _)| n == name) {
+            return c.clone();
+        }
+        let c = Arc::new(AtomicU64::new(0));
+        v.push((name.to_string(), c.clone()));
+        c
+    }
+
+    /// The service-interface JSON body, with libtrap's keys and separators
+    /// (and, when the module registered counters, a `"module"` object after
+    /// them, which libtrap's readers ignore).
     pub fn to_json(&self) -> String {
         let inputs = self.inputs.lock().map(|v| v.clone()).unwrap_or_default();
         let outputs = self.outputs.lock().map(|v| v.clone()).unwrap_or_default();
@@ -161,8 +181,18 @@ impl Registry {
                 )
             })
             .collect();
+        let module = self.module.lock().map(|v| v.clone()).unwrap_or_default();
+        let module = if module.is_empty() {
+            String::new()
+        } else {
+            let items: Vec<String> = module
+                .iter()
+                .map(|(n, c)| format!("{}: {}", json_str(n), c.load(Relaxed)))
+                .collect();
+            format!(", \"module\": {{{}}}", items.join(", "))
+        };
         format!(
-            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]}}",
+            "{{\"in_cnt\": {}, \"out_cnt\": {}, \"in\": [{}], \"out\": [{}]{module}}}",
             ins.len(),
             outs.len(),
             ins.join(", "),
@@ -195,6 +225,15 @@ mod tests {
         assert!(j.starts_with("{\"in_cnt\": 1, \"out_cnt\": 1, \"in\": [{\"ifc_state\": 1, \"ifc_id\": \"svcin\", \"ifc_type\": 117, \"messages\": 4"), "{j}");
         assert!(j.contains("\"ifc_id\": \"svc\\\"test\""), "{j}");
         assert!(j.contains("\"sent-messages\": 15"), "{j}");
+        assert!(!j.contains("module"), "{j}");
+        r.module_counter("kernel_dropped").store(7, Relaxed);
+        r.module_counter("kernel_dropped").fetch_add(1, Relaxed);
+        r.module_counter("kernel_received").store(9, Relaxed);
+        let j = r.to_json();
+        assert!(
+            j.ends_with("], \"module\": {\"kernel_dropped\": 8, \"kernel_received\": 9}}"),
+            "{j}"
+        );
         assert!(j.contains("{\"id\": 22501, \"sent_containers\": \"5\", \"sent_messages\": \"15\", \"skipped_messages\": \"5\", \"skipped_percentage\": 25.0}"), "{j}");
     }
 }
