@@ -74,6 +74,8 @@ fn run(args: Args) -> Result<()> {
     let (inputs, outputs) = trap.split_mut();
     let (input, output) = (&mut inputs[0], &mut outputs[0]);
     input.set_required(Required::UniRec(PACKET_SPEC.to_string()));
+    // Until the sender says otherwise (and so for an end of stream first).
+    output.set_format(DataFormat::UniRec(PACKET_SPEC.to_string()))?;
     let mut current: Option<(Template, PacketFields)> = None;
     let result: Result<()> = loop {
         let msg = match input.recv() {
@@ -82,7 +84,7 @@ fn run(args: Args) -> Result<()> {
             Err(TrapError::Timeout) => continue,
             Err(e) => break Err(e.into()),
         };
-        if msg.format_changed {
+        if msg.format_changed || (current.is_none() && !msg.is_eos()) {
             let Some(DataFormat::UniRec(spec)) = msg.format else {
                 break Err(anyhow!("{}: the input is not UniRec", input.name()));
             };
