@@ -1155,11 +1155,12 @@ fn a_full_disk_is_an_error_and_the_database_stays_sound() {
         c.args(["--db", db, "--batch", "100", "-i", "u:sn_raw"]);
         Bg::spawn("packet_store", c)
     };
-    // The capture may end with the store gone: its result does not matter.
-    let _ = sb.run(
-        "packet_capture",
-        &["-r", pcap.to_str().unwrap(), "-i", "u:sn_raw"],
-    );
+    // The capture blocks once the store is gone: it is killed at the end.
+    let _capture = {
+        let mut c = sb.cmd("packet_capture");
+        c.args(["-r", pcap.to_str().unwrap(), "-i", "u:sn_raw"]);
+        Bg::spawn("packet_capture", c)
+    };
     let o = store.wait();
     one_error_line(&o, "packet_store", "full");
     let check = Command::new("sqlite3")
