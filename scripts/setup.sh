@@ -23,6 +23,10 @@
 #   rsync         an rsync daemon on a non-standard port for the app plugin's test
 #   jq            reads the JSON of logger --json / unirec2json in their test
 #   openssh-client  the SSH client of that test (its server is a banner in Python)
+#   libsqlite3-dev  packet_store links Debian's SQLite (rusqlite without the bundled build)
+#   postgresql    the PostgreSQL server tests/snooper.rs starts (initdb/pg_ctl in a temp dir)
+#   tcpreplay     replays the snooper tests' captures onto the mirror link
+#   sqlite3       the snooper tests check a database's integrity after a full disk
 set -euo pipefail
 
 nemea_setup() {
@@ -33,7 +37,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client libsqlite3-dev postgresql tcpreplay sqlite3)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

@@ -106,6 +106,7 @@ pub struct PacketEncoder {
     tmpl: Template,
     fields: PacketFields,
     cap_len: usize,
+    bufs: unirec::RecordBuffers,
     out: Vec<u8>,
 }
 
@@ -124,6 +125,7 @@ impl PacketEncoder {
             tmpl,
             fields,
             cap_len,
+            bufs: unirec::RecordBuffers::default(),
             out: Vec::with_capacity(2048),
         }
     }
@@ -144,16 +146,21 @@ impl PacketEncoder {
         frame: &[u8],
     ) -> Result<&[u8], PacketError> {
         let f = self.fields;
-        let mut b = RecordBuilder::new(&self.tmpl);
+        // The builder's buffers are kept between packets: no allocation per packet.
+        let mut b = RecordBuilder::with_buffers(&self.tmpl, std::mem::take(&mut self.bufs));
         let err = |e: unirec::RecordError| PacketError::Record(e.to_string());
-        b.set_time(f.time, time).map_err(err)?;
-        b.set_u16(f.link, link).map_err(err)?;
-        b.set_u32(f.wire_len, wire_len).map_err(err)?;
-        b.set_u32(self.cap_len, frame.len() as u32).map_err(err)?;
-        b.set_u64(f.hash, frame_hash(frame)).map_err(err)?;
-        b.set_var(f.packet, frame).map_err(err)?;
         self.out.clear();
-        b.finish(&mut self.out).map_err(err)?;
+        let built = (|| {
+            b.set_time(f.time, time)?;
+            b.set_u16(f.link, link)?;
+            b.set_u32(f.wire_len, wire_len)?;
+            b.set_u32(self.cap_len, frame.len() as u32)?;
+            b.set_u64(f.hash, frame_hash(frame))?;
+            b.set_var(f.packet, frame)?;
+            b.finish(&mut self.out)
+        })();
+        self.bufs = b.into_buffers();
+        built.map_err(err)?;
         Ok(&self.out)
     }
 }
