@@ -1172,7 +1172,7 @@ fn a_full_disk_is_an_error_and_the_database_stays_sound() {
     assert_eq!(lines.next(), Some("ok"), "{text}");
     let rows: usize = lines.next().unwrap().parse().unwrap();
     assert!(
-        rows > 0 && rows < 3000 && rows % 100 == 0,
+        rows > 0 && rows < 3000 && rows.is_multiple_of(100),
         "whole batches: {rows}"
     );
     // What was stored reads back (the export goes to the roomy disk).

@@ -109,7 +109,7 @@ fn hex(b: &[u8], out: &mut String) {
 }
 
 fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let v = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -719,7 +719,7 @@ mod tests {
             let a = row(30, 1, b"aaa");
             let b = row(10, 2, b"\x00\xffb");
             assert_eq!(s.insert(&[a.clone(), b.clone(), a.clone()]).unwrap(), 2);
-            assert_eq!(s.insert(&[b.clone()]).unwrap(), 0);
+            assert_eq!(s.insert(std::slice::from_ref(&b)).unwrap(), 0);
             assert_eq!(all(s.as_mut()), vec![b.clone(), a.clone()]);
             drop(s);
             // Reopened with the other encoding or without dedup: refused.
@@ -779,7 +779,7 @@ mod tests {
         .unwrap();
         let a = row(1, 7, b"x");
         assert_eq!(s.insert(&[a.clone(), a.clone()]).unwrap(), 2);
-        assert_eq!(s.insert(&[a.clone()]).unwrap(), 1);
+        assert_eq!(s.insert(std::slice::from_ref(&a)).unwrap(), 1);
         assert_eq!(all(s.as_mut()).len(), 3);
         // The WAL journal is on.
         assert!(dir.path().join("s.sqlite-wal").exists());

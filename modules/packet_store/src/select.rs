@@ -19,7 +19,7 @@ pub struct Selection {
 /// seconds since the epoch (`1764770400.25`), in ns.
 pub fn parse_time(s: &str) -> Option<i64> {
     if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 && secs < 9.2e9 {
+        if (0.0..9.2e9).contains(&secs) {
             return Some((secs * 1e9).round() as i64);
         }
         return None;
