@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The Traffic Snooper's binaries on N generated frames (distinct UDP frames
 # of 60-1514 bytes, every tenth sent twice as a mirror would): prints
-# packets/s from wall time and CPU time (user + system of the module
-# measured).
+# packets/s from wall time (of the whole pipeline, the measured module
+# started first) and from that module's CPU time (user + system).
 #
 #   scripts/bench-snooper.sh            N=200000 frames
 #   N=1000000 scripts/bench-snooper.sh
@@ -12,7 +12,7 @@
 #   3. packet_capture -r FILE → packet_store SQLite (WAL), batches of 1000
 #   4. the same into PostgreSQL (a server the script starts, if installed)
 #   5. live: tcpreplay --topspeed onto a veth, packet_capture -I on its peer
-#      (with and without packet_dedup): frames captured, kernel drops
+#      into b: (with and without packet_dedup): frames captured, kernel drops
 #      (needs root; skipped otherwise)
 #
 # Benchmarks measure; nothing here asserts a speed.
@@ -78,13 +78,13 @@ timed "packet_capture -r → b:" "$R/packet_capture" -r frames.pcap -i b:
 
 # Dedup measured on its own while the capture feeds it.
 sink() { "$R/packet_dedup" -i u:raw,b: ; }
-( sleep 0.2; "$R/packet_capture" -r frames.pcap -i u:raw 2> /dev/null ) &
+( sleep 0.05; "$R/packet_capture" -r frames.pcap -i u:raw 2> /dev/null ) &
 timed "packet_capture -r → packet_dedup → b: (dedup)" "$R/packet_dedup" -i u:raw,b:
 wait
 
 store() { # label db...
     local label=$1; shift
-    ( sleep 0.3; "$R/packet_capture" -r frames.pcap -i u:raw 2> /dev/null ) &
+    ( sleep 0.05; "$R/packet_capture" -r frames.pcap -i u:raw 2> /dev/null ) &
     timed "$label" "$R/packet_store" --db "$@" --batch 1000 -i u:raw
     wait
 }
@@ -97,7 +97,7 @@ if [ -n "$pgbin" ] && [ "$(id -u)" = 0 ]; then
     mkdir pgdata && chown postgres:postgres pgdata
     runuser -u postgres -- "$pgbin/initdb" -D "$work/pgdata" -A trust -U postgres --no-sync > /dev/null
     port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
-    runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pgdata" -l "$work/pg.log" -w \
+    runuser -u postgres -- "$pgbin/pg_ctl" -D "$work/pgdata" -l "$work/pgdata/log" -w \
         -o "-p $port -k $work/pgdata -c listen_addresses=127.0.0.1" start > /dev/null
     pg=$pgbin
     store "packet_store PostgreSQL (dedup)" "postgres://postgres@127.0.0.1:$port/postgres"
@@ -111,32 +111,28 @@ if [ "$(id -u)" = 0 ] && command -v tcpreplay > /dev/null; then
     ip -n "$ns" link set snbr0 mtu 9000 up
     ip -n "$ns" link set snbr1 mtu 9000 up
     ip netns exec "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
-    live() { # label dedup(0/1)
-        local in=u:live
-        "$R/packet_store" --db "$work/live$2.sqlite" -i u:stored 2> /dev/null &
-        local st=$!
+    live() { # label dedup(0/1): the capture into b:, or through packet_dedup into b:
+        local out=b: dd=""
         if [ "$2" = 1 ]; then
-            "$R/packet_dedup" -i u:live,u:stored 2> /dev/null &
-        else
-            in=u:stored
+            out=u:live
+            "$R/packet_dedup" -i u:live,b: 2> /dev/null &
+            dd=$!
         fi
-        ip netns exec "$ns" "$R/packet_capture" -I snbr1 -B 256 -i "$in" 2> "$work/cap.err" &
+        ip netns exec "$ns" "$R/packet_capture" -I snbr1 -B 256 -i "$out" 2> "$work/cap.err" &
         local cap=$!
-        while [ ! -S "$work/trap-${in#u:}.sock" ]; do sleep 0.05; done
-        sleep 0.5
-        local out
-        out=$(ip netns exec "$ns" tcpreplay --topspeed -i snbr0 frames.pcap 2>&1 | grep -E "Rated:" | head -1)
+        sleep 1
+        local rated
+        rated=$(ip netns exec "$ns" tcpreplay --topspeed -i snbr0 frames.pcap 2>&1 | grep -E "Rated:" | head -1)
         sleep 1
         kill -INT $cap; wait $cap || true
-        wait $st || true
-        [ "$2" = 1 ] && wait || true
+        [ -n "$dd" ] && { wait "$dd" || true; }
         local sent dropped
         sent=$(grep "Packets sent" "$work/cap.err" | awk '{print $NF}')
         dropped=$(grep "Kernel dropped" "$work/cap.err" | awk '{print $NF}')
-        echo "$1: tcpreplay ${out#*Rated: }; captured $sent of $frames, kernel dropped $dropped"
+        echo "$1 — tcpreplay ${rated#*Rated: }; captured $sent of $frames, kernel dropped $dropped"
     }
-    live "veth, packet_capture → packet_store" 0
-    live "veth, packet_capture → packet_dedup → packet_store" 1
+    live "veth, packet_capture → b:" 0
+    live "veth, packet_capture → packet_dedup → b:" 1
 else
     echo "live veth: skipped (needs root and tcpreplay)"
 fi
