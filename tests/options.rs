@@ -207,6 +207,9 @@ const BINARIES: &[&str] = &[
     "proto_traffic",
     "ipv6stats",
     "flowcounter",
+    "packet_capture",
+    "packet_dedup",
+    "packet_store",
 ];
 
 /// A usage error is one line `NAME: error: … (try --help)` with exit status 2,

@@ -1195,3 +1195,48 @@ fn a_full_disk_is_an_error_and_the_database_stays_sound() {
         assert!(leftovers.is_empty());
     }
 }
+
+/// SIGINT stops each module within 0.5 s (plus start-up), the store
+/// flushing what it holds: records sent before the signal are stored.
+#[test]
+fn every_module_stops_on_sigint_at_once() {
+    let sb = Sandbox::new();
+    let frames = synthetic(20);
+    let pcap = sb.path("in.pcap");
+    write_pcap(&pcap, &frames);
+    let db = sb.path("s.sqlite");
+    let db = db.to_str().unwrap();
+    // A long flush interval: only the stop writes the batch.
+    let store = {
+        let mut c = sb.cmd("packet_store");
+        c.args(["--db", db, "-F", "3600", "-i", "u:sn_dd"]);
+        Bg::spawn("packet_store", c)
+    };
+    let dedup = {
+        let mut c = sb.cmd("packet_dedup");
+        c.args(["-n", "-i", "u:sn_raw,u:sn_dd"]);
+        Bg::spawn("packet_dedup", c)
+    };
+    sb.wait_socket("sn_dd");
+    let o = sb.run(
+        "packet_capture",
+        &["-r", pcap.to_str().unwrap(), "-n", "-i", "u:sn_raw"],
+    );
+    assert!(o.status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    for m in [dedup, store] {
+        let t = Instant::now();
+        m.interrupt();
+        let name = m.name.clone();
+        m.ok();
+        assert!(
+            t.elapsed() < Duration::from_millis(800),
+            "{name} took {:?}",
+            t.elapsed()
+        );
+    }
+    assert_eq!(
+        query(&sb, db, "o.pcap", &[]).len(),
+        first_copies(&frames).len()
+    );
+}
