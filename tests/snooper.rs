@@ -964,6 +964,16 @@ fn a_capture_file_round_trips_through_the_chain() {
     );
     let pair_want: Vec<Frame> = want.iter().filter(|f| f.data[29] == 1).cloned().collect();
     assert_eq!(pair, pair_want);
+    // A BPF selection, as tcpdump's.
+    let bpf = query(
+        &sb,
+        db,
+        "bpf.pcap",
+        &["-f", "udp and dst host 198.51.100.3"],
+    );
+    let bpf_want: Vec<Frame> = want.iter().filter(|f| f.data[33] == 3).cloned().collect();
+    assert!(!bpf_want.is_empty());
+    assert_eq!(bpf, bpf_want);
     // The same file again: the window has long passed, the store's unique
     // hash keeps every packet out.
     let (_, store) = run_file_chain(&sb, &pcap, db, &[]);
@@ -1074,6 +1084,11 @@ fn bad_input_gives_one_clear_error() {
     one_error_line(&o, "packet_store", "--batch");
     let o = sb.run("packet_store", &["--flush-interval", "0", "-i", "u:a"]);
     one_error_line(&o, "packet_store", "--flush-interval");
+    let o = sb.run(
+        "packet_store",
+        &["query", "--db", "x.sqlite", "-w", "o.pcap", "-f", "port ("],
+    );
+    one_error_line(&o, "packet_store", "bad filter");
     let o = sb.run("packet_store", &["query", "--db", "x.sqlite"]);
     one_error_line(&o, "packet_store", "--write");
     let o = sb.run(

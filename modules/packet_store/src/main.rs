@@ -24,7 +24,7 @@ use unirec::{Template, UrTime};
 /// stays. Counters `stored`, `duplicates` and `retries` are on the service
 /// interface.
 ///
-/// `packet_store query --db DB -w OUT.pcap [--from T] [--to T] [--host A [--host B]]`
+/// `packet_store query --db DB -w OUT.pcap [--from T] [--to T] [--host A [--host B]] [-f BPF]`
 /// writes the stored packets back to a pcap file in time order
 /// (`packet_store query --help`).
 #[derive(Parser, Debug)]
@@ -91,6 +91,10 @@ struct QueryArgs {
     /// between the two (both directions).
     #[arg(long = "host", value_name = "ADDR")]
     host: Vec<IpAddr>,
+    /// Only packets this BPF filter (libpcap syntax, as tcpdump's) matches;
+    /// it sees the stored bytes (a `len` test compares their length).
+    #[arg(short = 'f', long = "filter", value_name = "BPF")]
+    filter: Option<String>,
 }
 
 fn fatal(e: StoreError) -> anyhow::Error {
@@ -311,6 +315,14 @@ fn query(args: QueryArgs) -> Result<()> {
         to_ns: time(&args.to, "to")?,
         hosts: args.host.clone(),
     };
+    let bpf = match &args.filter {
+        Some(f) => Some(
+            pcap::Capture::dead(pcap::Linktype::ETHERNET)
+                .and_then(|c| c.compile(f, true))
+                .map_err(|e| anyhow!("bad filter `{f}`: {e}"))?,
+        ),
+        None => None,
+    };
     if !args.db.starts_with("postgres") && !std::path::Path::new(&args.db).exists() {
         bail!(
             "{}: no such database (give the --db packet_store wrote)",
@@ -340,7 +352,7 @@ fn query(args: QueryArgs) -> Result<()> {
     let (from, to) = sel.range();
     let mut n = 0u64;
     let scanned = db.scan(from, to, &mut |r: Row| {
-        if !sel.matches(&r.packet) {
+        if !sel.matches(&r.packet) || bpf.as_ref().is_some_and(|b| !b.filter(&r.packet)) {
             return Ok(());
         }
         let t = ns_time(r.ts_ns);
