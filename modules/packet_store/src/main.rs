@@ -173,6 +173,11 @@ fn flush(store: &mut dyn Store, batch: &mut Batch, c: &mut Counters) -> Result<(
                 c.n_retries += 1;
                 c.retries.store(c.n_retries, Relaxed);
                 libtrap::sleep(Duration::from_millis(500));
+                if libtrap::is_terminated() {
+                    // One last try on the next round, without waiting for
+                    // a connect.
+                    continue;
+                }
                 // A failed reconnect is retried at the next round.
                 if let Err(e @ StoreError::Fatal(_)) = store.reconnect() {
                     return Err(fatal(e));
