@@ -30,6 +30,10 @@
 #   iperf3        TCP/UDP traffic of session_probe's tests and benchmark
 #   pmacct        pmacctd's sfprobe plugin: the real sFlow agent of tests/sflow.rs
 #   nfdump-sflow  sfcapd, which decodes the same sFlow datagrams for comparison there
+#   libsqlite3-dev  packet_store links Debian's SQLite (rusqlite without the bundled build)
+#   postgresql    the PostgreSQL server tests/snooper.rs starts (initdb/pg_ctl in a temp dir)
+#   tcpreplay     replays the snooper tests' captures onto the mirror link
+#   sqlite3       the snooper tests check a database's integrity after a full disk
 set -euo pipefail
 
 nemea_setup() {
@@ -40,7 +44,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3 pmacct nfdump-sflow)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3 pmacct nfdump-sflow libsqlite3-dev postgresql tcpreplay sqlite3)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

@@ -211,6 +211,9 @@ const BINARIES: &[&str] = &[
     "fw_actuator",
     "sflow_collector",
     "capture_trigger",
+    "packet_capture",
+    "packet_dedup",
+    "packet_store",
 ];
 
 /// A usage error is one line `NAME: error: … (try --help)` with exit status 2,

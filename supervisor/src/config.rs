@@ -384,6 +384,43 @@ mod tests {
         );
     }
 
+    /// The Traffic Snooper's chain, shipped disabled.
+    #[test]
+    fn shipped_snooper_agrees_in_both_formats() {
+        let toml = shipped_twins("snooper", "Traffic snooper");
+        let arg = |name: &str| {
+            toml.modules()
+                .find(|(_, m)| m.name == name)
+                .unwrap_or_else(|| panic!("{name}"))
+                .1
+                .args()
+                .unwrap()
+        };
+        assert_eq!(arg("packet_capture"), ["-I", "eth1", "-i", "u:raw_packets"]);
+        assert_eq!(
+            arg("packet_dedup"),
+            [
+                "--window",
+                "1",
+                "--normalize",
+                "-i",
+                "u:raw_packets,u:raw_packets_dedup"
+            ]
+        );
+        assert_eq!(
+            arg("packet_store"),
+            [
+                "--db",
+                "/var/lib/nemea/snoop.sqlite",
+                "--batch",
+                "1000",
+                "-i",
+                "u:raw_packets_dedup"
+            ]
+        );
+        assert!(toml.profiles.iter().all(|p| !p.enabled), "shipped disabled");
+    }
+
     #[test]
     fn shipped_traffic_analyzer_agrees_in_both_formats() {
         let toml = shipped_twins("traffic-analyzer", "Traffic analyzer");
