@@ -12,7 +12,7 @@
 use crate::cache::{CacheConfig, FlowCache};
 use crate::export::{Exporter, Group};
 use crate::parser::{parse, LinkType, Packet};
-use crate::plugins::{Plugins, ProcessPlugin, REGISTRY};
+use crate::plugins::{Plugins, ProcessPlugin, Registered, REGISTRY};
 use crate::synth::{ipv4_frame, L4};
 use std::net::Ipv4Addr;
 use unirec::RecordBuilder;
@@ -28,14 +28,14 @@ const VARIANTS: &[&str] = &["includezeroes", "includezeroes;skipdup", "txt", "tc
 
 fn all_plugins() -> Plugins {
     let mut list: Vec<Box<dyn ProcessPlugin>> = Vec::new();
-    for (_, make) in REGISTRY {
+    for Registered { create: make, .. } in REGISTRY {
         if let Ok(p) = make("") {
             list.push(p);
         }
     }
     // Variants replace nothing: they run beside the defaults under the same
     // name, which the registry would refuse from -p but the cache accepts.
-    for (_, make) in REGISTRY {
+    for Registered { create: make, .. } in REGISTRY {
         for v in VARIANTS {
             if let Ok(p) = make(v) {
                 list.push(p);

@@ -510,34 +510,76 @@ impl Plugins {
 /// none) and says what is wrong with it.
 pub type Constructor = fn(&str) -> Result<Box<dyn ProcessPlugin>, String>;
 
+/// A registered plugin: its `-p` name, its constructor, and its fields, the
+/// same whatever the options, so that they can be listed (`-p list`,
+/// ipfixcol's element table) without constructing the plugin, which for
+/// `app` means setting up nDPI.
+pub struct Registered {
+    pub name: &'static str,
+    pub create: Constructor,
+    pub fields: &'static [FieldDef],
+}
+
+const fn reg(name: &'static str, create: Constructor, fields: &'static [FieldDef]) -> Registered {
+    Registered {
+        name,
+        create,
+        fields,
+    }
+}
+
 /// Every plugin `-p` knows, by name: the one place plugins are registered.
-pub const REGISTRY: &[(&str, Constructor)] = &[
-    ("vlan", basic_plugins::Vlan::create),
-    ("icmp", basic_plugins::Icmp::create),
-    ("flowhash", basic_plugins::FlowHash::create),
-    ("tls", tls::Tls::create),
-    ("quic", quic::Quic::create),
-    ("http", http::Http::create),
-    ("basicplus", basicplus::BasicPlus::create),
-    ("smtp", smtp::Smtp::create),
-    ("ssdp", ssdp::Ssdp::create),
-    ("dns", dns::Dns::create),
-    ("passivedns", passivedns::PassiveDns::create),
-    ("dnssd", dnssd::Dnssd::create),
-    ("netbios", netbios::Netbios::create),
-    ("mqtt", mqtt::Mqtt::create),
-    ("ntp", ntp::Ntp::create),
-    ("pstats", pstats::Pstats::create),
-    ("phists", phists::Phists::create),
-    ("bstats", bstats::Bstats::create),
-    ("idpcontent", idpcontent::IdpContent::create),
-    ("wg", wg::Wg::create),
-    ("ovpn", ovpn::Ovpn::create),
-    ("ssadetector", ssadetector::SsaDetector::create),
-    ("nettisa", nettisa::Nettisa::create),
-    ("rtsp", rtsp::Rtsp::create),
-    ("sip", sip::Sip::create),
-    ("app", app::App::create),
+pub const REGISTRY: &[Registered] = &[
+    reg(
+        "vlan",
+        basic_plugins::Vlan::create,
+        basic_plugins::VLAN_FIELDS,
+    ),
+    reg(
+        "icmp",
+        basic_plugins::Icmp::create,
+        basic_plugins::ICMP_FIELDS,
+    ),
+    reg(
+        "flowhash",
+        basic_plugins::FlowHash::create,
+        basic_plugins::FLOWHASH_FIELDS,
+    ),
+    reg("tls", tls::Tls::create, tls::FIELDS),
+    reg("quic", quic::Quic::create, quic::FIELDS),
+    reg("http", http::Http::create, http::FIELDS),
+    reg("basicplus", basicplus::BasicPlus::create, basicplus::FIELDS),
+    reg("smtp", smtp::Smtp::create, smtp::FIELDS),
+    reg("ssdp", ssdp::Ssdp::create, ssdp::FIELDS),
+    reg("dns", dns::Dns::create, dns::FIELDS),
+    reg(
+        "passivedns",
+        passivedns::PassiveDns::create,
+        passivedns::FIELDS,
+    ),
+    reg("dnssd", dnssd::Dnssd::create, dnssd::FIELDS),
+    reg("netbios", netbios::Netbios::create, netbios::FIELDS),
+    reg("mqtt", mqtt::Mqtt::create, mqtt::FIELDS),
+    reg("ntp", ntp::Ntp::create, ntp::FIELDS),
+    reg("pstats", pstats::Pstats::create, pstats::FIELDS),
+    reg("phists", phists::Phists::create, phists::FIELDS),
+    reg("bstats", bstats::Bstats::create, bstats::FIELDS),
+    reg(
+        "idpcontent",
+        idpcontent::IdpContent::create,
+        idpcontent::FIELDS,
+    ),
+    reg("wg", wg::Wg::create, wg::FIELDS),
+    reg("ovpn", ovpn::Ovpn::create, ovpn::FIELDS),
+    reg(
+        "ssadetector",
+        ssadetector::SsaDetector::create,
+        ssadetector::FIELDS,
+    ),
+    reg("nettisa", nettisa::Nettisa::create, nettisa::FIELDS),
+    reg("rtsp", rtsp::Rtsp::create, rtsp::FIELDS),
+    reg("sip", sip::Sip::create, sip::FIELDS),
+    reg("app", app::App::create, app::FIELDS),
 ];
 
 /// Every plugin with its UniRec fields (`-p list`).
@@ -547,15 +589,13 @@ pub fn describe() -> Vec<(&'static str, String)> {
         .map(|(n, _)| *n)
         .collect();
     let mut out = vec![("basic", basic.join(","))];
-    for (name, make) in REGISTRY {
-        if let Ok(p) = make("") {
-            let fields: Vec<String> = p
-                .fields()
-                .iter()
-                .map(|f| format!("{} {}", f.ty, f.name))
-                .collect();
-            out.push((*name, fields.join(",")));
-        }
+    for r in REGISTRY {
+        let fields: Vec<String> = r
+            .fields
+            .iter()
+            .map(|f| format!("{} {}", f.ty, f.name))
+            .collect();
+        out.push((r.name, fields.join(",")));
     }
     out
 }
@@ -563,7 +603,7 @@ pub fn describe() -> Vec<(&'static str, String)> {
 /// The names `-p` accepts (`basic` plus the registry).
 pub fn available() -> Vec<&'static str> {
     std::iter::once("basic")
-        .chain(REGISTRY.iter().map(|(n, _)| *n))
+        .chain(REGISTRY.iter().map(|r| r.name))
         .collect()
 }
 
@@ -648,7 +688,7 @@ pub fn from_specs<S: AsRef<str>>(values: &[S]) -> Result<Plugins, String> {
         if list.iter().any(|p| p.name() == name) {
             return Err(format!("plugin `{name}` is listed twice"));
         }
-        let Some((_, make)) = REGISTRY.iter().find(|(n, _)| *n == name) else {
+        let Some(Registered { create: make, .. }) = REGISTRY.iter().find(|r| r.name == name) else {
             return Err(format!(
                 "unknown plugin `{name}` (available: {})",
                 available().join(", ")
@@ -777,6 +817,19 @@ mod tests {
         e.remove::<A>();
         assert_eq!(e.len(), 1);
         assert_eq!(e.iter().next().map(|x| x.plugin), Some(1));
+    }
+
+    /// The registry lists the fields a plugin declares, under its name, for
+    /// every option set the plugin takes.
+    #[test]
+    fn the_registry_lists_each_plugins_own_fields() {
+        for r in REGISTRY {
+            for opts in ["", "includezeroes", "txt", "tc=5", "packets=3"] {
+                let Ok(p) = (r.create)(opts) else { continue };
+                assert_eq!(p.name(), r.name);
+                assert_eq!(p.fields(), r.fields, "{} with `{opts}`", r.name);
+            }
+        }
     }
 
     /// The hooks a plugin names in `hooks()` must be exactly the ones its

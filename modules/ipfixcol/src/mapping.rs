@@ -8,7 +8,7 @@
 //! flow_meter's plugin field registry, so what flow_meter exports under
 //! ipfixprobe's element numbers arrives under ipfixprobe's UniRec names.
 
-use flow_meter::plugins::{FieldDef, PEN_REVERSE};
+use flow_meter::plugins::PEN_REVERSE;
 use std::collections::HashMap;
 use unirec::{FieldType, Scalar};
 
@@ -139,10 +139,8 @@ impl Mapping {
         by_name.insert(LINK_BIT_FIELD.to_string(), U64);
         by_name.insert(ODID_FIELD.to_string(), U32);
         by_name.insert(EXPORTER_IP_FIELD.to_string(), IP);
-        for (_, make) in flow_meter::plugins::REGISTRY {
-            let Ok(p) = make("") else { continue };
-            let defs: &[FieldDef] = p.fields();
-            for d in defs {
+        for r in flow_meter::plugins::REGISTRY {
+            for d in r.fields {
                 let Some(ie) = d.ipfix else { continue };
                 by_name.entry(d.name.to_string()).or_insert(d.ty);
                 by_element.entry((ie.pen, ie.id)).or_insert(Target {

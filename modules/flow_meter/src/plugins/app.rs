@@ -59,7 +59,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("APP_PROTO", ty::STRING, ie(1240)),
     FieldDef::new("APP_MASTER", ty::STRING, ie(1241)),
     FieldDef::new("APP_SERVICE", ty::STRING, ie(1242)),

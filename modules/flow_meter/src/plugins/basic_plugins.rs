@@ -6,6 +6,22 @@ use super::{ty, FieldDef, FieldSink, FieldValue, FlowCtx, Ie, ProcessPlugin, Ver
 use crate::parser::Packet;
 
 /// `vlan`: `uint16 VLAN_ID`, the outer VLAN id of the flow's first packet.
+pub(crate) const VLAN_FIELDS: &[FieldDef] = &[FieldDef::new(
+    "VLAN_ID",
+    ty::U16,
+    Some(Ie { pen: 0, id: 58 }),
+)];
+pub(crate) const ICMP_FIELDS: &[FieldDef] = &[FieldDef::new(
+    "L4_ICMP_TYPE_CODE",
+    ty::U16,
+    Some(Ie { pen: 0, id: 32 }),
+)];
+pub(crate) const FLOWHASH_FIELDS: &[FieldDef] = &[FieldDef::new(
+    "FLOW_ID",
+    ty::U64,
+    Some(Ie { pen: 0, id: 148 }),
+)];
+
 pub struct Vlan;
 
 struct VlanExt(u16);
@@ -28,12 +44,7 @@ impl ProcessPlugin for Vlan {
         "vlan"
     }
     fn fields(&self) -> &'static [FieldDef] {
-        const F: &[FieldDef] = &[FieldDef::new(
-            "VLAN_ID",
-            ty::U16,
-            Some(Ie { pen: 0, id: 58 }),
-        )];
-        F
+        VLAN_FIELDS
     }
     fn hooks(&self) -> Hooks {
         Hooks::POST_CREATE
@@ -71,12 +82,7 @@ impl ProcessPlugin for Icmp {
         "icmp"
     }
     fn fields(&self) -> &'static [FieldDef] {
-        const F: &[FieldDef] = &[FieldDef::new(
-            "L4_ICMP_TYPE_CODE",
-            ty::U16,
-            Some(Ie { pen: 0, id: 32 }),
-        )];
-        F
+        ICMP_FIELDS
     }
     fn hooks(&self) -> Hooks {
         Hooks::POST_CREATE
@@ -114,12 +120,7 @@ impl ProcessPlugin for FlowHash {
         "flowhash"
     }
     fn fields(&self) -> &'static [FieldDef] {
-        const F: &[FieldDef] = &[FieldDef::new(
-            "FLOW_ID",
-            ty::U64,
-            Some(Ie { pen: 0, id: 148 }),
-        )];
-        F
+        FLOWHASH_FIELDS
     }
     fn hooks(&self) -> Hooks {
         Hooks::POST_CREATE

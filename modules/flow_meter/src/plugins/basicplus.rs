@@ -37,7 +37,7 @@ const fn ie(pen: u32, id: u16) -> Option<Ie> {
     Some(Ie { pen, id })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("IP_TTL", ty::U8, ie(0, 192)),
     FieldDef::new("IP_TTL_REV", ty::U8, ie(PEN_REVERSE, 192)),
     FieldDef::new("IP_FLG", ty::U8, ie(0, 197)),

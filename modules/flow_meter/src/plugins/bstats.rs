@@ -131,7 +131,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("SBI_BRST_PACKETS", ty::U32S, ie(1050)),
     FieldDef::new("SBI_BRST_BYTES", ty::U32S, ie(1051)),
     FieldDef::new("SBI_BRST_TIME_START", ty::TIMES, ie(1052)),

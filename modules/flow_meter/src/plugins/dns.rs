@@ -106,7 +106,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("DNS_ID", ty::U16, ie(10)),
     FieldDef::new("DNS_ANSWERS", ty::U16, ie(14)),
     FieldDef::new("DNS_RCODE", ty::U8, ie(1)),

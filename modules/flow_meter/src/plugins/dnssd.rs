@@ -129,7 +129,7 @@ impl Extension for DnssdExt {
     }
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new(
         "DNSSD_QUERIES",
         ty::STRING,

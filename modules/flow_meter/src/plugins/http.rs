@@ -56,7 +56,7 @@ pub struct HttpExt {
     set_cookie: CBuf<512>,
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new(
         "HTTP_REQUEST_METHOD",
         ty::STRING,

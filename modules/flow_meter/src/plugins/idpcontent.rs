@@ -71,7 +71,7 @@ impl IdpContent {
     }
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new(
         "IDP_CONTENT",
         ty::BYTES,

@@ -69,7 +69,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("MQTT_TYPE_CUMULATIVE", ty::U16, ie(1033)),
     FieldDef::new("MQTT_VERSION", ty::U8, ie(1034)),
     FieldDef::new("MQTT_CONNECTION_FLAGS", ty::U8, ie(1035)),

@@ -38,7 +38,7 @@ impl Extension for NetbiosExt {
     }
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new(
         "NB_NAME",
         ty::STRING,

@@ -154,7 +154,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("NTS_MEAN", ty::FLOAT, ie(1020)),
     FieldDef::new("NTS_STDEV", ty::FLOAT, ie(1023)),
     FieldDef::new("NTS_KURTOSIS", ty::FLOAT, ie(1024)),

@@ -61,7 +61,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("NTP_LEAP", ty::U8, ie(18)),
     FieldDef::new("NTP_VERSION", ty::U8, ie(19)),
     FieldDef::new("NTP_MODE", ty::U8, ie(20)),

@@ -187,7 +187,7 @@ impl Ovpn {
     }
 }
 
-const FIELDS: &[FieldDef] = &[FieldDef::new(
+pub(crate) const FIELDS: &[FieldDef] = &[FieldDef::new(
     "OVPN_CONF_LEVEL",
     ty::U8,
     Some(Ie {

@@ -62,7 +62,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("DNS_ID", ty::U16, ie(10)),
     FieldDef::new("DNS_ATYPE", ty::U16, ie(11)),
     FieldDef::new("DNS_NAME", ty::STRING, ie(2)),

@@ -110,7 +110,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("S_PHISTS_SIZES", ty::U32S, ie(1060)),
     FieldDef::new("S_PHISTS_IPT", ty::U32S, ie(1061)),
     FieldDef::new("D_PHISTS_SIZES", ty::U32S, ie(1062)),

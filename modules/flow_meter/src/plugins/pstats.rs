@@ -129,7 +129,7 @@ impl Pstats {
     }
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new(
         "PPI_PKT_LENGTHS",
         ty::U16S,

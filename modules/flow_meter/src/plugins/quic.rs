@@ -1232,42 +1232,43 @@ fn process(p: &mut Parser, q: &mut QuicExt, flow: &Flow, pkt: &Packet, new: bool
     Outcome::Quic
 }
 
+const fn c(name: &'static str, t: unirec::FieldType, id: u16) -> FieldDef {
+    FieldDef::new(
+        name,
+        t,
+        Some(Ie {
+            pen: PEN_CESNET,
+            id,
+        }),
+    )
+}
+pub(crate) const FIELDS: &[FieldDef] = &[
+    c("QUIC_SNI", ty::STRING, 890),
+    c("QUIC_USER_AGENT", ty::STRING, 891),
+    c("QUIC_VERSION", ty::U32, 892),
+    c("QUIC_CLIENT_VERSION", ty::U32, 893),
+    c("QUIC_TOKEN_LENGTH", ty::U64, 894),
+    c("QUIC_OCCID", ty::BYTES, 895),
+    c("QUIC_OSCID", ty::BYTES, 896),
+    c("QUIC_SCID", ty::BYTES, 897),
+    c("QUIC_RETRY_SCID", ty::BYTES, 898),
+    c("QUIC_MULTIPLEXED", ty::U8, 899),
+    c("QUIC_ZERO_RTT", ty::U8, 889),
+    c("QUIC_SERVER_PORT", ty::U16, 887),
+    // Basic lists in ipfixprobe's IPFIX export, of these elements.
+    c("QUIC_PACKETS", ty::U8S, 888),
+    c("QUIC_CH_PARSED", ty::U8, 886),
+    c("QUIC_TLS_EXT_TYPE", ty::U16S, 885),
+    c("QUIC_TLS_EXT_LEN", ty::U16S, 884),
+    c("QUIC_TLS_EXT", ty::BYTES, 883),
+];
+
 impl ProcessPlugin for Quic {
     fn name(&self) -> &'static str {
         "quic"
     }
     fn fields(&self) -> &'static [FieldDef] {
-        const fn c(name: &'static str, t: unirec::FieldType, id: u16) -> FieldDef {
-            FieldDef::new(
-                name,
-                t,
-                Some(Ie {
-                    pen: PEN_CESNET,
-                    id,
-                }),
-            )
-        }
-        const F: &[FieldDef] = &[
-            c("QUIC_SNI", ty::STRING, 890),
-            c("QUIC_USER_AGENT", ty::STRING, 891),
-            c("QUIC_VERSION", ty::U32, 892),
-            c("QUIC_CLIENT_VERSION", ty::U32, 893),
-            c("QUIC_TOKEN_LENGTH", ty::U64, 894),
-            c("QUIC_OCCID", ty::BYTES, 895),
-            c("QUIC_OSCID", ty::BYTES, 896),
-            c("QUIC_SCID", ty::BYTES, 897),
-            c("QUIC_RETRY_SCID", ty::BYTES, 898),
-            c("QUIC_MULTIPLEXED", ty::U8, 899),
-            c("QUIC_ZERO_RTT", ty::U8, 889),
-            c("QUIC_SERVER_PORT", ty::U16, 887),
-            // Basic lists in ipfixprobe's IPFIX export, of these elements.
-            c("QUIC_PACKETS", ty::U8S, 888),
-            c("QUIC_CH_PARSED", ty::U8, 886),
-            c("QUIC_TLS_EXT_TYPE", ty::U16S, 885),
-            c("QUIC_TLS_EXT_LEN", ty::U16S, 884),
-            c("QUIC_TLS_EXT", ty::BYTES, 883),
-        ];
-        F
+        FIELDS
     }
     fn hooks(&self) -> Hooks {
         Hooks::POST_CREATE | Hooks::POST_UPDATE

@@ -50,7 +50,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("RTSP_REQUEST_METHOD", ty::STRING, ie(1040)),
     FieldDef::new("RTSP_REQUEST_AGENT", ty::STRING, ie(1041)),
     FieldDef::new("RTSP_REQUEST_URI", ty::STRING, ie(1042)),

@@ -60,7 +60,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("SIP_MSG_TYPE", ty::U16, ie(100)),
     FieldDef::new("SIP_STATUS_CODE", ty::U16, ie(101)),
     FieldDef::new("SIP_CSEQ", ty::STRING, ie(108)),

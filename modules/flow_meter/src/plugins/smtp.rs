@@ -53,7 +53,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("SMTP_2XX_STAT_CODE_COUNT", ty::U32, ie(816)),
     FieldDef::new("SMTP_3XX_STAT_CODE_COUNT", ty::U32, ie(817)),
     FieldDef::new("SMTP_4XX_STAT_CODE_COUNT", ty::U32, ie(818)),

@@ -155,7 +155,7 @@ impl SsaDetector {
     }
 }
 
-const FIELDS: &[FieldDef] = &[FieldDef::new(
+pub(crate) const FIELDS: &[FieldDef] = &[FieldDef::new(
     "SSA_CONF_LEVEL",
     ty::U8,
     Some(Ie {

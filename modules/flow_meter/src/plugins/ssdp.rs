@@ -52,7 +52,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("SSDP_LOCATION_PORT", ty::U16, ie(821)),
     FieldDef::new("SSDP_NT", ty::STRING, ie(824)),
     FieldDef::new("SSDP_SERVER", ty::STRING, ie(822)),

@@ -315,71 +315,72 @@ pub fn ja4_string(h: &Hello, d: &[u8], proto: u8, s: &mut String) {
     push_hash12(s, &text);
 }
 
+pub(crate) const FIELDS: &[FieldDef] = &[
+    FieldDef::new(
+        "TLS_SNI",
+        ty::STRING,
+        Some(Ie {
+            pen: PEN_CESNET,
+            id: 808,
+        }),
+    ),
+    FieldDef::new(
+        "TLS_ALPN",
+        ty::STRING,
+        Some(Ie {
+            pen: PEN_FLOWMON,
+            id: 337,
+        }),
+    ),
+    FieldDef::new(
+        "TLS_VERSION",
+        ty::U16,
+        Some(Ie {
+            pen: PEN_FLOWMON,
+            id: 333,
+        }),
+    ),
+    FieldDef::new(
+        "TLS_JA3",
+        ty::BYTES,
+        Some(Ie {
+            pen: PEN_FLOWMON,
+            id: 357,
+        }),
+    ),
+    FieldDef::new(
+        "TLS_JA4",
+        ty::STRING,
+        Some(Ie {
+            pen: PEN_CESNET,
+            id: 809,
+        }),
+    ),
+    // Basic lists in ipfixprobe's IPFIX export, of these elements.
+    FieldDef::new(
+        "TLS_EXT_TYPE",
+        ty::U16S,
+        Some(Ie {
+            pen: PEN_CESNET,
+            id: 802,
+        }),
+    ),
+    FieldDef::new(
+        "TLS_EXT_LEN",
+        ty::U16S,
+        Some(Ie {
+            pen: PEN_CESNET,
+            id: 803,
+        }),
+    ),
+];
+
 impl ProcessPlugin for Tls {
     fn name(&self) -> &'static str {
         "tls"
     }
     fn fields(&self) -> &'static [FieldDef] {
-        const F: &[FieldDef] = &[
-            FieldDef::new(
-                "TLS_SNI",
-                ty::STRING,
-                Some(Ie {
-                    pen: PEN_CESNET,
-                    id: 808,
-                }),
-            ),
-            FieldDef::new(
-                "TLS_ALPN",
-                ty::STRING,
-                Some(Ie {
-                    pen: PEN_FLOWMON,
-                    id: 337,
-                }),
-            ),
-            FieldDef::new(
-                "TLS_VERSION",
-                ty::U16,
-                Some(Ie {
-                    pen: PEN_FLOWMON,
-                    id: 333,
-                }),
-            ),
-            FieldDef::new(
-                "TLS_JA3",
-                ty::BYTES,
-                Some(Ie {
-                    pen: PEN_FLOWMON,
-                    id: 357,
-                }),
-            ),
-            FieldDef::new(
-                "TLS_JA4",
-                ty::STRING,
-                Some(Ie {
-                    pen: PEN_CESNET,
-                    id: 809,
-                }),
-            ),
-            // Basic lists in ipfixprobe's IPFIX export, of these elements.
-            FieldDef::new(
-                "TLS_EXT_TYPE",
-                ty::U16S,
-                Some(Ie {
-                    pen: PEN_CESNET,
-                    id: 802,
-                }),
-            ),
-            FieldDef::new(
-                "TLS_EXT_LEN",
-                ty::U16S,
-                Some(Ie {
-                    pen: PEN_CESNET,
-                    id: 803,
-                }),
-            ),
-        ];
-        F
+        FIELDS
     }
     fn hooks(&self) -> Hooks {
         Hooks::POST_CREATE | Hooks::PRE_UPDATE

@@ -120,7 +120,7 @@ const fn ie(id: u16) -> Option<Ie> {
     })
 }
 
-const FIELDS: &[FieldDef] = &[
+pub(crate) const FIELDS: &[FieldDef] = &[
     FieldDef::new("WG_CONF_LEVEL", ty::U8, ie(1100)),
     FieldDef::new("WG_SRC_PEER", ty::U32, ie(1101)),
     FieldDef::new("WG_DST_PEER", ty::U32, ie(1102)),
