@@ -675,3 +675,195 @@ open(sys.argv[2], "wb").write(out)
     assert!(!net.nft_text().contains("drop"), "{}", net.nft_text());
     assert!(net.ping_ok(&net.a), "the rule did not expire");
 }
+
+/// A request to the endpoint inside the victim namespace (Python's urllib,
+/// there): its status and JSON answer.
+fn http(net: &Net, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let script = r#"
+import sys, json, urllib.request, urllib.error
+m, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+req = urllib.request.Request(url, data=body.encode() if m == "POST" else None, method=m)
+try:
+    r = urllib.request.urlopen(req, timeout=10)
+    print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+"#;
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.v, "python3", "-c", script, method])
+        .arg(format!("http://127.0.0.1:8750{path}"))
+        .arg(body)
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, json) = text.split_once('\n').unwrap_or((&text, ""));
+    let status = status.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "{method} {path}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        status,
+        serde_json::from_str(json.trim()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The seed's REST batch call: batches and IDEA alerts posted to the
+/// endpoint change the firewall, bad requests are refused with a message
+/// and change nothing, and the module stops at once on SIGTERM. Then IDEA
+/// alerts read from a file (as a reporter writes them) block their sources
+/// until the TTL, the whitelist still passing.
+#[test]
+fn http_endpoint_and_idea_alerts_change_the_firewall() {
+    if !prerequisites(&["nft", "ping", "python3"]) {
+        return;
+    }
+    let Some(net) = Net::create() else { return };
+    let sb = Sandbox::new();
+    net.wait_reachable(&net.a);
+    let act = Command::new("ip")
+        .args(["netns", "exec", &net.v])
+        .arg(bin("fw_actuator"))
+        .args(["--interface", "ebbr0", "--http", "127.0.0.1:8750"])
+        .args(["--whitelist", &format!("{FRIEND}/32"), "--state"])
+        .arg(sb.path("h.json"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let (status, _) = loop {
+        let r = http(&net, "GET", "/rules", "");
+        if r.0 == 200 || start.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, 200);
+    let drop_attacker = format!(
+        r#"{{"rules":[{{"operation":"append","src":"{ATTACKER}","action":"drop","description":"posted"}}]}}"#
+    );
+    let (status, j) = http(&net, "POST", "/batch", &drop_attacker);
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["applied"], 1, "{j}");
+    assert!(!net.ping_ok(&net.a));
+    assert!(net.ping_ok(&net.w));
+    let (status, j) = http(&net, "GET", "/rules", "");
+    assert_eq!(status, 200);
+    let rules = j["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), 1, "{j}");
+    assert_eq!(rules[0]["src"], format!("{ATTACKER}/32"), "{j}");
+    assert!(rules[0]["packets"].as_u64().is_some_and(|p| p >= 1), "{j}");
+    // Refused, with a reason, changing nothing.
+    for (method, path, body, want) in [
+        (
+            "POST",
+            "/batch",
+            r#"{"rules":[{"operation":"insert","action":"drop"}]}"#,
+            400,
+        ),
+        ("POST", "/batch", "{not json", 400),
+        ("POST", "/idea", "{\"Source\":[]}\nnot json\n", 400),
+        ("GET", "/batch", "", 405),
+        ("GET", "/nothing", "", 404),
+    ] {
+        let (status, j) = http(&net, method, path, body);
+        assert_eq!(status, want, "{method} {path}: {j}");
+        assert!(j["error"].as_str().is_some_and(|e| !e.is_empty()), "{j}");
+    }
+    assert_eq!(
+        http(&net, "GET", "/rules", "").1["rules"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    // Delete by id, then an IDEA alert for the attacker and the friend.
+    let (status, j) = http(
+        &net,
+        "POST",
+        "/batch",
+        r#"{"rules":[{"operation":"delete","id":0}]}"#,
+    );
+    assert_eq!(status, 200, "{j}");
+    assert!(net.ping_ok(&net.a));
+    let idea = format!(
+        "{{\"Category\":[\"Recon.Scanning\"],\"Source\":[{{\"IP4\":[\"{ATTACKER}\",\"{FRIEND}\"]}}]}}\n"
+    );
+    let (status, j) = http(&net, "POST", "/idea", &idea);
+    assert_eq!(status, 200, "{j}");
+    assert!(!net.ping_ok(&net.a));
+    assert!(net.ping_ok(&net.w));
+    let t = Instant::now();
+    signal(&act, "TERM");
+    let out = nemea_rs::wait_output(act, Duration::from_secs(5), "fw_actuator");
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains("alert for whitelisted"), "{e}");
+
+    // IDEA alerts from a file: the attacker blocked for 2 s, a bad line
+    // skipped with its number, the whitelisted friend never blocked.
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &net.v,
+        "nft",
+        "delete",
+        "table",
+        "inet",
+        "fw_actuator",
+    ]);
+    let file = sb.path("alerts.idea");
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"Category\":[\"Attempt.Login\"],\"Source\":[{{\"IP4\":[\"{ATTACKER}\"]}}]}}\n[1]\n{{\"Source\":[{{\"IP4\":[\"{FRIEND}\"]}}]}}\n"
+        ),
+    )
+    .unwrap();
+    let act = Command::new("ip")
+        .args(["netns", "exec", &net.v])
+        .arg(bin("fw_actuator"))
+        .args(["--interface", "ebbr0", "--ttl", "2", "--idea"])
+        .arg(&file)
+        .args(["--whitelist", &format!("{FRIEND}/32"), "--state"])
+        .arg(sb.path("i.json"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !net.nft_text().contains(&format!("ip saddr {ATTACKER}")) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{}",
+            net.nft_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!net.ping_ok(&net.a));
+    assert!(net.ping_ok(&net.w));
+    let out = nemea_rs::wait_output(act, Duration::from_secs(10), "fw_actuator");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains("--idea line 2 skipped"), "{e}");
+    assert!(
+        e.contains(&format!("alert for whitelisted {FRIEND}/32")),
+        "{e}"
+    );
+    assert!(e.contains("expire"), "{e}");
+    assert!(net.ping_ok(&net.a));
+}
+
+/// Sends a signal to a child by its pid (`kill -SIG PID`).
+fn signal(child: &std::process::Child, sig: &str) {
+    sh(&["kill", &format!("-{sig}"), &child.id().to_string()]);
+}

@@ -6,12 +6,17 @@ use clap::Parser;
 use fw_actuator::batch::{parse_batch, Prefix};
 use fw_actuator::nft::{self, Target};
 use fw_actuator::ruleset::Ruleset;
+use fw_actuator::{http, idea};
+use libtrap::log;
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
 use serde_json::Value;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 use std::time::{SystemTime, UNIX_EPOCH};
 use unirec::{RecordRef, Template};
 
@@ -25,7 +30,8 @@ use unirec::{RecordRef, Template};
 /// and update need an id, delete takes an id or the exact fields. A batch
 /// is one nft transaction: all of it applies or none.
 ///
-/// With -i it runs as a module reading UniRec alerts: an alert with SRC_IP
+/// With -i it runs as a module reading UniRec alerts (or, with --idea, IDEA
+/// alerts; with --http, batches and alerts posted to its endpoint): an alert with SRC_IP
 /// blocks that source; one with only DST_IP (ddos_detector's) drops the
 /// traffic to that destination; either rule expires after --ttl. Sources
 /// in --whitelist are accepted before any rule and never auto-blocked.
@@ -37,7 +43,7 @@ use unirec::{RecordRef, Template};
     name = "fw_actuator",
     version,
     after_help = "Interfaces: 1 input with -i (UniRec alerts), none otherwise.\n\
-Examples:\n  fw_actuator --interface eth0 --batch rules.json\n  fw_actuator --interface eth0 --list\n  fw_actuator --interface eth0 --whitelist 203.0.113.0/24 --ttl 600 -i u:ddos_alerts"
+Examples:\n  fw_actuator --interface eth0 --batch rules.json\n  fw_actuator --interface eth0 --list\n  fw_actuator --interface eth0 --whitelist 203.0.113.0/24 --ttl 600 -i u:ddos_alerts\n  ddos_detector2idea -i u:ddos_alerts | fw_actuator --interface eth0 --idea -\n  fw_actuator --interface eth0 --http 127.0.0.1:8750   (curl -d @rules.json 127.0.0.1:8750/batch)"
 )]
 struct Args {
     /// Run as a module: the UniRec alert input (u:NAME, f:FILE, t:PORT…;
@@ -81,6 +87,15 @@ struct Args {
     /// The nft program.
     #[arg(long, value_name = "PATH", default_value = "nft")]
     nft: String,
+    /// Read IDEA alerts (the *2idea reporters' output, one JSON message a
+    /// line) from FILE or - (stdin), blocking as for -i.
+    #[arg(long, value_name = "FILE")]
+    idea: Option<String>,
+    /// Serve the batch endpoint on ADDR (e.g. 127.0.0.1:8750): POST /batch
+    /// (a batch), POST /idea (IDEA alerts), GET /rules. Anyone who can
+    /// reach it changes the firewall: keep it on loopback.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
 }
 
 struct Ctx {
@@ -279,12 +294,14 @@ fn run(args: &Args) -> Result<()> {
         log,
         dry_run: args.dry_run,
     };
-    let module_mode = args.ifc.is_some();
-    let modes = [args.batch.is_some(), args.list, args.flush, module_mode];
+    let serving = args.ifc.is_some() || args.idea.is_some() || args.http.is_some();
+    let modes = [args.batch.is_some(), args.list, args.flush, serving];
     match modes.iter().filter(|m| **m).count() {
         1 => {}
-        0 => bail!("nothing to do: give --batch FILE, --list, --flush or -i (alerts)"),
-        _ => bail!("give one of --batch, --list, --flush and -i"),
+        0 => bail!(
+            "nothing to do: give --batch FILE, --list, --flush, or -i / --idea / --http (alerts)"
+        ),
+        _ => bail!("give one of --batch, --list, --flush and -i / --idea / --http"),
     }
     if args.list {
         return list(&mut ctx);
@@ -321,11 +338,19 @@ fn run(args: &Args) -> Result<()> {
         log.splice(0..0, expired);
         return ctx.commit(&next, &log);
     }
-    run_module(args, &mut ctx)
+    serve(args, &mut ctx)
 }
 
 fn list(ctx: &mut Ctx) -> Result<()> {
     let r = ctx.load()?;
+    for j in listing(ctx, &r) {
+        println!("{j}");
+    }
+    Ok(())
+}
+
+/// The rules in the batch format, with their expiry and nft's counters.
+fn listing(ctx: &Ctx, r: &Ruleset) -> Vec<Value> {
     let listing = ctx
         .run_nft(
             None,
@@ -340,6 +365,7 @@ fn list(ctx: &mut Ctx) -> Result<()> {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
     let counters = listing.as_ref().map(nft::counters).unwrap_or_default();
+    let mut out = Vec::new();
     for (i, e) in r.entries.iter().enumerate() {
         let mut j = e.rule.to_json(i);
         if let Some(m) = j.as_object_mut() {
@@ -351,9 +377,9 @@ fn list(ctx: &mut Ctx) -> Result<()> {
                 m.insert("bytes".into(), (*b).into());
             }
         }
-        println!("{j}");
+        out.push(j);
     }
-    Ok(())
+    out
 }
 
 /// What an alert asks for: a source to block, or a destination to shield.
@@ -369,94 +395,396 @@ fn alert_target(t: &Template, rec: &RecordRef<'_>) -> Option<(bool, Prefix)> {
     }
 }
 
-fn run_module(args: &Args, ctx: &mut Ctx) -> Result<()> {
-    let mut trap = Trap::init(args.ifc.as_deref().unwrap_or_default(), Some(1), Some(0))?;
-    let input = &mut trap.inputs()[0];
-    input.set_required(Required::AnyUniRec);
-    input.set_timeout(Timeout::Micros(250_000));
-    let mut rules = ctx.load()?;
-    let expired = rules.expire(now());
-    ctx.commit(&rules, &expired)?;
-    ctx.log(&format!(
-        "waiting for alerts (auto-rules for {} s, {} whitelisted prefixes)",
+/// What the reader threads hand the main loop.
+enum Event {
+    /// A line of --idea input (its number, its text).
+    Idea(u64, String),
+    /// The --idea input ended (with the error that ended it).
+    IdeaEnd(Option<String>),
+    /// A request to the endpoint; the answer goes back on the channel.
+    Http(http::Route, Vec<u8>, mpsc::Sender<(&'static str, Value)>),
+}
+
+/// The rules and what changes them while serving.
+struct Serving<'a> {
+    ctx: &'a mut Ctx,
+    rules: Ruleset,
+    ttl: u64,
+}
+
+impl Serving<'_> {
+    /// Adds the auto-rule an alert asks for; its log lines.
+    fn alert(&mut self, is_src: bool, p: Prefix, why: &str) -> Vec<String> {
+        let expires = now() + self.ttl;
+        if is_src {
+            if self.ctx.whitelist.iter().any(|w| w.overlaps(&p)) {
+                self.ctx
+                    .log(&format!("alert for whitelisted {p}: not blocked"));
+                return Vec::new();
+            }
+            self.rules
+                .block(
+                    p,
+                    format!("{why}: source {}", p.addr),
+                    expires,
+                    &self.ctx.whitelist,
+                )
+                .into_iter()
+                .collect()
+        } else {
+            self.rules
+                .block_to(p, format!("{why}: flood to {}", p.addr), expires)
+                .into_iter()
+                .collect()
+        }
+    }
+
+    /// Installs the rules after a change, and expiry.
+    fn commit(&mut self, mut log: Vec<String>) -> Result<()> {
+        let mut expired = self.rules.expire(now());
+        expired.append(&mut log);
+        if expired.is_empty() {
+            return Ok(());
+        }
+        self.ctx.commit(&self.rules, &expired)
+    }
+
+    /// The blocks an IDEA message asks for.
+    fn idea(&mut self, text: &str) -> Result<Vec<String>, String> {
+        let req = idea::parse(text)?;
+        let mut log = Vec::new();
+        for p in &req.sources {
+            log.extend(self.alert(true, *p, &req.label));
+        }
+        for p in &req.targets {
+            log.extend(self.alert(false, *p, &req.label));
+        }
+        Ok(log)
+    }
+
+    /// A request to the endpoint: its status and JSON answer.
+    fn request(&mut self, route: http::Route, body: &[u8]) -> (&'static str, Value) {
+        let err = |status, m: String| (status, serde_json::json!({ "error": m }));
+        let Ok(text) = std::str::from_utf8(body) else {
+            return err("400 Bad Request", "the body is not UTF-8".into());
+        };
+        match route {
+            http::Route::Rules => (
+                "200 OK",
+                serde_json::json!({ "rules": listing(self.ctx, &self.rules) }),
+            ),
+            http::Route::Batch => {
+                let ops = match parse_batch(text) {
+                    Ok(ops) => ops,
+                    Err(e) => return err("400 Bad Request", e.to_string()),
+                };
+                let mut cur = self.rules.clone();
+                let mut log = cur.expire(now());
+                let next = match cur.apply(&ops) {
+                    Ok((next, mut l)) => {
+                        log.append(&mut l);
+                        next
+                    }
+                    Err(e) => return err("400 Bad Request", e.to_string()),
+                };
+                if let Err(e) = self.ctx.commit(&next, &log) {
+                    self.ctx.log(&format!("posted batch not applied: {e}"));
+                    return err("500 Internal Server Error", e.to_string());
+                }
+                self.rules = next;
+                (
+                    "200 OK",
+                    serde_json::json!({ "applied": ops.len(), "log": log }),
+                )
+            }
+            http::Route::Idea => {
+                // Every message first, so that a bad one changes nothing.
+                for (n, line) in text.lines().enumerate() {
+                    if !line.trim().is_empty() {
+                        if let Err(e) = idea::parse(line) {
+                            return err("400 Bad Request", format!("line {}: {e}", n + 1));
+                        }
+                    }
+                }
+                let before = self.rules.clone();
+                let mut log = Vec::new();
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    log.extend(self.idea(line).unwrap_or_default());
+                }
+                if let Err(e) = self.commit(log.clone()) {
+                    self.rules = before;
+                    self.ctx.log(&format!("posted alerts not applied: {e}"));
+                    return err("500 Internal Server Error", e.to_string());
+                }
+                ("200 OK", serde_json::json!({ "log": log }))
+            }
+        }
+    }
+}
+
+/// Reads --idea's lines into the main loop.
+fn read_idea(source: String, tx: mpsc::Sender<Event>) {
+    let reader: Box<dyn BufRead> = if source == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        match std::fs::File::open(&source) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => {
+                let _ = tx.send(Event::IdeaEnd(Some(format!(
+                    "cannot read --idea {source}: {e}"
+                ))));
+                return;
+            }
+        }
+    };
+    for (n, line) in reader.lines().enumerate() {
+        match line {
+            Ok(l) => {
+                if tx.send(Event::Idea(n as u64 + 1, l)).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Event::IdeaEnd(Some(format!("--idea {source}: {e}"))));
+                return;
+            }
+        }
+    }
+    let _ = tx.send(Event::IdeaEnd(None));
+}
+
+/// How long a client has to send its request.
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+
+/// Serves the endpoint, one client at a time, until the module stops.
+fn serve_http(listener: TcpListener, tx: mpsc::Sender<Event>) {
+    while !libtrap::is_terminated() {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                if let Err(e) = client(conn, &tx) {
+                    log::info(0, &format!("endpoint client: {e}"));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                libtrap::sleep(Duration::from_millis(50));
+            }
+            Err(e) => {
+                log::warn(&format!("endpoint: {e}"));
+                libtrap::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+fn client(mut conn: TcpStream, tx: &mpsc::Sender<Event>) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_write_timeout(Some(REQUEST_TIME))?;
+    let deadline = Instant::now() + REQUEST_TIME;
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 8192];
+    let answer = loop {
+        let head = http::parse_head(&buf);
+        match head {
+            http::Head::Refused(status, m) => break (status, serde_json::json!({ "error": m })),
+            http::Head::Request {
+                route,
+                head_len,
+                body_len,
+            } if buf.len() >= head_len + body_len => {
+                let body = buf[head_len..head_len + body_len].to_vec();
+                let (rtx, rrx) = mpsc::channel();
+                if tx.send(Event::Http(route, body, rtx)).is_err() {
+                    return Ok(());
+                }
+                match rrx.recv_timeout(Duration::from_secs(30)) {
+                    Ok(a) => break a,
+                    Err(_) => return Ok(()),
+                }
+            }
+            _ => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break (
+                "408 Request Timeout",
+                serde_json::json!({ "error": "no complete request within 5 s" }),
+            );
+        }
+        conn.set_read_timeout(Some(left))?;
+        match conn.read(&mut chunk) {
+            Ok(0) => {
+                break (
+                    "400 Bad Request",
+                    serde_json::json!({ "error": "the request ended early" }),
+                )
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    };
+    conn.write_all(&http::answer(answer.0, &answer.1))?;
+    let _ = conn.shutdown(std::net::Shutdown::Write);
+    Ok(())
+}
+
+/// The long-running modes: UniRec alerts (-i), IDEA alerts (--idea) and
+/// the endpoint (--http), any together.
+fn serve(args: &Args, ctx: &mut Ctx) -> Result<()> {
+    let (tx, rx) = mpsc::channel::<Event>();
+    let mut idea_open = false;
+    if let Some(source) = &args.idea {
+        let (source, tx) = (source.clone(), tx.clone());
+        std::thread::Builder::new()
+            .name("idea".into())
+            .spawn(move || read_idea(source, tx))
+            .context("cannot start the IDEA reader")?;
+        idea_open = true;
+    }
+    if let Some(addr) = args.http {
+        let listener = TcpListener::bind(addr).map_err(|e| {
+            anyhow!("--http {addr}: cannot listen: {e} (another program has the port, or give another address)")
+        })?;
+        listener.set_nonblocking(true)?;
+        let tx = tx.clone();
+        std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || serve_http(listener, tx))
+            .context("cannot start the endpoint")?;
+    }
+    drop(tx);
+    let mut trap = match &args.ifc {
+        Some(ifc) => Some(Trap::init(ifc, Some(1), Some(0))?),
+        None => None,
+    };
+    if let Some(t) = &mut trap {
+        let input = &mut t.inputs()[0];
+        input.set_required(Required::AnyUniRec);
+        input.set_timeout(Timeout::Micros(100_000));
+    }
+    let rules = ctx.load()?;
+    let mut s = Serving {
+        ctx,
+        rules,
+        ttl: args.ttl,
+    };
+    s.commit(Vec::new())?;
+    let mut sources = Vec::new();
+    if let Some(i) = &args.ifc {
+        sources.push(format!("alerts on {i}"));
+    }
+    if let Some(i) = &args.idea {
+        sources.push(format!("IDEA alerts from {i}"));
+    }
+    if let Some(a) = args.http {
+        sources.push(format!("the endpoint http://{a}/"));
+    }
+    s.ctx.log(&format!(
+        "waiting for {} (auto-rules for {} s, {} whitelisted prefixes)",
+        sources.join(", "),
         args.ttl,
-        ctx.whitelist.len()
+        s.ctx.whitelist.len()
     ));
     let mut tmpl: Option<Template> = None;
     let mut alerts = 0u64;
-    loop {
-        let msg = match input.recv() {
-            Ok(m) => m,
-            Err(TrapError::Terminated) => break,
-            Err(TrapError::Timeout) => {
-                let log = rules.expire(now());
-                if !log.is_empty() {
-                    ctx.commit(&rules, &log)?;
+    let mut trap_open = trap.is_some();
+    while !libtrap::is_terminated() && (trap_open || idea_open || args.http.is_some()) {
+        let mut log = Vec::new();
+        if let (true, Some(t)) = (trap_open, &mut trap) {
+            let input = &mut t.inputs()[0];
+            match input.recv() {
+                Ok(msg) if msg.is_eos() => trap_open = false,
+                Ok(msg) => {
+                    if msg.format_changed || tmpl.is_none() {
+                        let Some(DataFormat::UniRec(spec)) = &msg.format else {
+                            bail!("the input is not UniRec");
+                        };
+                        let t = Template::parse(spec)?;
+                        if t.find("SRC_IP").is_none() && t.find("DST_IP").is_none() {
+                            bail!("the alerts have neither SRC_IP nor DST_IP: nothing to block");
+                        }
+                        tmpl = Some(t);
+                    }
+                    if let Some(t) = &tmpl {
+                        match RecordRef::new_checked(t, msg.data) {
+                            Ok(rec) => {
+                                alerts += 1;
+                                if let Some((is_src, p)) = alert_target(t, &rec) {
+                                    log.extend(s.alert(is_src, p, "alert"));
+                                }
+                            }
+                            Err(e) => s.ctx.log(&format!("skipped a malformed alert: {e}")),
+                        }
+                    }
                 }
-                continue;
+                Err(TrapError::Terminated) => break,
+                Err(TrapError::Timeout) => {}
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
-        };
-        if msg.is_eos() {
-            break;
+        } else if let Ok(ev) = rx.recv_timeout(Duration::from_millis(100)) {
+            log.extend(handle(&mut s, ev, &mut idea_open, &mut alerts)?);
         }
-        if msg.format_changed || tmpl.is_none() {
-            let Some(DataFormat::UniRec(spec)) = &msg.format else {
-                bail!("the input is not UniRec");
-            };
-            let t = Template::parse(spec)?;
-            if t.find("SRC_IP").is_none() && t.find("DST_IP").is_none() {
-                bail!("the alerts have neither SRC_IP nor DST_IP: nothing to block");
-            }
-            tmpl = Some(t);
+        while let Ok(ev) = rx.try_recv() {
+            log.extend(handle(&mut s, ev, &mut idea_open, &mut alerts)?);
         }
-        let Some(t) = &tmpl else { continue };
-        let rec = match RecordRef::new_checked(t, msg.data) {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.log(&format!("skipped a malformed alert: {e}"));
-                continue;
-            }
-        };
-        alerts += 1;
-        let Some((is_src, p)) = alert_target(t, &rec) else {
-            continue;
-        };
-        let expires = now() + args.ttl;
-        let line = if is_src {
-            if ctx.whitelist.iter().any(|w| w.overlaps(&p)) {
-                ctx.log(&format!("alert for whitelisted {p}: not blocked"));
-                continue;
-            }
-            rules.block(
-                p,
-                format!("alert: source {}", p.addr),
-                expires,
-                &ctx.whitelist,
-            )
-        } else {
-            rules.block_to(p, format!("alert: flood to {}", p.addr), expires)
-        };
-        let mut log = rules.expire(now());
-        log.extend(line);
-        if !log.is_empty() {
-            ctx.commit(&rules, &log)?;
-        }
+        s.commit(log)?;
     }
-    ctx.log(&format!(
+    s.ctx.log(&format!(
         "{alerts} alerts read; the rules stay until they expire or are deleted"
     ));
-    // The input ended: expiry needs a running actuator, so keep going
+    // The inputs ended: expiry needs a running actuator, so keep going
     // until the last auto-rule is gone or a signal comes.
-    while !libtrap::is_terminated() && rules.entries.iter().any(|e| e.expires.is_some()) {
-        libtrap::sleep(std::time::Duration::from_millis(250));
-        let log = rules.expire(now());
-        if !log.is_empty() {
-            ctx.commit(&rules, &log)?;
+    while !libtrap::is_terminated() && s.rules.entries.iter().any(|e| e.expires.is_some()) {
+        libtrap::sleep(Duration::from_millis(250));
+        s.commit(Vec::new())?;
+    }
+    if let Some(t) = trap {
+        libtrap::ok_if_terminated(t.finish())?;
+    }
+    Ok(())
+}
+
+/// One event of a reader thread; the log lines of what it changed.
+fn handle(
+    s: &mut Serving<'_>,
+    ev: Event,
+    idea_open: &mut bool,
+    alerts: &mut u64,
+) -> Result<Vec<String>> {
+    match ev {
+        Event::Idea(n, line) => {
+            if line.trim().is_empty() {
+                return Ok(Vec::new());
+            }
+            *alerts += 1;
+            match s.idea(&line) {
+                Ok(log) => Ok(log),
+                Err(e) => {
+                    s.ctx.log(&format!("--idea line {n} skipped: {e}"));
+                    Ok(Vec::new())
+                }
+            }
+        }
+        Event::IdeaEnd(None) => {
+            *idea_open = false;
+            Ok(Vec::new())
+        }
+        Event::IdeaEnd(Some(e)) => bail!("{e}"),
+        Event::Http(route, body, reply) => {
+            // Changes are committed by the request itself.
+            let expired = s.rules.expire(now());
+            if !expired.is_empty() {
+                s.ctx.commit(&s.rules, &expired)?;
+            }
+            let _ = reply.send(s.request(route, &body));
+            Ok(Vec::new())
         }
     }
-    libtrap::ok_if_terminated(trap.finish())?;
-    Ok(())
 }
 
 fn main() -> ExitCode {
