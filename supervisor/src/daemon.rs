@@ -2286,6 +2286,189 @@ mod tests {
         assert!(bind_socket(&open.join("s.sock"), None).is_ok());
     }
 
+    /// A state with one module in a disabled profile: nothing runs, and
+    /// control requests answer at once.
+    fn quiet_shared(dir: &Path) -> Shared {
+        let opts = Options {
+            config: dir.join("none.toml"),
+            logs: dir.to_path_buf(),
+            socket: dir.join("s.sock"),
+            configs_dir: None,
+            metrics: None,
+            http: None,
+            http_control: false,
+            control_group: None,
+        };
+        let mut m = module(true);
+        m.cfg.name = "m".into();
+        let state = State {
+            logs: Logs::new(dir).expect("logs"),
+            opts,
+            global_restarts: 3,
+            profiles: vec![ProfileView {
+                name: "P".into(),
+                enabled: false,
+            }],
+            modules: vec![m],
+            dying: Vec::new(),
+            started: ctime(),
+            generated: None,
+            history: web::History::default(),
+        };
+        Shared {
+            state: Mutex::new(state),
+            reload_requested: AtomicBool::new(false),
+            stop_keep: AtomicBool::new(false),
+            stop_all: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends `request` whole, then has the status page answer it on this
+    /// thread (so a panic fails the test); returns the answer.
+    fn page_answer(
+        listener: &std::net::TcpListener,
+        shared: &Shared,
+        control: bool,
+        request: &[u8],
+    ) -> Vec<u8> {
+        use std::net::{Shutdown, TcpStream};
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        client.write_all(request).expect("send");
+        client.shutdown(Shutdown::Write).expect("shutdown");
+        let (conn, _) = listener.accept().expect("accept");
+        let _ = page_client(&conn, shared, control);
+        drop(conn);
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer);
+        answer
+    }
+
+    fn status_code(answer: &[u8]) -> u16 {
+        let text = String::from_utf8_lossy(answer);
+        text.strip_prefix("HTTP/1.0 ")
+            .and_then(|t| t.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"))
+    }
+
+    #[test]
+    fn the_status_page_answers_garbage_without_panicking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = quiet_shared(dir.path());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ask = |control: bool, req: &str| {
+            status_code(&page_answer(&listener, &shared, control, req.as_bytes()))
+        };
+        // What the page asks for.
+        let answer = page_answer(
+            &listener,
+            &shared,
+            false,
+            b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        let text = String::from_utf8_lossy(&answer);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let doc: serde_json::Value = serde_json::from_str(body).expect("status JSON");
+        assert_eq!(doc["profiles"][0]["modules"][0]["name"], "m");
+        assert_eq!(doc["supervisor"]["control"], false);
+        assert_eq!(ask(false, "GET / HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /status.js HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /api/history HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /metrics HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /nope HTTP/1.0\r\n\r\n"), 404);
+        assert_eq!(ask(false, "PUT / HTTP/1.0\r\n\r\n"), 405);
+        assert_eq!(ask(false, "GET /api/stop/m HTTP/1.0\r\n\r\n"), 405);
+        // Control: refused unless enabled, and then only from the page.
+        let stop = "POST /api/stop/m HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Nemea-Control: 1\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(ask(false, stop), 403);
+        assert_eq!(ask(true, stop), 200);
+        assert!(!shared.lock().modules[0].enabled, "stop was not applied");
+        assert_eq!(
+            ask(
+                true,
+                "POST /api/stop/m HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"
+            ),
+            403
+        );
+        assert_eq!(ask(true, &stop.replace("/m ", "/nosuch ")), 404);
+        assert_eq!(ask(true, &stop.replace("/m ", "/%zz ")), 400);
+        // A start in a disabled profile is said, not waited for.
+        let start = page_answer(
+            &listener,
+            &shared,
+            true,
+            stop.replace("stop", "start").as_bytes(),
+        );
+        assert_eq!(status_code(&start), 200);
+        assert!(String::from_utf8_lossy(&start).contains("its profile P is disabled"));
+        // Oversized and malformed heads.
+        let mut big = b"GET / HTTP/1.0\r\n".to_vec();
+        big.resize(net::MAX_HTTP_HEAD + 100, b'a');
+        assert_eq!(
+            status_code(&page_answer(&listener, &shared, true, &big)),
+            431
+        );
+        for bad in [
+            "",
+            "\r\n\r\n",
+            "GET\r\n\r\n",
+            "GET / HTTP/1.0",
+            "\u{0}\u{1}\n\n",
+            "GET /\u{7f} HTTP/1.0\r\n\r\n",
+        ] {
+            assert_eq!(ask(true, bad), 400, "{bad:?}");
+        }
+        // Random requests built from the pieces of real ones.
+        let pieces: [&[u8]; 16] = [
+            b"GET ",
+            b"POST ",
+            b"/api/",
+            b"stop/",
+            b"restart/",
+            b"%",
+            b"%c3%a9",
+            b"m",
+            b"\r\n",
+            b"\n",
+            b" HTTP/1.1",
+            b"Host: 127.0.0.1",
+            b"X-Nemea-Control: 1",
+            b"Origin: http://",
+            b"\xff\x00",
+            b"?x#y",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1500 {
+            let mut req = Vec::new();
+            for _ in 0..next() % 24 {
+                req.extend_from_slice(pieces[(next() % 16) as usize]);
+            }
+            if next() % 2 == 0 {
+                req.extend_from_slice(b"\r\n\r\n");
+            }
+            let code = status_code(&page_answer(&listener, &shared, next() % 2 == 0, &req));
+            assert!(
+                [200, 400, 403, 404, 405, 409].contains(&code),
+                "{code} for {:?}",
+                String::from_utf8_lossy(&req)
+            );
+            seen.insert(code);
+        }
+        // The pieces reach past the head parser into the routing.
+        assert!(seen.len() >= 3, "only {seen:?}");
+        eprintln!("answers to random requests: {seen:?}");
+    }
+
     #[test]
     fn reload_report_layout() {
         let c = ReloadCounts {
