@@ -749,6 +749,31 @@ mod tests {
     }
 
     #[test]
+    fn the_page_loads_nothing_from_elsewhere() {
+        for (name, text) in [
+            ("index.html", INDEX_HTML),
+            ("status.js", STATUS_JS),
+            ("style.css", STYLE_CSS),
+        ] {
+            // The SVG namespace is a name, not a download.
+            let rest = text.replace("http://www.w3.org/2000/svg", "");
+            assert!(
+                !rest.contains("http://") && !rest.contains("https://") && !rest.contains("//cdn"),
+                "{name}"
+            );
+        }
+        for asset in ["/style.css", "/status.js"] {
+            assert!(INDEX_HTML.contains(asset));
+            assert!(matches!(route("GET", asset), Route::Asset { .. }));
+        }
+        // The buttons send what a control request must carry.
+        assert!(STATUS_JS.contains(&format!("\"{CONTROL_HEADER}\": \"1\"")));
+        for path in ["/api/status", "/api/history"] {
+            assert!(STATUS_JS.contains(path));
+        }
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(percent_decode("a%2Fb%c3%a9").as_deref(), Some("a/bé"));
         assert_eq!(percent_decode("plain+x").as_deref(), Some("plain+x"));
