@@ -503,6 +503,32 @@ fn status_page_control_restarts_a_module_when_enabled() {
     let (code, body) = post("/api/stop/Loggers", "X-Nemea-Control: 1\r\n");
     assert_eq!(code, 200, "{body}");
     assert_eq!(sup.module("zlog")["state"], "stopped");
+    // The metrics port's limits: 8 KiB of head, 16 clients at once.
+    let big = format!(
+        "GET /api/status HTTP/1.1\r\nHost: {}\r\nX-Filler: {}\r\n\r\n",
+        sup.addr,
+        "a".repeat(9000)
+    );
+    assert_eq!(sup.request(&big).map(|r| r.0), Some(431));
+    let idle: Vec<std::net::TcpStream> = (0..24)
+        .filter_map(|_| std::net::TcpStream::connect(&sup.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let busy = idle
+        .iter()
+        .filter(|c| {
+            let mut c: &std::net::TcpStream = c;
+            // Turned away at once; the others wait for their request.
+            let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+            let mut head = [0u8; 12];
+            c.read_exact(&mut head).is_ok() && &head == b"HTTP/1.0 503"
+        })
+        .count();
+    assert!(busy >= 24 - 16, "{busy} of 24 idle connections turned away");
+    drop(idle);
+    poll("the page after the idle clients", || {
+        sup.get("/api/status").filter(|(code, _)| *code == 200)
+    });
     if let Some(chromium) = chromium() {
         let dom = browse(&chromium, sup.sb.dir.path(), &sup.url(), &["--dump-dom"]);
         assert_rendered(&dom);
