@@ -9,6 +9,7 @@ use crate::net::{self, Access, Gate, LineError, LineReader, Peer, RateLimit};
 use crate::proto::{self, Request};
 use crate::restart::{decide, Action, Restarts};
 use crate::status::{self, IfcStats, ModuleView, ProfileView};
+use crate::web;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -71,6 +72,10 @@ pub struct Options {
     pub configs_dir: Option<PathBuf>,
     /// Serve the counters in Prometheus text format over HTTP here.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Serve the status page (and its JSON) over HTTP here.
+    pub http: Option<std::net::SocketAddr>,
+    /// Let the status page start, stop and restart modules.
+    pub http_control: bool,
     /// A group (name or number) whose members may use the control socket
     /// besides root and the supervisor's user.
     pub control_group: Option<String>,
@@ -246,6 +251,8 @@ struct Mod {
     spawns: u64,
     /// Failed attempts to start the program.
     spawn_failures: u64,
+    /// Restarts after the module ended (the status page's count).
+    restarted: u64,
     /// How the last run ended or the last start failed (`exit status 1`,
     /// `binary missing: …`); cleared by a successful start.
     last: Option<String>,
@@ -272,6 +279,7 @@ impl Mod {
             mem: (0, 0),
             spawns: 0,
             spawn_failures: 0,
+            restarted: 0,
             last: None,
             start_failed: false,
             gave_up: None,
@@ -408,6 +416,8 @@ struct State {
     dying: Vec<Mod>,
     started: String,
     generated: Option<PathBuf>,
+    /// Rates and records/s samples for the status page.
+    history: web::History,
 }
 
 /// Is the process alive? Reaps it when it is our child.
@@ -497,6 +507,7 @@ impl State {
                 cpu_system: m.cpu.1,
                 mem_vms: m.mem.0,
                 mem_rss: m.mem.1,
+                restarts: m.restarted,
                 stats: m.stats.clone(),
                 reason: m.reason(self.profiles.get(m.profile).is_some_and(|p| p.enabled)),
             })
@@ -535,6 +546,7 @@ impl State {
                 m.stopping = None;
                 m.starttime = proc_starttime(m.pid);
                 m.spawns += 1;
+                m.restarted += u64::from(restart);
                 m.last = None;
                 m.start_failed = false;
                 // The Child handle is dropped: we reap with waitpid ourselves.
@@ -1203,6 +1215,13 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
             std::net::TcpListener::bind(addr).map_err(io_err(format!("cannot listen on {addr}")))
         })
         .transpose()?;
+    let http = opts
+        .http
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .map_err(io_err(format!("--http: cannot listen on {addr}")))
+        })
+        .transpose()?;
     let term = Arc::new(AtomicBool::new(false));
     let int = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
@@ -1224,6 +1243,7 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
         dying: Vec::new(),
         started: ctime(),
         generated,
+        history: web::History::default(),
     };
     state.apply(cfg, now);
     state.restore_backup();
@@ -1252,7 +1272,19 @@ pub fn run(opts: Options) -> Result<Shutdown, DaemonError> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("metrics".into())
-            .spawn(move || serve_metrics(metrics, shared))
+            .spawn(move || serve_http(metrics, shared, metrics_client))
+            .map_err(io_err("thread"))?;
+    }
+    if let Some(http) = http {
+        let shared = shared.clone();
+        let control = opts.http_control;
+        std::thread::Builder::new()
+            .name("status-page".into())
+            .spawn(move || {
+                serve_http(http, shared, move |conn, shared| {
+                    page_client(conn, shared, control)
+                })
+            })
             .map_err(io_err("thread"))?;
     }
     {
@@ -1519,16 +1551,42 @@ fn linger(conn: &std::net::TcpStream) {
     }
 }
 
-fn http_answer(mut out: &std::net::TcpStream, status: &str, body: &str) -> std::io::Result<()> {
-    write!(
+fn http_answer(out: &std::net::TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+    http_send(
         out,
-        "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+        status,
+        "text/plain; version=0.0.4; charset=utf-8",
+        "",
+        body.as_bytes(),
     )
 }
 
-/// One metrics request: its head within 8 KiB and 5 s, then the answer.
-fn metrics_client(conn: &std::net::TcpStream, shared: &Shared) -> std::io::Result<()> {
+/// One HTTP/1.0 answer; `extra` are more header lines, each ending in CRLF.
+fn http_send(
+    mut out: &std::net::TcpStream,
+    status: &str,
+    content_type: &str,
+    extra: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    );
+    // One write when small: the client sees the whole answer at once.
+    let mut all = Vec::with_capacity(head.len() + body.len());
+    all.extend_from_slice(head.as_bytes());
+    all.extend_from_slice(body);
+    out.write_all(&all)
+}
+
+/// Reads one request head within 8 KiB and 5 s. A bad, too large or late
+/// one, or a method not in `allowed`, is answered here (`None`); otherwise
+/// the bytes read and whether the client closed its side.
+fn read_http_request(
+    conn: &std::net::TcpStream,
+    allowed: &[&str],
+) -> std::io::Result<Option<(Vec<u8>, bool)>> {
     conn.set_nonblocking(false)?;
     conn.set_write_timeout(Some(net::WRITE_TIME))?;
     let deadline = Instant::now() + net::REQUEST_TIME;
@@ -1538,13 +1596,13 @@ fn metrics_client(conn: &std::net::TcpStream, shared: &Shared) -> std::io::Resul
     let mut c = conn;
     loop {
         let head = net::parse_http_head(&buf, eof);
-        if let Some((status, body)) = net::http_refusal(&head) {
+        if let Some((status, body)) = net::http_refusal_for(&head, allowed) {
             http_answer(conn, status, body)?;
             linger(conn);
-            return Ok(());
+            return Ok(None);
         }
         if head != net::HttpHead::Incomplete {
-            break;
+            return Ok(Some((buf, eof)));
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -1554,7 +1612,7 @@ fn metrics_client(conn: &std::net::TcpStream, shared: &Shared) -> std::io::Resul
                 "no complete request within 5 s\n",
             )?;
             linger(conn);
-            return Ok(());
+            return Ok(None);
         }
         conn.set_read_timeout(Some(left))?;
         let room = (net::MAX_HTTP_HEAD + 1 - buf.len().min(net::MAX_HTTP_HEAD)).min(chunk.len());
@@ -1570,6 +1628,13 @@ fn metrics_client(conn: &std::net::TcpStream, shared: &Shared) -> std::io::Resul
             Err(e) => return Err(e),
         }
     }
+}
+
+/// One metrics request: its head within 8 KiB and 5 s, then the answer.
+fn metrics_client(conn: &std::net::TcpStream, shared: &Shared) -> std::io::Result<()> {
+    if read_http_request(conn, &["GET"])?.is_none() {
+        return Ok(());
+    }
     let body = {
         let st = shared.lock();
         status::prometheus(&st.profiles, &st.views())
@@ -1577,9 +1642,123 @@ fn metrics_client(conn: &std::net::TcpStream, shared: &Shared) -> std::io::Resul
     http_answer(conn, "200 OK", &body)
 }
 
-/// Answers every HTTP GET with the Prometheus text of the counters, at most
-/// [`net::MAX_CLIENTS`] at once; more are answered 503 and closed.
-fn serve_metrics(listener: std::net::TcpListener, shared: Arc<Shared>) {
+/// How long a control request of the status page waits for its change.
+const CONTROL_WAIT: Duration = Duration::from_secs(5);
+
+/// Headers of every answer of the status page: nothing cached, nothing
+/// sniffed, scripts and styles only from the page's own address.
+const PAGE_HEADERS: &str = "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'self'; img-src 'self' data:; frame-ancestors 'none'\r\n";
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One request of the status page (`--http`): the page and its files, the
+/// JSON documents, the metrics text, and with `control` the start, stop
+/// and restart requests (refused with 403 otherwise).
+fn page_client(conn: &std::net::TcpStream, shared: &Shared, control: bool) -> std::io::Result<()> {
+    let Some((head, eof)) = read_http_request(conn, &["GET", "POST"])? else {
+        return Ok(());
+    };
+    let net::HttpHead::Request { method, target } = net::parse_http_head(&head, eof) else {
+        return Ok(());
+    };
+    let json = "application/json";
+    let text = "text/plain; charset=utf-8";
+    let send = |status: &str, ctype: &str, extra: &str, body: &[u8]| {
+        http_send(conn, status, ctype, &format!("{PAGE_HEADERS}{extra}"), body)
+    };
+    let answered = match web::route(method, target) {
+        web::Route::Asset { content_type, body } => {
+            send("200 OK", content_type, "", body.as_bytes())
+        }
+        web::Route::Status => {
+            let body = {
+                let st = shared.lock();
+                let info = web::PageInfo {
+                    version: env!("CARGO_PKG_VERSION"),
+                    pid: std::process::id(),
+                    started: &st.started,
+                    control,
+                    period_s: STATS_PERIOD.as_secs_f64(),
+                };
+                web::status_json(&info, &st.profiles, &st.views(), &st.history)
+            };
+            send("200 OK", json, "", body.as_bytes())
+        }
+        web::Route::History => {
+            let body = {
+                let st = shared.lock();
+                web::history_json(
+                    unix_ms(),
+                    STATS_PERIOD.as_secs_f64(),
+                    &st.views(),
+                    &st.history,
+                )
+            };
+            send("200 OK", json, "", body.as_bytes())
+        }
+        web::Route::Metrics => {
+            let body = {
+                let st = shared.lock();
+                status::prometheus(&st.profiles, &st.views())
+            };
+            send(
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                "",
+                body.as_bytes(),
+            )
+        }
+        web::Route::Control { .. } if !control => send(
+            "403 Forbidden",
+            text,
+            "",
+            b"control is disabled: start the supervisor with --http-control\n",
+        ),
+        web::Route::Control { verb, name } => {
+            let names = [name];
+            // (The lock is taken and released here: change_and_wait takes it.)
+            let known = shared.lock().resolve(&names).map(|_| ());
+            if let Err(why) = web::control_allowed(&head) {
+                send("403 Forbidden", text, "", why.as_bytes())
+            } else if let Err(why) = known {
+                let body = serde_json::json!({"ok": false, "message": why}).to_string();
+                send("404 Not Found", json, "", body.as_bytes())
+            } else {
+                let (code, said) = change_and_wait(shared, verb, &names, CONTROL_WAIT);
+                let body =
+                    serde_json::json!({"ok": code == 0, "message": said.trim_end()}).to_string();
+                let status = if code == 0 { "200 OK" } else { "409 Conflict" };
+                send(status, json, "", body.as_bytes())
+            }
+        }
+        web::Route::NotFound => send("404 Not Found", text, "", b"not found\n"),
+        web::Route::WrongMethod { allow } => send(
+            "405 Method Not Allowed",
+            text,
+            &format!("Allow: {allow}\r\n"),
+            format!("only {allow} is served here\n").as_bytes(),
+        ),
+        web::Route::BadRequest(why) => send("400 Bad Request", text, "", why.as_bytes()),
+    };
+    answered?;
+    if method != "GET" {
+        // A body may follow: read it so that closing does not reset the
+        // connection before the answer is read.
+        linger(conn);
+    }
+    Ok(())
+}
+
+/// Serves HTTP clients with `client`, at most [`net::MAX_CLIENTS`] at once
+/// (one thread each); more are answered 503 and closed.
+fn serve_http<F>(listener: std::net::TcpListener, shared: Arc<Shared>, client: F)
+where
+    F: Fn(&std::net::TcpStream, &Shared) -> std::io::Result<()> + Clone + Send + 'static,
+{
     let gate = Gate::new(net::MAX_CLIENTS);
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else {
@@ -1596,11 +1775,12 @@ fn serve_metrics(listener: std::net::TcpListener, shared: Arc<Shared>) {
             continue;
         };
         let shared = shared.clone();
+        let client = client.clone();
         let _ = std::thread::Builder::new()
-            .name("metrics-client".into())
+            .name("http-client".into())
             .spawn(move || {
                 let _slot = slot;
-                let _ = metrics_client(&conn, &shared);
+                let _ = client(&conn, &shared);
             });
     }
 }
@@ -1885,23 +2065,31 @@ fn poll_stats(shared: Arc<Shared>, done: Arc<AtomicBool>) {
         }
         let dump = last_dump.elapsed() >= STATS_DUMP_PERIOD;
         let mut text = String::new();
+        let (now, now_ms) = (Instant::now(), unix_ms());
         {
             let mut st = shared.lock();
+            let State {
+                modules, history, ..
+            } = &mut *st;
             for (name, pid, stats, cpu, mem) in results {
-                if let Some(m) = st
-                    .modules
+                if let Some(m) = modules
                     .iter_mut()
                     .find(|m| m.cfg.name == name && m.pid == pid)
                 {
                     if dump {
                         text += &stats_lines(&name, stats.as_ref());
                     }
+                    history.record(&name, pid, stats.as_ref(), now, now_ms);
                     m.stats = stats;
                     m.cpu = cpu;
                     m.mem = mem;
                 }
             }
-            let live: Vec<i32> = st.modules.iter().map(|m| m.pid).collect();
+            for m in modules.iter().filter(|m| m.pid <= 0) {
+                history.record(&m.cfg.name, 0, None, now, now_ms);
+            }
+            history.retain(|name| modules.iter().any(|m| m.cfg.name == name));
+            let live: Vec<i32> = modules.iter().map(|m| m.pid).collect();
             prev.retain(|pid, _| live.contains(pid));
         }
         if dump {
@@ -2096,6 +2284,189 @@ mod tests {
         assert!(e.contains("is writable by every user (mode 0777)"), "{e}");
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
         assert!(bind_socket(&open.join("s.sock"), None).is_ok());
+    }
+
+    /// A state with one module in a disabled profile: nothing runs, and
+    /// control requests answer at once.
+    fn quiet_shared(dir: &Path) -> Shared {
+        let opts = Options {
+            config: dir.join("none.toml"),
+            logs: dir.to_path_buf(),
+            socket: dir.join("s.sock"),
+            configs_dir: None,
+            metrics: None,
+            http: None,
+            http_control: false,
+            control_group: None,
+        };
+        let mut m = module(true);
+        m.cfg.name = "m".into();
+        let state = State {
+            logs: Logs::new(dir).expect("logs"),
+            opts,
+            global_restarts: 3,
+            profiles: vec![ProfileView {
+                name: "P".into(),
+                enabled: false,
+            }],
+            modules: vec![m],
+            dying: Vec::new(),
+            started: ctime(),
+            generated: None,
+            history: web::History::default(),
+        };
+        Shared {
+            state: Mutex::new(state),
+            reload_requested: AtomicBool::new(false),
+            stop_keep: AtomicBool::new(false),
+            stop_all: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends `request` whole, then has the status page answer it on this
+    /// thread (so a panic fails the test); returns the answer.
+    fn page_answer(
+        listener: &std::net::TcpListener,
+        shared: &Shared,
+        control: bool,
+        request: &[u8],
+    ) -> Vec<u8> {
+        use std::net::{Shutdown, TcpStream};
+        let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        client.write_all(request).expect("send");
+        client.shutdown(Shutdown::Write).expect("shutdown");
+        let (conn, _) = listener.accept().expect("accept");
+        let _ = page_client(&conn, shared, control);
+        drop(conn);
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer);
+        answer
+    }
+
+    fn status_code(answer: &[u8]) -> u16 {
+        let text = String::from_utf8_lossy(answer);
+        text.strip_prefix("HTTP/1.0 ")
+            .and_then(|t| t.get(..3))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"))
+    }
+
+    #[test]
+    fn the_status_page_answers_garbage_without_panicking() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let shared = quiet_shared(dir.path());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let ask = |control: bool, req: &str| {
+            status_code(&page_answer(&listener, &shared, control, req.as_bytes()))
+        };
+        // What the page asks for.
+        let answer = page_answer(
+            &listener,
+            &shared,
+            false,
+            b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        let text = String::from_utf8_lossy(&answer);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let doc: serde_json::Value = serde_json::from_str(body).expect("status JSON");
+        assert_eq!(doc["profiles"][0]["modules"][0]["name"], "m");
+        assert_eq!(doc["supervisor"]["control"], false);
+        assert_eq!(ask(false, "GET / HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /status.js HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /api/history HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /metrics HTTP/1.0\r\n\r\n"), 200);
+        assert_eq!(ask(false, "GET /nope HTTP/1.0\r\n\r\n"), 404);
+        assert_eq!(ask(false, "PUT / HTTP/1.0\r\n\r\n"), 405);
+        assert_eq!(ask(false, "GET /api/stop/m HTTP/1.0\r\n\r\n"), 405);
+        // Control: refused unless enabled, and then only from the page.
+        let stop = "POST /api/stop/m HTTP/1.1\r\nHost: 127.0.0.1:1\r\nX-Nemea-Control: 1\r\nContent-Length: 3\r\n\r\nabc";
+        assert_eq!(ask(false, stop), 403);
+        assert_eq!(ask(true, stop), 200);
+        assert!(!shared.lock().modules[0].enabled, "stop was not applied");
+        assert_eq!(
+            ask(
+                true,
+                "POST /api/stop/m HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n"
+            ),
+            403
+        );
+        assert_eq!(ask(true, &stop.replace("/m ", "/nosuch ")), 404);
+        assert_eq!(ask(true, &stop.replace("/m ", "/%zz ")), 400);
+        // A start in a disabled profile is said, not waited for.
+        let start = page_answer(
+            &listener,
+            &shared,
+            true,
+            stop.replace("stop", "start").as_bytes(),
+        );
+        assert_eq!(status_code(&start), 200);
+        assert!(String::from_utf8_lossy(&start).contains("its profile P is disabled"));
+        // Oversized and malformed heads.
+        let mut big = b"GET / HTTP/1.0\r\n".to_vec();
+        big.resize(net::MAX_HTTP_HEAD + 100, b'a');
+        assert_eq!(
+            status_code(&page_answer(&listener, &shared, true, &big)),
+            431
+        );
+        for bad in [
+            "",
+            "\r\n\r\n",
+            "GET\r\n\r\n",
+            "GET / HTTP/1.0",
+            "\u{0}\u{1}\n\n",
+            "GET /\u{7f} HTTP/1.0\r\n\r\n",
+        ] {
+            assert_eq!(ask(true, bad), 400, "{bad:?}");
+        }
+        // Random requests built from the pieces of real ones.
+        let pieces: [&[u8]; 16] = [
+            b"GET ",
+            b"POST ",
+            b"/api/",
+            b"stop/",
+            b"restart/",
+            b"%",
+            b"%c3%a9",
+            b"m",
+            b"\r\n",
+            b"\n",
+            b" HTTP/1.1",
+            b"Host: 127.0.0.1",
+            b"X-Nemea-Control: 1",
+            b"Origin: http://",
+            b"\xff\x00",
+            b"?x#y",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1500 {
+            let mut req = Vec::new();
+            for _ in 0..next() % 24 {
+                req.extend_from_slice(pieces[(next() % 16) as usize]);
+            }
+            if next() % 2 == 0 {
+                req.extend_from_slice(b"\r\n\r\n");
+            }
+            let code = status_code(&page_answer(&listener, &shared, next() % 2 == 0, &req));
+            assert!(
+                [200, 400, 403, 404, 405, 409].contains(&code),
+                "{code} for {:?}",
+                String::from_utf8_lossy(&req)
+            );
+            seen.insert(code);
+        }
+        // The pieces reach past the head parser into the routing.
+        assert!(seen.len() >= 3, "only {seen:?}");
+        eprintln!("answers to random requests: {seen:?}");
     }
 
     #[test]

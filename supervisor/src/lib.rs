@@ -4,7 +4,8 @@
 //! - [`config`]: the model, [`toml_cfg`] and [`xml`] the two file formats;
 //! - [`restart`]: the pure decisions of the run-time loop;
 //! - [`status`]: the tables and JSON supcli prints;
-//! - [`proto`]: the client protocol; [`daemon`]: the supervisor itself.
+//! - [`proto`]: the client protocol; [`daemon`]: the supervisor itself;
+//! - [`web`]: the status page (`--http`) and its JSON.
 
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod proto;
 pub mod restart;
 pub mod status;
 pub mod toml_cfg;
+pub mod web;
 pub mod xml;
 
 pub use config::Config;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Longest request line (or menu line) on the control socket.
 pub const MAX_CONTROL_REQUEST: usize = 64 * 1024;
-/// Longest HTTP request line plus headers on the metrics port.
+/// Longest HTTP request line plus headers on the metrics and status ports.
 pub const MAX_HTTP_HEAD: usize = 8 * 1024;
 /// Clients served at once, on each socket; more are answered and closed.
 pub const MAX_CLIENTS: usize = 16;
@@ -211,8 +211,17 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// The status line and body of the answer to a head that is not a `GET`.
 pub fn http_refusal(head: &HttpHead) -> Option<(&'static str, &'static str)> {
+    http_refusal_for(head, &["GET"])
+}
+
+/// As [`http_refusal`], for a server that takes the methods in `allowed`.
+pub fn http_refusal_for(head: &HttpHead, allowed: &[&str]) -> Option<(&'static str, &'static str)> {
     Some(match head {
-        HttpHead::Request { method: "GET", .. } | HttpHead::Incomplete => return None,
+        HttpHead::Incomplete => return None,
+        HttpHead::Request { method, .. } if allowed.contains(method) => return None,
+        HttpHead::Request { .. } if allowed.contains(&"POST") => {
+            ("405 Method Not Allowed", "only GET and POST are served\n")
+        }
         HttpHead::Request { .. } => ("405 Method Not Allowed", "only GET is served\n"),
         HttpHead::TooLarge => (
             "431 Request Header Fields Too Large",
@@ -220,6 +229,29 @@ pub fn http_refusal(head: &HttpHead) -> Option<(&'static str, &'static str)> {
         ),
         HttpHead::Bad => ("400 Bad Request", "not an HTTP request\n"),
     })
+}
+
+/// The value of header `name` (case-insensitive) in a complete request head
+/// (as [`parse_http_head`] accepted it), trimmed; the first one if repeated.
+/// `None` when absent or not UTF-8.
+pub fn http_header<'a>(buf: &'a [u8], name: &str) -> Option<&'a str> {
+    let end = find(buf, b"\r\n\r\n")
+        .map(|i| i + 2)
+        .or_else(|| find(buf, b"\n\n").map(|i| i + 1))
+        .unwrap_or(buf.len())
+        .min(MAX_HTTP_HEAD);
+    buf[..end]
+        .split(|&b| b == b'\n')
+        .skip(1) // the request line
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .find_map(|l| {
+            let colon = l.iter().position(|&b| b == b':')?;
+            let (key, value) = (&l[..colon], &l[colon + 1..]);
+            if !key.eq_ignore_ascii_case(name.as_bytes()) {
+                return None;
+            }
+            std::str::from_utf8(value).ok().map(str::trim)
+        })
 }
 
 /// Who may use the control socket: root, the supervisor's own user, and
@@ -413,6 +445,29 @@ mod tests {
         assert_eq!(
             http_refusal(&TooLarge).map(|r| r.0),
             Some("431 Request Header Fields Too Large")
+        );
+    }
+
+    #[test]
+    fn http_headers_and_methods() {
+        let req = b"POST /api/stop/x HTTP/1.1\r\nHost: 127.0.0.1:9\r\nx-nemea-control:  1 \r\n\r\nHost: body";
+        assert_eq!(http_header(req, "host"), Some("127.0.0.1:9"));
+        assert_eq!(http_header(req, "X-Nemea-Control"), Some("1"));
+        assert_eq!(http_header(req, "Origin"), None);
+        // Not a header: the request line, and what follows the head.
+        assert_eq!(http_header(b"Host: x\r\n\r\n", "host"), None);
+        assert_eq!(http_header(b"GET / HTTP/1.0\n\nHost: y", "host"), None);
+        assert_eq!(http_header(b"GET / HTTP/1.0\nHost: \xff\n\n", "host"), None);
+        let head = parse_http_head(req, false);
+        assert_eq!(http_refusal_for(&head, &["GET", "POST"]), None);
+        assert_eq!(
+            http_refusal(&head),
+            Some(("405 Method Not Allowed", "only GET is served\n"))
+        );
+        let put = parse_http_head(b"PUT / HTTP/1.0\r\n\r\n", false);
+        assert_eq!(
+            http_refusal_for(&put, &["GET", "POST"]).map(|r| r.1),
+            Some("only GET and POST are served\n")
         );
     }
 

@@ -101,6 +101,9 @@ pub struct ModuleView {
     pub cpu_system: u64,
     pub mem_vms: u64,
     pub mem_rss: u64,
+    /// Times the supervisor started it again after it ended (since the
+    /// supervisor started; a start asked for by a client is not counted).
+    pub restarts: u64,
     /// `None` while the service interface is not connected.
     pub stats: Option<IfcStats>,
     /// Why it does not run (`None` while it runs or is simply disabled):
@@ -385,6 +388,7 @@ mod tests {
             cpu_system: 0,
             mem_vms: 0,
             mem_rss: 0,
+            restarts: 0,
             stats: None,
             reason: None,
         }
@@ -677,6 +681,7 @@ mod prometheus_tests {
             cpu_system: 2,
             mem_vms: 10,
             mem_rss: 5,
+            restarts: 0,
             stats: None,
             reason: None,
         };

@@ -37,6 +37,19 @@ struct Args {
     /// address (e.g. 127.0.0.1:9188), at any path.
     #[arg(long = "metrics", value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Serve a live status page on this address (e.g. 127.0.0.1:9189): the
+    /// status table with restarts, CPU and memory, per-interface message
+    /// rates and a plot of each module's records/s over the last 5 minutes;
+    /// the same data as JSON at /api/status and /api/history, the metrics
+    /// text at /metrics. Read-only unless --http-control is given.
+    #[arg(long = "http", value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
+    /// Show start/stop/restart buttons on the status page and accept its
+    /// POST /api/{start,stop,restart}/NAME requests (refused with 403
+    /// otherwise). Anyone who can reach --http ADDR can then control the
+    /// modules: bind it to a loopback or management address.
+    #[arg(long = "http-control", requires = "http")]
+    http_control: bool,
     /// Also let the members of this group (name or number) use the client
     /// socket (then mode 0660, owned by the group); otherwise only root and
     /// the supervisor's own user may (mode 0600).
@@ -97,6 +110,8 @@ fn run(args: Args) -> Result<()> {
         socket: args.socket,
         configs_dir: args.configs,
         metrics: args.metrics,
+        http: args.http,
+        http_control: args.http_control,
         control_group: args.control_group,
     })?;
     Ok(())
