@@ -867,3 +867,148 @@ fn http_endpoint_and_idea_alerts_change_the_firewall() {
 fn signal(child: &std::process::Child, sig: &str) {
     sh(&["kill", &format!("-{sig}"), &child.id().to_string()]);
 }
+
+/// A bpffs of the test's own (`ip netns exec` hides the host's
+/// /sys/fs/bpf), unmounted on drop.
+struct Bpffs(std::path::PathBuf);
+
+impl Bpffs {
+    fn mount(sb: &Sandbox) -> Option<Bpffs> {
+        let dir = sb.path("bpffs");
+        std::fs::create_dir_all(&dir).unwrap();
+        if !sh(&["mount", "-t", "bpf", "bpf", dir.to_str().unwrap()]) {
+            assert!(!ci(), "cannot mount bpffs (required under CI=true)");
+            eprintln!("skipped: cannot mount bpffs");
+            return None;
+        }
+        Some(Bpffs(dir))
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        sh(&["umount", "-l", self.0.to_str().unwrap()]);
+    }
+}
+
+/// The XDP backend: a batch's source rule drops the attacker at the driver
+/// (the program stays attached after --batch exits, with its counters in
+/// --list), a rule that needs more than an address is refused, an alert
+/// for a flood to the victim drops everyone but the whitelisted friend
+/// until its TTL, and --flush detaches the program.
+#[test]
+fn xdp_backend_drops_by_prefix_and_detaches_on_flush() {
+    if !prerequisites(&["ping"]) {
+        return;
+    }
+    let Some(net) = Net::create() else { return };
+    let sb = Sandbox::new();
+    let Some(fs) = Bpffs::mount(&sb) else { return };
+    net.wait_reachable(&net.a);
+    net.wait_reachable(&net.w);
+    let bpffs = fs.0.to_str().unwrap().to_string();
+    let xdp = ["--backend", "xdp", "--bpffs", &bpffs];
+    let attached = || {
+        let o = Command::new("ip")
+            .args(["-n", &net.v, "link", "show", "ebbr0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).contains("prog/xdp")
+    };
+    let drop_attacker = format!(
+        r#"{{"rules":[{{"operation":"append","src":"{ATTACKER}","action":"drop","description":"xdp"}}]}}"#
+    );
+    let out = batch(&net, &sb, &drop_attacker, &xdp);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(attached());
+    assert!(!net.ping_ok(&net.a));
+    assert!(net.ping_ok(&net.w));
+    let mut args = vec!["--list"];
+    args.extend_from_slice(&xdp);
+    let rules: Vec<serde_json::Value> = ok_stdout(&net.actuator(&sb, &args), "--list")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert!(
+        rules[0]["packets"].as_u64().is_some_and(|p| p >= 1),
+        "{rules:?}"
+    );
+    let ports = format!(
+        r#"{{"rules":[{{"operation":"append","l4proto":"TCP","dport":22,"src":"{FRIEND}","action":"drop"}}]}}"#
+    );
+    let out = batch(&net, &sb, &ports, &xdp);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("the xdp backend matches one source or destination prefix only"),
+        "{e}"
+    );
+    assert!(!net.ping_ok(&net.a));
+    // Delete the rule; then a flood alert (DST_IP only) with the friend
+    // whitelisted.
+    let out = batch(
+        &net,
+        &sb,
+        r#"{"rules":[{"operation":"delete","id":0}]}"#,
+        &xdp,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(net.ping_ok(&net.a));
+    std::fs::write(sb.path("flood.csv"), format!("ipaddr DST_IP\n{VICTIM}\n")).unwrap();
+    ok_stdout(
+        &sb.run("logreplay", &["-f", "flood.csv", "-i", "f:flood.trapcap"]),
+        "logreplay",
+    );
+    let act = Command::new("ip")
+        .args(["netns", "exec", &net.v])
+        .arg(bin("fw_actuator"))
+        .args([
+            "--interface",
+            "ebbr0",
+            "--ttl",
+            "2",
+            "--whitelist",
+            &format!("{FRIEND}/32"),
+        ])
+        .args(xdp)
+        .arg("--state")
+        .arg(sb.path("fw-state.json"))
+        .args(["-i", "f:flood.trapcap"])
+        .current_dir(sb.dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while net.ping_ok(&net.a) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the flood rule never came"
+        );
+    }
+    assert!(net.ping_ok(&net.w), "the whitelisted friend was cut off");
+    let out = nemea_rs::wait_output(act, Duration::from_secs(10), "fw_actuator");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains("expire"), "{e}");
+    assert!(net.ping_ok(&net.a));
+    let mut args = vec!["--flush"];
+    args.extend_from_slice(&xdp);
+    let out = net.actuator(&sb, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!attached());
+}

@@ -6,7 +6,9 @@ use clap::Parser;
 use fw_actuator::batch::{parse_batch, Prefix};
 use fw_actuator::nft::{self, Target};
 use fw_actuator::ruleset::Ruleset;
-use fw_actuator::{http, idea};
+use fw_actuator::{http, idea, xdp_map};
+
+mod xdp;
 use libtrap::log;
 use libtrap::module::{self, TrapArgs};
 use libtrap::{DataFormat, Required, Timeout, Trap, TrapError};
@@ -96,6 +98,30 @@ struct Args {
     /// reach it changes the firewall: keep it on loopback.
     #[arg(long, value_name = "ADDR")]
     http: Option<std::net::SocketAddr>,
+    /// Where the rules go: nft (a table of nftables) or xdp (an XDP program
+    /// dropping by source or destination prefix at the driver, line rate;
+    /// rules that match ports, flags or conntrack are refused).
+    #[arg(long, value_name = "nft|xdp", default_value = "nft", value_parser = ["nft", "xdp"])]
+    backend: String,
+    /// bpffs, where the xdp backend pins its program and rules (so that
+    /// they stay after --batch exits).
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf")]
+    bpffs: PathBuf,
+    /// Entries the xdp backend's rule trie holds at most (rules plus
+    /// whitelisted prefixes).
+    #[arg(long, value_name = "N", default_value_t = 65536)]
+    xdp_entries: u32,
+}
+
+/// Where the rules go.
+enum Backend {
+    Nft,
+    /// The XDP program's pin directory, trie size, and the trie once open.
+    Xdp {
+        dir: PathBuf,
+        max_entries: u32,
+        table: Option<xdp::XdpTable>,
+    },
 }
 
 struct Ctx {
@@ -105,6 +131,7 @@ struct Ctx {
     nft: String,
     log: Option<std::fs::File>,
     dry_run: bool,
+    backend: Backend,
 }
 
 impl Ctx {
@@ -198,17 +225,53 @@ impl Ctx {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// Installs `next` (one transaction), then records it.
+    /// The xdp backend's trie, opened (and the program attached) on first use.
+    fn xdp_table(&mut self) -> Result<Option<&mut xdp::XdpTable>> {
+        let iface = self.target.iface.clone();
+        match &mut self.backend {
+            Backend::Nft => Ok(None),
+            Backend::Xdp {
+                dir,
+                max_entries,
+                table,
+            } => {
+                if table.is_none() {
+                    *table = Some(xdp::XdpTable::open(&iface, dir, *max_entries)?);
+                }
+                Ok(table.as_mut())
+            }
+        }
+    }
+
+    /// Installs `next` (one nft transaction, or the XDP trie's entries),
+    /// then records it.
     fn commit(&mut self, next: &Ruleset, log: &[String]) -> Result<()> {
-        let tx = nft::transaction(&self.target, next, &self.whitelist);
+        if matches!(self.backend, Backend::Nft) {
+            let tx = nft::transaction(&self.target, next, &self.whitelist);
+            if self.dry_run {
+                println!("{tx}");
+            } else {
+                self.run_nft(Some(&tx), &["-f", "-"])?;
+            }
+        } else {
+            let wanted = xdp_map::entries(next, &self.whitelist).map_err(|e| anyhow!("{e}"))?;
+            if self.dry_run {
+                for w in &wanted {
+                    println!(
+                        "{}",
+                        serde_json::json!({"prefix_len": w.key.prefix_len, "key": w.key.data.to_vec(), "action": w.action, "rule": w.rule})
+                    );
+                }
+            } else if let Some(t) = self.xdp_table()? {
+                t.sync(&wanted)?;
+            }
+        }
         if self.dry_run {
-            println!("{tx}");
             for l in log {
                 self.log(&format!("dry run: {l}"));
             }
             return Ok(());
         }
-        self.run_nft(Some(&tx), &["-f", "-"])?;
         self.save(next)?;
         for l in log {
             self.log(l);
@@ -226,7 +289,15 @@ fn now() -> u64 {
 
 /// `/run/fw_actuator/<netns inode>-<table>-<iface>.json`.
 fn default_state(table: &str, iface: &str) -> PathBuf {
-    let ns = std::fs::read_link("/proc/self/ns/net")
+    PathBuf::from(format!(
+        "/run/fw_actuator/{}-{table}-{iface}.json",
+        netns_id()
+    ))
+}
+
+/// The network namespace's inode number (names state and pins per namespace).
+fn netns_id() -> String {
+    std::fs::read_link("/proc/self/ns/net")
         .ok()
         .and_then(|p| {
             let s = p.to_string_lossy().into_owned();
@@ -234,8 +305,7 @@ fn default_state(table: &str, iface: &str) -> PathBuf {
                 .and_then(|s| s.strip_suffix(']'))
                 .map(str::to_string)
         })
-        .unwrap_or_else(|| "0".into());
-    PathBuf::from(format!("/run/fw_actuator/{ns}-{table}-{iface}.json"))
+        .unwrap_or_else(|| "0".into())
 }
 
 fn valid_name(s: &str) -> bool {
@@ -293,6 +363,20 @@ fn run(args: &Args) -> Result<()> {
         nft: args.nft.clone(),
         log,
         dry_run: args.dry_run,
+        backend: if args.backend == "xdp" {
+            Backend::Xdp {
+                dir: args.bpffs.join("fw_actuator").join(format!(
+                    "{}-{}-{}",
+                    netns_id(),
+                    args.table,
+                    args.interface
+                )),
+                max_entries: args.xdp_entries.max(1),
+                table: None,
+            }
+        } else {
+            Backend::Nft
+        },
     };
     let serving = args.ifc.is_some() || args.idea.is_some() || args.http.is_some();
     let modes = [args.batch.is_some(), args.list, args.flush, serving];
@@ -308,6 +392,15 @@ fn run(args: &Args) -> Result<()> {
     }
     if args.flush {
         let r = ctx.load()?;
+        if let (Backend::Xdp { dir, .. }, false) = (&ctx.backend, ctx.dry_run) {
+            xdp::remove(dir)?;
+            ctx.save(&Ruleset::default())?;
+            ctx.log(&format!(
+                "flush ({} rules), XDP program detached",
+                r.entries.len()
+            ));
+            return Ok(());
+        }
         if ctx.dry_run {
             println!(
                 "{}",
@@ -343,14 +436,22 @@ fn run(args: &Args) -> Result<()> {
 
 fn list(ctx: &mut Ctx) -> Result<()> {
     let r = ctx.load()?;
-    for j in listing(ctx, &r) {
+    for j in listing(ctx, &r)? {
         println!("{j}");
     }
     Ok(())
 }
 
-/// The rules in the batch format, with their expiry and nft's counters.
-fn listing(ctx: &Ctx, r: &Ruleset) -> Vec<Value> {
+/// The rules in the batch format, with their expiry and the backend's
+/// counters (nft's, or what the XDP program dropped).
+fn listing(ctx: &mut Ctx, r: &Ruleset) -> Result<Vec<Value>> {
+    if !matches!(ctx.backend, Backend::Nft) {
+        let counters = match ctx.xdp_table()? {
+            Some(t) => t.counters()?,
+            None => Default::default(),
+        };
+        return Ok(with_counters(r, |i| counters.get(&i).copied()));
+    }
     let listing = ctx
         .run_nft(
             None,
@@ -365,6 +466,10 @@ fn listing(ctx: &Ctx, r: &Ruleset) -> Vec<Value> {
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
     let counters = listing.as_ref().map(nft::counters).unwrap_or_default();
+    Ok(with_counters(r, |i| counters.get(i).copied()))
+}
+
+fn with_counters(r: &Ruleset, counters: impl Fn(usize) -> Option<(u64, u64)>) -> Vec<Value> {
     let mut out = Vec::new();
     for (i, e) in r.entries.iter().enumerate() {
         let mut j = e.rule.to_json(i);
@@ -372,9 +477,9 @@ fn listing(ctx: &Ctx, r: &Ruleset) -> Vec<Value> {
             if let Some(t) = e.expires {
                 m.insert("expires".into(), t.into());
             }
-            if let Some((p, b)) = counters.get(i) {
-                m.insert("packets".into(), (*p).into());
-                m.insert("bytes".into(), (*b).into());
+            if let Some((p, b)) = counters(i) {
+                m.insert("packets".into(), p.into());
+                m.insert("bytes".into(), b.into());
             }
         }
         out.push(j);
@@ -471,7 +576,7 @@ impl Serving<'_> {
         match route {
             http::Route::Rules => (
                 "200 OK",
-                serde_json::json!({ "rules": listing(self.ctx, &self.rules) }),
+                serde_json::json!({ "rules": listing(self.ctx, &self.rules).unwrap_or_default() }),
             ),
             http::Route::Batch => {
                 let ops = match parse_batch(text) {
