@@ -454,6 +454,68 @@ fn miner_to_idea() {
     assert!(i["Note"].as_str().unwrap().contains("lower port"), "{i}");
 }
 
+/// session_probe's mining features into miner_detector: the session's
+/// server is the one session_probe identified (a SYN towards port 45000,
+/// which the lower-port rule would not pick), the packets of both sides
+/// count, and SERVER_RULE says the SYN decided.
+#[test]
+fn miner_detector_reads_session_probe_features() {
+    let sb = Sandbox::new();
+    let mut p = Pcap::new();
+    let (miner, pool) = ([198, 51, 100, 20], [198, 51, 100, 5]);
+    p.tcp(0, miner, 3333, pool, 45000, SYN, 0);
+    p.tcp(1_000, pool, 45000, miner, 3333, SYN | ACK, 0);
+    p.tcp(2_000, miner, 3333, pool, 45000, ACK, 0);
+    for k in 0..10u64 {
+        let t = 10_000 + k * 100_000;
+        p.tcp(t, pool, 45000, miner, 3333, ACK | PSH, 200);
+        p.tcp(t + 5_000, miner, 3333, pool, 45000, ACK | PSH, 120);
+    }
+    let pcap = sb.path("session.pcap");
+    p.write(&pcap);
+    ok_stdout(
+        &sb.run(
+            "session_probe",
+            &[
+                "--userspace",
+                "-r",
+                pcap.to_str().unwrap(),
+                "-i",
+                "b:,f:mining.trapcap",
+            ],
+        ),
+        "session_probe",
+    );
+    std::fs::write(sb.path("pools.txt"), "198.51.100.5:45000\n").unwrap();
+    ok_stdout(
+        &sb.run(
+            "miner_detector",
+            &["-b", "pools.txt", "-i", "f:mining.trapcap,f:alerts.trapcap"],
+        ),
+        "miner_detector",
+    );
+    let text = ok_stdout(
+        &sb.run("logger", &["-t", "-i", "f:alerts.trapcap"]),
+        "logger",
+    );
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    let col = |name: &str| {
+        let i = head
+            .iter()
+            .position(|h| h.ends_with(&format!(" {name}")))
+            .unwrap_or_else(|| panic!("{name} in {head:?}"));
+        rows[0][i]
+    };
+    assert_eq!(col("SRC_IP"), "198.51.100.20", "{text}");
+    assert_eq!(col("DST_IP"), "198.51.100.5", "{text}");
+    assert_eq!(col("DST_PORT"), "45000", "{text}");
+    assert_eq!(col("EVENT_SCALE"), "23", "{text}");
+    assert_eq!(col("SERVER_RULE"), "1", "{text}");
+}
+
 /// A one-thread HTTP server answering every GET with the current `body`.
 fn http_server(body: std::sync::Arc<std::sync::Mutex<String>>) -> u16 {
     use std::io::{Read, Write};

@@ -101,6 +101,9 @@ pub enum Required {
     AnyUniRec,
     /// A UniRec template that must contain these `type NAME` fields.
     UniRec(String),
+    /// A UniRec template with all the fields of one of these (a detector
+    /// that reads flows or session_probe's session features).
+    UniRecAnyOf(Vec<String>),
     /// JSON; `None` or `""` accept any label.
     Json(Option<String>),
 }
@@ -143,6 +146,25 @@ pub fn negotiate(required: &Required, got: &DataFormat) -> Negotiated {
             } else {
                 Negotiated::Same
             }
+        }
+        (Required::UniRecAnyOf(alts), DataFormat::UniRec(_)) => {
+            let mut first = None;
+            for want in alts {
+                match negotiate(&Required::UniRec(want.clone()), got) {
+                    Negotiated::Mismatch(m) => {
+                        first.get_or_insert(m);
+                    }
+                    ok => return ok,
+                }
+            }
+            Negotiated::Mismatch(match (first, alts.len()) {
+                (Some(m), n) if n > 1 => format!(
+                    "{m}, nor the fields of the {} other templates this input reads",
+                    n - 1
+                ),
+                (Some(m), _) => m,
+                (None, _) => "this input reads no template".into(),
+            })
         }
         (Required::Json(None), DataFormat::Json(_)) => Negotiated::Same,
         (Required::Json(Some(w)), DataFormat::Json(h)) if w.is_empty() || w == h => {
@@ -226,6 +248,15 @@ mod tests {
         assert_eq!(
             negotiate(&Required::AnyUniRec, &u("uint32 A")),
             Negotiated::Subset
+        );
+        let alts = Required::UniRecAnyOf(vec!["uint32 A".into(), "uint32 C".into()]);
+        assert_eq!(negotiate(&alts, &u("uint32 C")), Negotiated::Same);
+        assert_eq!(
+            negotiate(&alts, &u("uint32 A,uint32 B")),
+            Negotiated::Subset
+        );
+        assert!(
+            matches!(negotiate(&alts, &u("uint32 B")), Negotiated::Mismatch(m) if m.contains("uint32 A") && m.contains("1 other"))
         );
         assert!(matches!(
             negotiate(&Required::AnyUniRec, &DataFormat::Raw),

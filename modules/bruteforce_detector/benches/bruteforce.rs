@@ -20,6 +20,7 @@ fn main() {
             bytes: if kind == 3 { 90_000 } else { 2000 },
             time_first: UrTime::from_secs_millis(1_700_000_000 + i / 1000, 0),
             time_last: UrTime::from_secs_millis(1_700_000_000 + i / 1000, 900),
+            server_rule: 0,
         }
     });
     let mut d = Detector::new(Config::default(), [true; 3], Whitelist::default());

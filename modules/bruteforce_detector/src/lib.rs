@@ -502,6 +502,7 @@ mod tests {
             bytes: 2000,
             time_first: UrTime::from_secs_millis(t, 0),
             time_last: UrTime::from_secs_millis(t + 2, 0),
+            server_rule: 0,
         }
     }
 

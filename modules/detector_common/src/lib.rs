@@ -36,7 +36,19 @@ pub struct Flow {
     pub bytes: u64,
     pub time_first: UrTime,
     pub time_last: UrTime,
+    /// How the source of the record chose the server (the destination),
+    /// when it says (session_probe's `SERVER_ID_METHOD`: 1 SYN seen,
+    /// 2 destination port < 1024, 3 source port < 1024, 4 the lower port);
+    /// 0 for flows, which do not.
+    pub server_rule: u8,
 }
+
+/// session_probe's mining features, the fields [`FlowReader`] reads as a
+/// flow from the client to the server (a detector's
+/// [`FlowDetector::alternative_spec`]).
+pub const SESSION_SPEC: &str = "ipaddr SERVER_IP,ipaddr CLIENT_IP,uint16 SERVER_PORT,\
+uint16 CLIENT_PORT,uint8 PROTOCOL,uint32 N_PACKETS_SERVER,uint32 N_PACKETS_CLIENT,\
+uint64 N_BITS_SERVER,uint64 N_BITS_CLIENT,time TIME_FIRST,time TIME_LAST,uint8 SERVER_ID_METHOD";
 
 /// TCP flag bits as in UniRec's TCP_FLAGS.
 pub mod tcp {
@@ -53,6 +65,19 @@ pub struct FlowReader {
     /// Offset of each field of [`FIELDS`] in the fixed part, when the
     /// template has it with the expected type.
     at: [Option<usize>; 10],
+    /// session_probe's mining features: the client's packets and the bits of
+    /// both sides, added to PACKETS (the server's) and BYTES; and the rule.
+    session: Option<SessionFields>,
+}
+
+/// Offsets of the fields of session_probe's mining template beyond those
+/// read as a flow's.
+#[derive(Clone, Copy, Debug)]
+struct SessionFields {
+    packets_client: usize,
+    bits_server: usize,
+    bits_client: usize,
+    method: usize,
 }
 
 /// The fields a [`Flow`] is read from, with their types.
@@ -78,13 +103,35 @@ fn bytes_at<const N: usize>(data: &[u8], at: Option<usize>) -> Option<[u8; N]> {
 }
 
 impl FlowReader {
+    /// Reads flows, or session_probe's mining features (SERVER_IP,
+    /// CLIENT_IP, …, SERVER_ID_METHOD) as flows from the client to the
+    /// server with both sides' packets and bytes.
     pub fn new(tmpl: &Template) -> FlowReader {
-        FlowReader {
-            at: FIELDS.map(|(name, ty)| {
-                let f = tmpl.field(tmpl.find(name)?)?;
-                (f.ty() == FieldType::Scalar(ty)).then(|| f.offset())
-            }),
-        }
+        let offset = |name: &str, ty: Scalar| {
+            let f = tmpl.field(tmpl.find(name)?)?;
+            (f.ty() == FieldType::Scalar(ty)).then(|| f.offset())
+        };
+        let session = (|| {
+            Some(SessionFields {
+                packets_client: offset("N_PACKETS_CLIENT", Scalar::U32)?,
+                bits_server: offset("N_BITS_SERVER", Scalar::U64)?,
+                bits_client: offset("N_BITS_CLIENT", Scalar::U64)?,
+                method: offset("SERVER_ID_METHOD", Scalar::U8)?,
+            })
+        })()
+        .filter(|_| tmpl.find("SRC_IP").is_none() && tmpl.find("SERVER_IP").is_some());
+        let at = FIELDS.map(|(name, ty)| {
+            let name = match (session.is_some(), name) {
+                (true, "SRC_IP") => "CLIENT_IP",
+                (true, "DST_IP") => "SERVER_IP",
+                (true, "SRC_PORT") => "CLIENT_PORT",
+                (true, "DST_PORT") => "SERVER_PORT",
+                (true, "PACKETS") => "N_PACKETS_SERVER",
+                (_, n) => n,
+            };
+            offset(name, ty)
+        });
+        FlowReader { at, session }
     }
 
     /// The flow in `rec` (a record of the template given to [`new`](Self::new)).
@@ -98,7 +145,7 @@ impl FlowReader {
         let time = |i: usize| {
             bytes_at::<8>(d, a[i]).map_or(UrTime::default(), |b| UrTime(u64::from_le_bytes(b)))
         };
-        Flow {
+        let mut f = Flow {
             src_ip: ip(0),
             dst_ip: ip(1),
             src_port: bytes_at::<2>(d, a[2]).map_or(0, u16::from_le_bytes),
@@ -109,7 +156,16 @@ impl FlowReader {
             bytes: bytes_at::<8>(d, a[7]).map_or(0, u64::from_le_bytes),
             time_first: time(8),
             time_last: time(9),
+            server_rule: 0,
+        };
+        if let Some(s) = &self.session {
+            let u32_at = |at| bytes_at::<4>(d, Some(at)).map_or(0, u32::from_le_bytes);
+            let u64_at = |at| bytes_at::<8>(d, Some(at)).map_or(0, u64::from_le_bytes);
+            f.packets = f.packets.saturating_add(u32_at(s.packets_client));
+            f.bytes = u64_at(s.bits_server).saturating_add(u64_at(s.bits_client)) / 8;
+            f.server_rule = bytes_at::<1>(d, Some(s.method)).map_or(0, |b| b[0]);
         }
+        f
     }
 }
 
@@ -233,6 +289,11 @@ pub trait FlowDetector {
     type Alert;
     /// The required input fields (`type NAME,...`).
     fn input_spec(&self) -> &'static str;
+    /// Another template the detector reads instead (session_probe's session
+    /// features, read as flows by [`FlowReader`]), if any.
+    fn alternative_spec(&self) -> Option<&'static str> {
+        None
+    }
     /// The alert template (`type NAME,...`).
     fn output_spec(&self) -> &'static str;
     /// One flow; alerts it causes are appended to `out`.
@@ -336,7 +397,10 @@ pub fn run<D: FlowDetector>(ifc: &str, det: &mut D, eos: bool) -> Result<RunStat
     let (inputs, outputs) = trap.split_mut();
     let input = &mut inputs[0];
     let output = &mut outputs[0];
-    input.set_required(Required::UniRec(det.input_spec().to_string()));
+    input.set_required(match det.alternative_spec() {
+        Some(alt) => Required::UniRecAnyOf(vec![det.input_spec().into(), alt.into()]),
+        None => Required::UniRec(det.input_spec().to_string()),
+    });
     output.set_format(DataFormat::UniRec(out_tmpl.spec().to_string()))?;
     let mut builder = RecordBuilder::new(&out_tmpl);
     let mut buf = Vec::with_capacity(256);
@@ -583,6 +647,40 @@ mod tests {
         assert_eq!(f.tcp_flags, tcp::SYN);
         assert_eq!(f.time_last.secs(), 5);
         assert_eq!(f.packets, 0);
+    }
+
+    /// session_probe's mining template reads as a flow from the client to
+    /// the server: both sides' packets, the bits as bytes, the method.
+    #[test]
+    fn session_features_read_as_a_flow_to_the_server() {
+        let t = Template::parse(&format!("{SESSION_SPEC},uint32 WINDOW_ID")).unwrap();
+        let mut b = RecordBuilder::new(&t);
+        let i = |n: &str| t.find(n).unwrap();
+        b.set_ip(i("SERVER_IP"), UrIp::parse("198.51.100.5").unwrap())
+            .unwrap();
+        b.set_ip(i("CLIENT_IP"), UrIp::parse("198.51.100.20").unwrap())
+            .unwrap();
+        b.set_u16(i("SERVER_PORT"), 45000).unwrap();
+        b.set_u16(i("CLIENT_PORT"), 3333).unwrap();
+        b.set_u8(i("PROTOCOL"), 6).unwrap();
+        b.set_u32(i("N_PACKETS_SERVER"), 11).unwrap();
+        b.set_u32(i("N_PACKETS_CLIENT"), 12).unwrap();
+        b.set_u64(i("N_BITS_SERVER"), 800).unwrap();
+        b.set_u64(i("N_BITS_CLIENT"), 1600).unwrap();
+        b.set_u8(i("SERVER_ID_METHOD"), 1).unwrap();
+        let mut buf = Vec::new();
+        b.finish(&mut buf).unwrap();
+        let rec = RecordRef::new_checked(&t, &buf).unwrap();
+        let f = FlowReader::new(&t).read(&rec);
+        assert_eq!(f.src_ip.to_string(), "198.51.100.20");
+        assert_eq!(f.dst_ip.to_string(), "198.51.100.5");
+        assert_eq!((f.src_port, f.dst_port, f.protocol), (3333, 45000, 6));
+        assert_eq!((f.packets, f.bytes, f.server_rule), (23, 300, 1));
+        // A flow template with the same names is read as a flow.
+        let t = Template::parse("ipaddr SRC_IP,uint8 SERVER_ID_METHOD").unwrap();
+        let buf = vec![0u8; t.fixed_size()];
+        let rec = RecordRef::new_checked(&t, &buf).unwrap();
+        assert_eq!(FlowReader::new(&t).read(&rec).server_rule, 0);
     }
 
     /// Alerts on every second flow (its number) and once at the end (0).

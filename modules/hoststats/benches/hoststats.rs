@@ -21,6 +21,7 @@ fn main() {
             bytes: 5000,
             time_first: t,
             time_last: t,
+            server_rule: 0,
         }
     });
     let mut d = Detector::new(Config::default());

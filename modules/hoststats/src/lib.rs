@@ -868,6 +868,7 @@ mod tests {
             bytes,
             time_first: UrTime::from_secs_millis(t, 0),
             time_last: UrTime::from_secs_millis(t, 0),
+            server_rule: 0,
         }
     }
 

@@ -36,6 +36,7 @@ fn main() {
             bytes: 900,
             time_first: t,
             time_last: t,
+            server_rule: 0,
         }
     });
     let mut d = Detector::new(Config::default(), pools.clone(), PoolList::default());

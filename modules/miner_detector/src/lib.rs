@@ -27,6 +27,13 @@
 //! whitelist and its suspects are dropped. Learned entries expire 24 h of
 //! flow time after they were added (swept hourly); file entries never do.
 //!
+//! The detector also reads session_probe's mining features (one record per
+//! session and window: server and client, both sides' packets and bits,
+//! SERVER_ID_METHOD): each is a flow from the client to the server, and the
+//! eBPF program's server identification (the same four rules, applied to
+//! every packet) becomes the alert's SERVER_RULE. Such records carry no TCP
+//! flags, so they match listed pools only (no Stratum learning).
+//!
 //! Differences from C: list entries without a port match every port (C
 //! stores them with port 0, matching only port 0); flows are oriented by
 //! the rules above, so answers from the pool count for the miner too (but
@@ -68,6 +75,17 @@ pub enum ServerRule {
 }
 
 impl ServerRule {
+    /// The rule of a code (session_probe's SERVER_ID_METHOD uses the same).
+    pub fn from_code(code: u8) -> Option<ServerRule> {
+        Some(match code {
+            1 => ServerRule::Syn,
+            2 => ServerRule::DstPort,
+            3 => ServerRule::SrcPort,
+            4 => ServerRule::LowerPort,
+            _ => return None,
+        })
+    }
+
     pub fn describe(code: u8) -> Option<&'static str> {
         Some(match code {
             1 => "SYN towards the server",
@@ -79,8 +97,14 @@ impl ServerRule {
     }
 }
 
-/// (server is the destination, rule).
+/// (server is the destination, rule). A record of session_probe's session
+/// features says itself: its server is the destination (see
+/// [`detector_common::FlowReader`]), chosen by the rule it names, which
+/// the eBPF program applied to every packet (it saw the SYN, or not).
 pub fn orient(f: &Flow) -> (bool, ServerRule) {
+    if let Some(rule) = ServerRule::from_code(f.server_rule) {
+        return (true, rule);
+    }
     let syn = f.tcp_flags & tcp::SYN != 0;
     // A single SYN+ACK is the server's answer, not a connection attempt.
     let lone_syn_ack = f.tcp_flags & (tcp::SYN | tcp::ACK) == tcp::SYN | tcp::ACK && f.packets <= 1;
@@ -550,6 +574,10 @@ impl FlowDetector for Detector {
         INPUT_SPEC
     }
 
+    fn alternative_spec(&self) -> Option<&'static str> {
+        Some(detector_common::SESSION_SPEC)
+    }
+
     fn output_spec(&self) -> &'static str {
         ALERT_SPEC
     }
@@ -685,6 +713,7 @@ mod tests {
             bytes: 900,
             time_first: UrTime::from_secs_millis(t, 0),
             time_last: UrTime::from_secs_millis(t + 5, 0),
+            server_rule: 0,
         }
     }
 
@@ -798,6 +827,7 @@ mod tests {
             bytes: 530,
             time_first: UrTime::from_secs_millis(t, 0),
             time_last: UrTime::from_secs_millis(t, 0),
+            server_rule: 0,
         }
     }
 

@@ -29,6 +29,7 @@ fn main() {
             bytes: 1000,
             time_first: UrTime::from_secs_millis(1_700_000_000 + i / 10_000, 0),
             time_last: UrTime::from_secs_millis(1_700_000_000 + i / 10_000, 100),
+            server_rule: 0,
         }
     });
     let mut d = Detector::new(Config::default());

@@ -186,6 +186,7 @@ mod tests {
             bytes: 44,
             time_first: UrTime::from_secs_millis(t, 0),
             time_last: UrTime::from_secs_millis(t, 500),
+            server_rule: 0,
         }
     }
 
