@@ -7,6 +7,9 @@
 //! * a client whose certificate another CA signed is refused (the output
 //!   logs why and goes on serving), a client that does not trust the
 //!   output's CA refuses it, both exit non-zero with the cause;
+//! * OpenSSL's s_client and s_server (C libtrap's TLS library) talk to our
+//!   output and input, and get exactly the bytes of a `t:` stream; TLS 1.1
+//!   is refused, 1.2 works;
 //! * unreadable or mismatched PEM files are one-line errors at start-up;
 //! * an input reconnects to a restarted output; SIGINT stops a `T:` output;
 //! * with `NEMEA_C_BIN` (C NEMEA's logger and traffic_repeater), interop
@@ -395,10 +398,24 @@ fn an_input_reconnects_and_sigint_stops_a_tls_output() {
     std::thread::sleep(Duration::from_millis(1500));
     first.kill().unwrap();
     let _ = first.wait();
-    // The next one is stopped by SIGINT: it flushes, sends the end of
-    // stream, and the reader ends with it.
+    // The next one is stopped by SIGINT, within a second. Meanwhile its
+    // service interface shows the T: output with its one client.
     let second = endless();
-    std::thread::sleep(Duration::from_millis(2500));
+    let service = sb.path(&format!("trap-service_{}.sock", second.id()));
+    let start = Instant::now();
+    let stats = loop {
+        let json = libtrap::service::query(&service).unwrap_or_default();
+        if json.contains("\"num_clients\": 1") || start.elapsed() > Duration::from_secs(10) {
+            break json;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let v: serde_json::Value = serde_json::from_str(&stats).expect("service JSON");
+    let out = &v["out"][0];
+    assert_eq!(out["ifc_type"], u32::from(b'T'), "{stats}");
+    assert_eq!(out["num_clients"], 1, "{stats}");
+    assert_eq!(out["ifc_id"], port.to_string(), "{stats}");
+    std::thread::sleep(Duration::from_millis(1000));
     interrupt(&second);
     let stopped = Instant::now();
     let second = wait_output(second, Duration::from_secs(5), "flow_generator (SIGINT)");
@@ -408,6 +425,16 @@ fn an_input_reconnects_and_sigint_stops_a_tls_output() {
         stopped.elapsed()
     );
     assert!(second.status.success(), "{}", stderr(&second));
+    // Its end of stream reaches the reader unless the reader lagged behind
+    // at the signal (then, as on t:, it is dropped and the reader waits).
+    let start = Instant::now();
+    let mut reader = reader;
+    while reader.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if reader.try_wait().unwrap().is_none() {
+        interrupt(&reader);
+    }
     let got = wait_output(reader, Duration::from_secs(10), "logger");
     ok_stdout(&got, "logger");
     let lines = std::fs::read_to_string(sb.path("got.txt"))
@@ -473,6 +500,188 @@ fn autoflush_sends_a_partial_container_over_tls() {
     interrupt(&repeater);
     let _ = wait_output(repeater, Duration::from_secs(5), "traffic_repeater");
     drop(trap);
+}
+
+/// The raw bytes a `t:` output sends one client (hello and containers).
+fn raw_tcp_stream(sb: &Sandbox, records: &str) -> Vec<u8> {
+    use std::io::Read;
+    let port = free_port();
+    let sender = sb.spawn(
+        "flow_generator",
+        &["-n", records, "-i", &format!("t:127.0.0.1:{port}")],
+    );
+    // Connected before the output had its format, a client gets a hello
+    // without one and is let go: then connect again.
+    let start = Instant::now();
+    let bytes = loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no stream from the t: output"
+        );
+        let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let mut bytes = Vec::new();
+        conn.read_to_end(&mut bytes).unwrap();
+        if bytes.len() > 100 {
+            break bytes;
+        }
+    };
+    ok_stdout(
+        &wait_output(sender, Duration::from_secs(10), "flow_generator t:"),
+        "flow_generator t:",
+    );
+    bytes
+}
+
+/// `openssl s_client` (OpenSSL, as C libtrap uses) against our output,
+/// with `args` after the common ones: its stdout, stderr and success.
+fn s_client(sb: &Sandbox, port: u16, args: &[&str]) -> Output {
+    let addr = format!("127.0.0.1:{port}");
+    let mut all = vec![
+        "s_client",
+        "-connect",
+        &addr,
+        "-cert",
+        "client.crt",
+        "-key",
+        "client.key",
+        "-CAfile",
+        "ca.crt",
+        "-verify_return_error",
+        "-brief",
+        "-ign_eof",
+    ];
+    all.extend(args);
+    let child = Command::new("openssl")
+        .current_dir(sb.dir.path())
+        .args(&all)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, Duration::from_secs(20), "openssl s_client")
+}
+
+/// `s_client` until it gets a stream: one that connected before the
+/// output had its format got a hello without one and was let go.
+fn s_client_stream(sb: &Sandbox, port: u16, args: &[&str]) -> Output {
+    let start = Instant::now();
+    loop {
+        let got = s_client(sb, port, args);
+        if !got.status.success() || got.stdout.len() > 100 {
+            return got;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no stream over T:"
+        );
+    }
+}
+
+#[test]
+fn openssl_peers_get_exactly_the_tcp_stream_both_ways() {
+    if !have_openssl() {
+        return;
+    }
+    let sb = Sandbox::new();
+    make_certs(&sb);
+    let plain = raw_tcp_stream(&sb, "150");
+
+    // OpenSSL client ← our output: after the handshake, the t: bytes.
+    let port = free_port();
+    let sender = sb.spawn("flow_generator", &["-n", "150", "-i", &out_spec(port, "")]);
+    nemea_rs::wait_tcp_listening(port);
+    let got = s_client_stream(&sb, port, &[]);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert!(stderr(&got).contains("TLSv1.3"), "{}", stderr(&got));
+    assert!(
+        got.stdout == plain,
+        "the T: stream differs from the t: stream"
+    );
+    ok_stdout(
+        &wait_output(sender, Duration::from_secs(10), "flow_generator"),
+        "flow_generator",
+    );
+
+    // Our input ← OpenSSL server sending those bytes; it verifies our
+    // certificate (-Verify) and we verify its. s_server sends what one read
+    // of its stdin gives (16 KiB; it may drop the rest: the stream is
+    // 10 KB) and closes at the end of its input, so that stays open until
+    // our reader is done.
+    let port = free_port();
+    let mut server = Command::new("openssl")
+        .current_dir(sb.dir.path())
+        .args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-cert",
+            "server.crt",
+            "-key",
+            "server.key",
+            "-CAfile",
+            "ca.crt",
+            "-Verify",
+            "1",
+            "-verify_return_error",
+            "-naccept",
+            "1",
+            "-quiet",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut feed = server.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        feed.write_all(&plain).unwrap();
+        feed
+    });
+    let ours = sb.run("logger", &["-i", &in_spec(port, "client", "ca")]);
+    drop(writer.join().unwrap());
+    let served = wait_output(server, Duration::from_secs(10), "openssl s_server");
+    assert!(served.status.success(), "{}", stderr(&served));
+    ok_stdout(
+        &sb.run("flow_generator", &["-n", "150", "-i", "f:want.trapcap"]),
+        "flow_generator f:",
+    );
+    let want = ok_stdout(&sb.run("logger", &["-i", "f:want.trapcap"]), "logger f:");
+    let got = ok_stdout(&ours, "logger T: ← s_server");
+    assert_eq!(got.lines().count(), 150);
+    assert!(got == want, "the records differ");
+    assert!(ours.stderr.is_empty(), "{}", stderr(&ours));
+}
+
+#[test]
+fn tls_below_1_2_is_refused_and_1_2_works() {
+    if !have_openssl() {
+        return;
+    }
+    let sb = Sandbox::new();
+    make_certs(&sb);
+    let plain = raw_tcp_stream(&sb, "50");
+    let port = free_port();
+    let sender = sb.spawn("flow_generator", &["-n", "50", "-i", &out_spec(port, "")]);
+    nemea_rs::wait_tcp_listening(port);
+    let old = s_client(&sb, port, &["-tls1_1"]);
+    assert!(!old.status.success(), "TLS 1.1 was accepted");
+    assert!(old.stdout.is_empty());
+    let v12 = s_client_stream(&sb, port, &["-tls1_2"]);
+    assert!(v12.status.success(), "{}", stderr(&v12));
+    assert!(stderr(&v12).contains("TLSv1.2"), "{}", stderr(&v12));
+    assert!(v12.stdout == plain, "the TLS 1.2 stream differs from t:");
+    let out = wait_output(sender, Duration::from_secs(10), "flow_generator");
+    ok_stdout(&out, "flow_generator");
+    assert!(
+        stderr(&out).contains("TLS handshake failed"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// C NEMEA's binaries (`logger`, `traffic_repeater`) built with libtrap's

@@ -480,6 +480,156 @@ mod tests {
         assert_eq!(bad_cert(&io::ErrorKind::TimedOut.into(), "x"), None);
     }
 
+    /// A CA and two leaf certificates signed by it, as PEM files in `dir`:
+    /// the files of the server and of the client side.
+    fn pki(dir: &Path, ca_name: &str) -> (TlsFiles, TlsFiles) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, ca_name);
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+        let issuer = rcgen::Issuer::new(ca, ca_key);
+        let leaf = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            // A name that is not the host connected to: names are not checked.
+            let cert = rcgen::CertificateParams::new(vec![format!("{name}.invalid")])
+                .unwrap()
+                .signed_by(&key, &issuer)
+                .unwrap();
+            let (k, c) = (
+                dir.join(format!("{name}.key")),
+                dir.join(format!("{name}.crt")),
+            );
+            std::fs::write(&k, key.serialize_pem()).unwrap();
+            std::fs::write(&c, cert.pem()).unwrap();
+            TlsFiles {
+                key: k,
+                cert: c,
+                ca: dir.join("ca.pem"),
+            }
+        };
+        (leaf("server"), leaf("client"))
+    }
+
+    fn wait(c: &TlsConn, write: bool, limit: Instant) {
+        assert!(Instant::now() < limit, "stalled");
+        crate::stream::wait_fd(c.socket().as_fd(), write, Duration::from_millis(100));
+    }
+
+    /// A burst far larger than rustls's buffers, sent as soon as the
+    /// handshake is done, then silence: the reader, reading small pieces
+    /// late, gets all of it (each `WouldBlock` is a real wait for the
+    /// socket), then the close.
+    #[test]
+    fn a_burst_and_close_are_read_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, client) = pki(dir.path(), "tl-ca");
+        // With session tickets after the handshake, as OpenSSL servers send.
+        let mut scfg = (*server_config("T:s", &server).unwrap()).clone();
+        scfg.send_tls13_tickets = 2;
+        scfg.session_storage = rustls::server::ServerSessionMemoryCache::new(8);
+        let (scfg, ccfg) = (Arc::new(scfg), client_config("T:c", &client).unwrap());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = data.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            let mut c = TlsConn::accept(sock, scfg, &stop2).unwrap();
+            let limit = Instant::now() + Duration::from_secs(20);
+            let mut pos = 0;
+            while pos < sent.len() {
+                match c.write(&sent[pos..]) {
+                    Ok(n) => pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(&c, true, limit),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            while let Err(e) = c.flush() {
+                assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+                wait(&c, true, limit);
+            }
+            // Open until the reader has everything, then close_notify.
+            let _ = done_rx.recv();
+        });
+        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut c = TlsConn::connect(sock, ccfg, "127.0.0.1", &stop).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let limit = Instant::now() + Duration::from_secs(5);
+        let (mut got, mut buf) = (Vec::new(), [0u8; 1000]);
+        let mut read = |got: &mut Vec<u8>| loop {
+            match c.read(&mut buf) {
+                Ok(n) => {
+                    got.extend_from_slice(&buf[..n]);
+                    return n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait(&c, false, limit),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        while got.len() < data.len() {
+            assert!(read(&mut got) > 0, "closed after {} bytes", got.len());
+        }
+        assert!(got == data);
+        done_tx.send(()).unwrap();
+        assert_eq!(read(&mut got), 0, "the close");
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_peer_of_another_ca_is_refused_with_the_cause() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (server, _) = pki(d1.path(), "tl-ca");
+        let (_, stranger) = pki(d2.path(), "tl-ca2");
+        let scfg = server_config("T:s", &server).unwrap();
+        let ccfg = client_config("T:c", &stranger).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let srv = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().unwrap();
+            TlsConn::accept(sock, scfg, &stop2).err()
+        });
+        let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // The stranger does not trust the server's CA either.
+        let e = TlsConn::connect(sock, ccfg, "127.0.0.1", &stop)
+            .err()
+            .unwrap();
+        assert!(
+            bad_cert(&e, "the server")
+                .unwrap()
+                .contains("unknown issuer"),
+            "{e}"
+        );
+        let e = srv.join().unwrap().unwrap();
+        assert!(
+            bad_cert(&e, "the client")
+                .unwrap()
+                .contains("refused our certificate"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_key_of_another_certificate_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, client) = pki(dir.path(), "tl-ca");
+        let mixed = TlsFiles {
+            key: client.key.clone(),
+            ..server
+        };
+        let e = server_config("T:s", &mixed).unwrap_err().to_string();
+        assert!(
+            e.contains("the key does not belong to the certificate"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn names_that_are_no_dns_names_get_a_placeholder() {
         assert_eq!(server_name("localhost").to_str(), "localhost");

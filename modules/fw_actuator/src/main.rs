@@ -40,7 +40,7 @@ use unirec::{RecordRef, Template};
 Examples:\n  fw_actuator --interface eth0 --batch rules.json\n  fw_actuator --interface eth0 --list\n  fw_actuator --interface eth0 --whitelist 203.0.113.0/24 --ttl 600 -i u:ddos_alerts"
 )]
 struct Args {
-    /// Run as a module: the UniRec alert input (u:NAME, f:FILE, t:PORT…;
+    /// Run as a module: the UniRec alert input (u:NAME, f:FILE, t:PORT, T:…;
     /// `fw_actuator -h trap` for the syntax).
     #[arg(short = 'i', value_name = "IFC_SPEC")]
     ifc: Option<String>,
