@@ -221,10 +221,11 @@ impl ServerCertVerifier for ChainOnly {
 }
 
 /// The name an input presents (SNI) and rustls wants: the host as given,
-/// or a placeholder when it is no valid DNS name (names are not checked).
+/// or, when it is no valid DNS name, 127.0.0.1 (names are not checked, and
+/// an address is not sent as SNI).
 fn server_name(host: &str) -> ServerName<'static> {
     ServerName::try_from(host.to_string())
-        .unwrap_or_else(|_| ServerName::try_from("nemea").expect("a valid DNS name"))
+        .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()))
 }
 
 /// How long a handshake may take.
@@ -634,6 +635,6 @@ mod tests {
     fn names_that_are_no_dns_names_get_a_placeholder() {
         assert_eq!(server_name("localhost").to_str(), "localhost");
         assert_eq!(server_name("::1").to_str(), "::1");
-        assert_eq!(server_name("bad name!").to_str(), "nemea");
+        assert_eq!(server_name("bad name!").to_str(), "127.0.0.1");
     }
 }
