@@ -722,37 +722,65 @@ fn interoperates_with_c_libtrap_tls_both_ways() {
             .expect("C module");
         wait_output(child, Duration::from_secs(60), &bin.display().to_string())
     };
-    // Ours → C: our T: output, C logger's T: input.
+    // Ours → C: our T: output, C logger's T: input. A C client with a
+    // certificate of another CA is refused (C's logger then ends without
+    // a word or a record, as libtrap's T: input does on any failed connect).
     let port = free_port();
     let sender = sb.spawn(
         "traffic_repeater",
         &["-i", &format!("f:want.trapcap,{}", out_spec(port, ""))],
     );
     nemea_rs::wait_tcp_listening(port);
+    let refused = run_c(&c_logger, &["-i", &in_spec(port, "other", "ca")]);
+    assert!(refused.stdout.is_empty(), "records for a refused C client");
     let got = run_c(&c_logger, &["-i", &in_spec(port, "client", "ca")]);
     assert_eq!(ok_stdout(&got, "C logger").lines().count(), 20_000);
-    ok_stdout(
-        &wait_output(sender, Duration::from_secs(30), "traffic_repeater"),
-        "traffic_repeater",
+    let sent = wait_output(sender, Duration::from_secs(30), "traffic_repeater");
+    ok_stdout(&sent, "traffic_repeater");
+    assert!(
+        stderr(&sent).contains("refused: certificate verification failed: the certificate of the client is not signed by a CA of our CAFILE"),
+        "{}",
+        stderr(&sent)
     );
-    // C → ours: C traffic_repeater's T: output, our traffic_repeater's input.
+
+    // C → ours: C traffic_repeater's T: output, our inputs: refused by it,
+    // refusing it, then one that copies everything to a file.
     let port = free_port();
-    let reader = sb.spawn(
+    let c_sender = Command::new(&c_repeater)
+        .current_dir(sb.dir.path())
+        .env("TRAP_SOCKET_DIR", sb.dir.path())
+        .args(["-i", &format!("f:want.trapcap,{}", out_spec(port, ""))])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("C traffic_repeater");
+    nemea_rs::wait_tcp_listening(port);
+    let other = sb.run("logger", &["-i", &in_spec(port, "other", "ca")]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        stderr(&other).contains("the server refused our certificate"),
+        "{}",
+        stderr(&other)
+    );
+    let distrust = sb.run("logger", &["-i", &in_spec(port, "client", "ca2")]);
+    assert_eq!(distrust.status.code(), Some(1));
+    assert!(
+        stderr(&distrust)
+            .contains("the certificate of the server is not signed by a CA of our CAFILE"),
+        "{}",
+        stderr(&distrust)
+    );
+    let got = sb.run(
         "traffic_repeater",
         &[
             "-i",
             &format!("{},f:got.trapcap", in_spec(port, "client", "ca")),
         ],
     );
-    let sent = run_c(
-        &c_repeater,
-        &["-i", &format!("f:want.trapcap,{}", out_spec(port, ""))],
-    );
+    ok_stdout(&got, "traffic_repeater T: ← C");
+    let sent = wait_output(c_sender, Duration::from_secs(30), "C traffic_repeater");
     assert!(sent.status.success(), "{}", stderr(&sent));
-    ok_stdout(
-        &wait_output(reader, Duration::from_secs(30), "traffic_repeater"),
-        "traffic_repeater",
-    );
     assert_eq!(
         same_records(&sb.path("got.trapcap"), &sb.path("want.trapcap")),
         20_000
