@@ -14,7 +14,8 @@
 #   python3       helper scripts of the tests
 #   git           bl_downloader's -r repository copy (and its test)
 #   tcpdump       captures the real traffic the flow_meter plugin tests send
-#   openssl       TLS servers and clients of those tests, throwaway certificates
+#   openssl       TLS servers and clients of those tests, throwaway certificates;
+#                 tests/tls.rs: the certificates of T: and OpenSSL peers (s_client, s_server)
 #   tshark        the reference those tests compare fields with (JA3)
 #   softflowd     a NetFlow v9 / IPFIX exporter feeding ipfixcol's tests
 #   nfdump        nfcapd, the collector those tests compare ipfixcol with

@@ -50,6 +50,10 @@ pub enum TrapError {
     /// (squatted in a shared directory?) or a path that is not a socket.
     #[error("{ifc}: {detail}")]
     Refused { ifc: String, detail: String },
+    /// A TLS peer whose certificate failed verification, or that refused
+    /// ours (libtrap's TRAP_E_BAD_CERT): retrying would not help.
+    #[error("{ifc}: TLS certificate verification failed: {detail}")]
+    BadCert { ifc: String, detail: String },
     /// A unix socket output whose socket another live process serves.
     #[error("{ifc}: {} is served by another process (a second instance? stop it or pick another name)", .path.display())]
     SocketInUse {

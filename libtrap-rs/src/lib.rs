@@ -32,6 +32,7 @@ pub mod service;
 pub mod spec;
 pub mod stats;
 pub mod stream;
+pub mod tls;
 
 pub use error::{Result, TrapError};
 pub use format::{DataFormat, Required};
@@ -103,6 +104,15 @@ fn open_input(c: &Configured) -> Result<Input> {
                 stop_flag(),
             ))
         }
+        Ifc::TlsIn { host, port, files } => {
+            let cfg = tls::client_config(&name, files)?;
+            stream::check_resolvable(&name, host, *port)?;
+            Box::new(stream::StreamSource::new(
+                name.clone(),
+                stream::Target::Tls(host.clone(), *port, cfg),
+                stop_flag(),
+            ))
+        }
         _ => {
             return Err(TrapError::Unsupported(format!(
                 "input interface `{name}`: this interface type cannot be an input"
@@ -138,6 +148,17 @@ fn open_output(c: &Configured) -> Result<Output> {
         Ifc::TcpOut { host, port, opts } => Sink::Stream(stream::StreamWriter::bind(
             name.clone(),
             stream::Bind::Tcp(host.clone(), *port),
+            opts.clone(),
+            stop_flag(),
+        )?),
+        Ifc::TlsOut {
+            host,
+            port,
+            files,
+            opts,
+        } => Sink::Stream(stream::StreamWriter::bind(
+            name.clone(),
+            stream::Bind::Tls(host.clone(), *port, tls::server_config(&name, files)?),
             opts.clone(),
             stop_flag(),
         )?),

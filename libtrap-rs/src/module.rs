@@ -41,6 +41,18 @@ Interface types:
                      IPv4); optional max_clients=N (<= 64), buffer_size=BYTES.
                      Input: connects to HOST (default localhost), which
                      must resolve.
+  T:[HOST:]PORT:KEYFILE:CERTFILE:CAFILE
+                     TLS (1.2 or 1.3) over TCP, as t: otherwise; three PEM
+                     files: this side's private key, its certificate (chain)
+                     and the CAs the peer's certificate must be signed by.
+                     Both sides verify each other: the output requires a
+                     client certificate, the input checks the output's.
+                     Host names in certificates are not checked (libtrap
+                     does not either): the CA file decides whom to trust.
+                     A peer that fails verification is refused with the
+                     reason; an input whose peer does so stops with an error.
+                     Output: T:PORT:KEY:CERT:CA[:max_clients=N]...
+                     Input: T:HOST:PORT:KEY:CERT:CA or T:PORT:KEY:CERT:CA.
   f:PATH             file. Output: f:PATH[:w|:a][:size=MB][:time=MIN]
                        w        overwrite (default)
                        a        append: a new file PATH.00000, .00001, ... each run
@@ -54,7 +66,7 @@ Interface types:
                      spaces (f:\"rot.trapcap.*\"), read in order as one stream
                      (an end of stream is only allowed at the end of a file).
   b:                 blackhole output: discards everything.
-  (TLS, T:, is not supported yet; libtrap's test generator g: is not supported.)
+  (libtrap's test generator g: is not supported.)
 
 Common parameters (after the type-specific ones):
   timeout=WAIT|NO_WAIT|HALF_WAIT|MICROSECONDS

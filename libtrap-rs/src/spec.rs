@@ -8,6 +8,11 @@
 //! TCP hosts may be IPv6 addresses in brackets (`t:[::1]:7600`); inside the
 //! brackets `:` does not separate parameters.
 //!
+//! TLS (`T:`) takes the TCP address followed by three PEM files, as libtrap:
+//! `T:PORT:KEYFILE:CERTFILE:CAFILE[:max_clients=N]...` on an output (here
+//! also `T:HOST:PORT:...` as for `t:`), `T:[HOST:]PORT:KEYFILE:CERTFILE:CAFILE`
+//! on an input. The files are read when the interface is opened.
+//!
 //! Differences from libtrap, all on input libtrap mishandles: a bare letter
 //! (`b,u:x`) is one interface here (libtrap reads it as `bb`); `buffer=` or
 //! `autoflush=` on an input is an error instead of a mangled socket name;
@@ -21,6 +26,7 @@
 use crate::error::{Result, TrapError};
 use crate::file::FileOptions;
 use crate::stream::StreamOptions;
+use crate::tls::TlsFiles;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -220,7 +226,7 @@ pub fn parse(spec: &str) -> Result<Vec<IfcSpec>> {
 }
 
 /// The interface types a module can use, for hints.
-const TYPES_HINT: &str = "u: unix socket, t: TCP, f: file, b: blackhole";
+const TYPES_HINT: &str = "u: unix socket, t: TCP, T: TLS, f: file, b: blackhole";
 
 /// The likely meaning of a segment written without a type letter.
 fn untyped_hint(seg: &str) -> String {
@@ -365,6 +371,50 @@ pub fn tcp_output_addr(params: &[String]) -> Result<(Option<String>, u16, &[Stri
     }
 }
 
+/// The three files after the address of a `T:` interface.
+fn tls_files(params: &[String]) -> Result<(TlsFiles, &[String]), String> {
+    const FORM: &str = "KEYFILE:CERTFILE:CAFILE after the port";
+    match params {
+        [key, cert, ca, rest @ ..] => {
+            for (what, f) in [("KEYFILE", key), ("CERTFILE", cert), ("CAFILE", ca)] {
+                if f.is_empty() {
+                    return Err(format!("empty {what} ({FORM})"));
+                }
+                if f.contains('=') {
+                    return Err(format!("`{f}` is not a {what} ({FORM})"));
+                }
+            }
+            let files = TlsFiles {
+                key: key.into(),
+                cert: cert.into(),
+                ca: ca.into(),
+            };
+            Ok((files, rest))
+        }
+        _ => Err(format!("missing {FORM}")),
+    }
+}
+
+/// Where a TLS input connects and with which files:
+/// `T:PORT:KEY:CERT:CA` (to localhost) or `T:HOST:PORT:KEY:CERT:CA`.
+pub fn tls_input(params: &[String]) -> Result<(String, u16, TlsFiles), String> {
+    const FORM: &str = "T:HOST:PORT:KEYFILE:CERTFILE:CAFILE or T:PORT:KEYFILE:CERTFILE:CAFILE";
+    let (addr, files) = match params.len() {
+        4 => params.split_at(1),
+        5 => params.split_at(2),
+        n if n < 4 => return Err(format!("missing parameters ({FORM})")),
+        _ => {
+            return Err(format!(
+                "too many parameters in `{}` ({FORM}; an IPv6 address goes in brackets)",
+                params.join(":")
+            ))
+        }
+    };
+    let (host, port) = tcp_input_addr(addr)?;
+    let (files, _) = tls_files(files)?;
+    Ok((host, port, files))
+}
+
 /// An interface with every parameter checked: what [`crate::Trap::init`] opens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ifc {
@@ -384,6 +434,19 @@ pub enum Ifc {
     TcpOut {
         host: Option<String>,
         port: u16,
+        opts: StreamOptions,
+    },
+    /// `T:[HOST:]PORT:KEYFILE:CERTFILE:CAFILE` input.
+    TlsIn {
+        host: String,
+        port: u16,
+        files: TlsFiles,
+    },
+    /// `T:[HOST:]PORT:KEYFILE:CERTFILE:CAFILE` output.
+    TlsOut {
+        host: Option<String>,
+        port: u16,
+        files: TlsFiles,
         opts: StreamOptions,
     },
     /// `f:PATTERN` input.
@@ -571,11 +634,21 @@ pub fn check(s: &IfcSpec, input: bool) -> Result<Ifc> {
             "libtrap's test generator (g:) is not supported ({TYPES_HINT})"
         )),
         IfcKind::Service => Err("`s` is not an interface type a module can use".into()),
-        IfcKind::Tls => {
-            return Err(TrapError::Unsupported(format!(
-                "{side} interface `{s}`: TLS (T:) is not supported yet"
-            )))
+        IfcKind::Tls if input => {
+            tls_input(&s.params).map(|(host, port, files)| Ifc::TlsIn { host, port, files })
         }
+        IfcKind::Tls if s.params.is_empty() => {
+            Err("missing port (T:PORT:KEYFILE:CERTFILE:CAFILE)".into())
+        }
+        IfcKind::Tls => tcp_output_addr(&s.params).and_then(|(host, port, rest)| {
+            let (files, extra) = tls_files(rest)?;
+            Ok(Ifc::TlsOut {
+                host,
+                port,
+                files,
+                opts: stream_opts(extra)?,
+            })
+        }),
     };
     ifc.map_err(|m: String| fail(&m))
 }
@@ -617,13 +690,13 @@ mod tests {
         assert_eq!(
             e("x:foo"),
             "interface 1 `x:foo`: unknown interface type `x` \
-             (u: unix socket, t: TCP, f: file, b: blackhole)"
+             (u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)"
         );
         assert!(e("u:a,,u:b").contains("empty interface"));
         assert_eq!(
             e("mysocket"),
             "interface 1 `mysocket`: no interface type: did you mean `u:mysocket` \
-             (unix socket)? (types: u: unix socket, t: TCP, f: file, b: blackhole)"
+             (unix socket)? (types: u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)"
         );
         assert!(e("u:a,flows.trapcap").contains("did you mean `f:flows.trapcap` (file)?"));
         assert!(e("7600").contains("did you mean `t:7600` (TCP port)?"));
@@ -813,6 +886,116 @@ mod tests {
         assert_eq!(parse_mode("0"), Some(0));
         for bad in ["", "8", "01777", "0x1", "-1", "00000660", "rw"] {
             assert_eq!(parse_mode(bad), None, "{bad}");
+        }
+    }
+
+    fn files(key: &str, cert: &str, ca: &str) -> TlsFiles {
+        TlsFiles {
+            key: key.into(),
+            cert: cert.into(),
+            ca: ca.into(),
+        }
+    }
+
+    fn checked(spec: &str, input: bool) -> Ifc {
+        check(&parse(spec).unwrap()[0], input).unwrap()
+    }
+
+    #[test]
+    fn tls_inputs_take_libtraps_two_forms() {
+        let want = |host: &str, port| Ifc::TlsIn {
+            host: host.into(),
+            port,
+            files: files("k.pem", "c.pem", "ca.pem"),
+        };
+        assert_eq!(
+            checked("T:7600:k.pem:c.pem:ca.pem", true),
+            want("localhost", 7600)
+        );
+        assert_eq!(
+            checked("T:collector:7600:k.pem:c.pem:ca.pem", true),
+            want("collector", 7600)
+        );
+        assert_eq!(
+            checked(
+                "T:[2001:db8::1]:7600:k.pem:c.pem:ca.pem:timeout=NO_WAIT",
+                true
+            ),
+            want("2001:db8::1", 7600)
+        );
+        let v = parse("T:h:1:/etc/k.pem:/etc/c.pem:/etc/ca.pem:timeout=500").unwrap();
+        assert_eq!(v[0].timeout, Some(Timeout::Micros(500)));
+        assert_eq!(v[0].kind, IfcKind::Tls);
+    }
+
+    #[test]
+    fn tls_outputs_take_files_then_stream_options() {
+        match checked("T:7600:k.pem:c.pem:ca.pem", false) {
+            Ifc::TlsOut {
+                host,
+                port,
+                files: f,
+                opts,
+            } => {
+                assert_eq!((host, port), (None, 7600));
+                assert_eq!(f, files("k.pem", "c.pem", "ca.pem"));
+                assert_eq!(opts.max_clients, 64);
+                assert_eq!(opts.mode, Timeout::Wait);
+            }
+            other => panic!("{other:?}"),
+        }
+        let spec = "T:7600:k:c:ca:max_clients=3:buffer_count=10:buffer_size=5000:timeout=NO_WAIT:autoflush=off";
+        match checked(spec, false) {
+            Ifc::TlsOut { opts, .. } => {
+                assert_eq!(opts.max_clients, 3);
+                assert_eq!(opts.payload, 5000 - 14);
+                assert_eq!(opts.mode, Timeout::NoWait);
+                assert_eq!(opts.autoflush, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match checked("T:127.0.0.1:7600:k:c:ca:buffer=off", false) {
+            Ifc::TlsOut {
+                host, port, opts, ..
+            } => {
+                assert_eq!((host.as_deref(), port), (Some("127.0.0.1"), 7600));
+                assert!(!opts.buffered);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_errors_say_what_to_write() {
+        for (spec, input, needle) in [
+            ("T:", true, "missing parameters"),
+            ("T:7600", true, "missing parameters"),
+            ("T:7600:k:c", true, "missing parameters"),
+            ("T:h:7600:k:c:ca:x", true, "too many parameters"),
+            ("T:h:7600:k:c:ca:max_clients=2", true, "too many parameters"),
+            ("T:h:x:k:c:ca", true, "`x` is not a TCP port"),
+            ("T:0:k:c:ca", true, "`0` is not a TCP port"),
+            ("T:70000:k:c:ca", true, "`70000` is not a TCP port"),
+            ("T:h:1:k:c:max_clients=2", true, "is not a CAFILE"),
+            ("T:h:1::c:ca", true, "empty KEYFILE"),
+            ("T:1:k:c:ca:buffer=off", true, "outputs only"),
+            ("T:", false, "missing port (T:PORT:KEYFILE:CERTFILE:CAFILE)"),
+            ("T:7600", false, "missing KEYFILE:CERTFILE:CAFILE"),
+            ("T:7600:k:c", false, "missing KEYFILE:CERTFILE:CAFILE"),
+            ("T:7600:k:c:max_clients=2", false, "is not a CAFILE"),
+            ("T:7600:k:c:ca:extra", false, "unknown parameter `extra`"),
+            (
+                "T:7600:k:c:ca:max_clients=65",
+                false,
+                "max_clients must be 1 to 64",
+            ),
+            ("T:7600:k:c:ca:buffer_size=3", false, "too small"),
+            ("T:99999:k:c:ca", false, "`99999` is not a TCP port"),
+        ] {
+            let e = check_err(spec, input);
+            assert!(e.contains(needle), "{spec}: {e}");
+            let side = if input { "input" } else { "output" };
+            assert!(e.starts_with(&format!("{side} interface `T:")), "{e}");
         }
     }
 

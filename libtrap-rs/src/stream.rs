@@ -1,4 +1,5 @@
-//! Socket interfaces: `u:` (unix stream socket) and `t:` (TCP).
+//! Socket interfaces: `u:` (unix stream socket), `t:` (TCP) and `T:` (TLS
+//! over TCP, see [`crate::tls`]: after the handshake the same bytes as `t:`).
 //!
 //! The output is the server. Every client gets the hello at once, then the
 //! containers finished after it joined: a 14-byte header (`u32` BE payload
@@ -25,6 +26,7 @@ use crate::format::{DataFormat, HelloHeader, HELLO_SIZE};
 use crate::input::{Fetch, Source};
 use crate::spec::{parse_c_uint, SocketMode, Timeout};
 use crate::stats::{ClientStats, IfcInfo, OutputStats};
+use crate::tls::{self, TlsConn};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream, ToSocketAddrs};
@@ -128,6 +130,7 @@ fn check_replaceable(path: &Path, mode: SocketMode) -> Result<(), String> {
 pub(crate) enum Conn {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Box<TlsConn>),
     Memory(Box<dyn Read + Send>),
 }
 
@@ -136,6 +139,7 @@ impl Conn {
         match self {
             Conn::Unix(s) => s.set_nonblocking(on),
             Conn::Tcp(s) => s.set_nonblocking(on),
+            Conn::Tls(s) => s.socket().set_nonblocking(on),
             Conn::Memory(_) => Ok(()),
         }
     }
@@ -145,6 +149,7 @@ impl Conn {
         match self {
             Conn::Unix(s) => wait_fd(s.as_fd(), write, timeout),
             Conn::Tcp(s) => wait_fd(s.as_fd(), write, timeout),
+            Conn::Tls(s) => wait_fd(s.socket().as_fd(), write, timeout),
             Conn::Memory(_) => false,
         }
     }
@@ -155,6 +160,7 @@ impl Read for Conn {
         match self {
             Conn::Unix(s) => s.read(buf),
             Conn::Tcp(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
             Conn::Memory(r) => r.read(buf),
         }
     }
@@ -165,16 +171,22 @@ impl Write for Conn {
         match self {
             Conn::Unix(s) => s.write(buf),
             Conn::Tcp(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
             Conn::Memory(_) => Ok(buf.len()),
         }
     }
+    /// Pushes out bytes written but still held (TLS); `WouldBlock` while
+    /// the socket is full. Plain sockets hold nothing.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Conn::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
 /// Waits until `fd` is readable (`write = false`) or writable, at most `timeout`.
-fn wait_fd(fd: BorrowedFd<'_>, write: bool, timeout: Duration) -> bool {
+pub(crate) fn wait_fd(fd: BorrowedFd<'_>, write: bool, timeout: Duration) -> bool {
     let flags = if write {
         PollFlags::POLLOUT
     } else {
@@ -185,8 +197,8 @@ fn wait_fd(fd: BorrowedFd<'_>, write: bool, timeout: Duration) -> bool {
     matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
 }
 
-/// Writes all of `bytes` to a non-blocking socket, waiting while it is full.
-/// Gives up when `stop` is set or `limit` passes.
+/// Writes all of `bytes` to a non-blocking socket, waiting while it is full,
+/// until none is held back (TLS). Gives up when `stop` is set or `limit` passes.
 fn write_all_waiting(
     conn: &mut Conn,
     bytes: &[u8],
@@ -194,8 +206,16 @@ fn write_all_waiting(
     limit: Option<Instant>,
 ) -> io::Result<()> {
     let mut pos = 0;
-    while pos < bytes.len() {
-        match conn.write(&bytes[pos..]) {
+    loop {
+        let step = if pos < bytes.len() {
+            conn.write(&bytes[pos..])
+        } else {
+            match conn.flush() {
+                Ok(()) => return Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+        match step {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => pos += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -211,12 +231,14 @@ fn write_all_waiting(
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 enum Listener {
     Unix(UnixListener),
     Tcp(TcpListener),
+    /// TCP whose connections become TLS ([`Shared::run`] hands each to a
+    /// handshake thread).
+    Tls(TcpListener, Arc<rustls::ServerConfig>),
 }
 
 impl Listener {
@@ -230,7 +252,7 @@ impl Listener {
                         .unwrap_or_else(|_| "0".into());
                 Ok((Conn::Unix(s), id))
             }
-            Listener::Tcp(l) => {
+            Listener::Tcp(l) | Listener::Tls(l, _) => {
                 let (s, addr) = l.accept()?;
                 let _ = s.set_nodelay(true);
                 Ok((Conn::Tcp(s), addr.port().to_string()))
@@ -240,10 +262,13 @@ impl Listener {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
             Listener::Unix(l) => l.as_fd(),
-            Listener::Tcp(l) => l.as_fd(),
+            Listener::Tcp(l) | Listener::Tls(l, _) => l.as_fd(),
         }
     }
 }
+
+/// Most TLS handshakes of one output at a time (more connections wait).
+const MAX_HANDSHAKES: usize = 16;
 
 /// Options of a socket output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -334,6 +359,8 @@ struct Shared {
     newcomers: Mutex<Vec<Client>>,
     newcomer_count: AtomicUsize,
     hello: Mutex<Option<Vec<u8>>>,
+    /// TLS handshakes under way.
+    handshakes: AtomicUsize,
     closing: AtomicBool,
     stop: Arc<AtomicBool>,
     stats: Arc<OutputStats>,
@@ -557,6 +584,38 @@ impl Shared {
         self.joined.notify_all();
     }
 
+    /// Runs the TLS handshake of a new connection in a thread of its own
+    /// (a slow or hostile peer does not hold up the others), then welcomes
+    /// it; a peer that fails verification is refused with the reason.
+    fn handshake(self: Arc<Self>, sock: TcpStream, id: String, cfg: Arc<rustls::ServerConfig>) {
+        self.handshakes.fetch_add(1, Relaxed);
+        let me = self.clone();
+        let thread_name = format!("tls-{id}");
+        let run = move || {
+            match TlsConn::accept(sock, cfg, &me.stop) {
+                Ok(conn) => me.welcome(Conn::Tls(Box::new(conn)), id),
+                Err(e) => {
+                    let why = tls::bad_cert(&e, "the client")
+                        .map(|c| format!("certificate verification failed: {c}"))
+                        .unwrap_or_else(|| format!("TLS handshake failed: {e}"));
+                    crate::log::warn(&format!("{}: client {id} refused: {why}", me.ifc));
+                }
+            }
+            me.handshakes.fetch_sub(1, Relaxed);
+        };
+        if std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(run)
+            .is_err()
+        {
+            self.handshakes.fetch_sub(1, Relaxed);
+            crate::log::warn(&format!(
+                "{}: a client refused: cannot start a thread",
+                self.ifc
+            ));
+        }
+    }
+
     /// The background thread: accept, autoflush, push lagging non-blocking clients.
     fn run(self: Arc<Self>, listener: Listener) {
         while !self.closing.load(Relaxed) {
@@ -565,10 +624,18 @@ impl Shared {
                 .autoflush
                 .map_or(TICK, |a| a.min(TICK))
                 .max(Duration::from_millis(1));
-            if wait_fd(listener.fd(), false, wait) {
+            let room = self.handshakes.load(Relaxed) < MAX_HANDSHAKES;
+            if !room {
+                std::thread::sleep(wait);
+            } else if wait_fd(listener.fd(), false, wait) {
                 loop {
                     match listener.accept() {
-                        Ok((conn, id)) => self.welcome(conn, id),
+                        Ok((conn, id)) => match (&listener, conn) {
+                            (Listener::Tls(_, cfg), Conn::Tcp(s)) => {
+                                self.clone().handshake(s, id, cfg.clone())
+                            }
+                            (_, conn) => self.welcome(conn, id),
+                        },
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => {
@@ -591,7 +658,11 @@ impl Shared {
             if !self.blocking() {
                 st.clients.retain_mut(|c| {
                     if c.pending.is_empty() {
-                        return true;
+                        // What TLS still holds of the last container.
+                        return match c.conn.flush() {
+                            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                            Ok(()) => true,
+                        };
                     }
                     match c.conn.write(&c.pending) {
                         Ok(n) => {
@@ -617,6 +688,8 @@ pub(crate) enum Bind {
     },
     /// `t:PORT` (no host: every IPv4 address, as libtrap) or `t:HOST:PORT`.
     Tcp(Option<String>, u16),
+    /// `T:[HOST:]PORT:...`: as `Tcp`, each connection verified and encrypted.
+    Tls(Option<String>, u16, Arc<rustls::ServerConfig>),
 }
 
 /// The lock a `u:` output holds while it serves `path`: an exclusive
@@ -752,13 +825,21 @@ impl StreamWriter {
                 let l = bind_tcp(&ifc, host.as_deref(), *port)?;
                 (Listener::Tcp(l), None, port.to_string(), None)
             }
+            Bind::Tls(host, port, cfg) => {
+                let l = bind_tcp(&ifc, host.as_deref(), *port)?;
+                (Listener::Tls(l, cfg.clone()), None, port.to_string(), None)
+            }
         };
         match &listener {
             Listener::Unix(l) => l.set_nonblocking(true),
-            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Tcp(l) | Listener::Tls(l, _) => l.set_nonblocking(true),
         }
         .map_err(|e| TrapError::io(&ifc, "cannot set up the listening socket", e))?;
-        let unix = matches!(target, Bind::Unix { .. });
+        let letter = match target {
+            Bind::Unix { .. } => 'u',
+            Bind::Tcp(..) => 't',
+            Bind::Tls(..) => 'T',
+        };
         let mut active = Vec::with_capacity(HEADER_SIZE + opts.payload);
         active.resize(HEADER_SIZE, 0);
         let shared = Arc::new(Shared {
@@ -776,6 +857,7 @@ impl StreamWriter {
             newcomers: Mutex::new(Vec::new()),
             newcomer_count: AtomicUsize::new(0),
             hello: Mutex::new(None),
+            handshakes: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             stop,
             stats: Arc::new(OutputStats::default()),
@@ -785,7 +867,7 @@ impl StreamWriter {
             .name(format!("trap-{ifc}"))
             .spawn(move || bg.run(listener))
             .map_err(|e| TrapError::io(&ifc, "cannot start its thread", e))?;
-        let info = Arc::new(IfcInfo::new(if unix { 'u' } else { 't' }, id));
+        let info = Arc::new(IfcInfo::new(letter, id));
         Ok(StreamWriter {
             shared,
             thread: Some(thread),
@@ -868,7 +950,8 @@ impl StreamWriter {
         {
             let mut st = lock(&self.shared.state);
             let limit = Some(Instant::now() + Duration::from_secs(5));
-            for c in st.clients.iter_mut().filter(|c| !c.pending.is_empty()) {
+            // Also the clients with nothing pending here: TLS may hold bytes.
+            for c in st.clients.iter_mut() {
                 let rest = std::mem::take(&mut c.pending);
                 let _ = write_all_waiting(&mut c.conn, &rest, &self.shared.stop, limit);
             }
@@ -896,6 +979,8 @@ pub(crate) enum Target {
     /// A unix socket; `true`: accept a sender of another user.
     Unix(PathBuf, bool),
     Tcp(String, u16),
+    /// `T:[HOST:]PORT:...`: as `Tcp`, then a TLS handshake.
+    Tls(String, u16, Arc<rustls::ClientConfig>),
     /// The bytes of one connection; after them the stream ends.
     Memory(Option<Box<dyn Read + Send>>),
 }
@@ -912,6 +997,27 @@ fn lookup_reason(e: &io::Error) -> String {
     s.strip_prefix("failed to lookup address information: ")
         .map(str::to_string)
         .unwrap_or(s)
+}
+
+/// Connects to the first address of `host` that answers (`shown`: for messages).
+fn tcp_connect(host: &str, port: u16, shown: &str) -> Result<TcpStream, String> {
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {}", lookup_reason(&e)))?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(format!(
+        "cannot connect to {shown}: {}",
+        crate::error::os_reason(&last)
+    ))
 }
 
 /// At start-up: a TCP input's host must exist (a temporary lookup failure
@@ -1045,8 +1151,8 @@ impl StreamSource {
     fn shown(&self) -> String {
         match &self.target {
             Target::Unix(p, _) => p.display().to_string(),
-            Target::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
-            Target::Tcp(h, p) => format!("{h}:{p}"),
+            Target::Tcp(h, p) | Target::Tls(h, p, _) if h.contains(':') => format!("[{h}]:{p}"),
+            Target::Tcp(h, p) | Target::Tls(h, p, _) => format!("{h}:{p}"),
             Target::Memory(_) => "memory".into(),
         }
     }
@@ -1093,28 +1199,33 @@ impl StreamSource {
                 }
                 Ok(Ok(Conn::Unix(s)))
             }
-            Target::Tcp(host, port) => {
-                let addrs = match (host.as_str(), *port).to_socket_addrs() {
-                    Ok(a) => a,
-                    Err(e) => {
-                        return Ok(Err(format!(
-                            "cannot resolve `{host}`: {}",
-                            lookup_reason(&e)
-                        )))
-                    }
+            Target::Tcp(host, port) => Ok(tcp_connect(host, *port, &shown).map(Conn::Tcp)),
+            Target::Tls(host, port, cfg) => {
+                let (host, port, cfg) = (host.clone(), *port, cfg.clone());
+                let s = match tcp_connect(&host, port, &shown) {
+                    Ok(s) => s,
+                    Err(reason) => return Ok(Err(reason)),
                 };
-                let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
-                for addr in addrs {
-                    match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-                        Ok(s) => {
-                            let _ = s.set_nodelay(true);
-                            return Ok(Ok(Conn::Tcp(s)));
-                        }
-                        Err(e) => last = e,
-                    }
+                match TlsConn::connect(s, cfg, &host, &self.stop) {
+                    Ok(c) => Ok(Ok(Conn::Tls(Box::new(c)))),
+                    Err(e) => self.tls_failure(&e).map(Err),
                 }
-                cannot(last)
             }
+        }
+    }
+
+    /// A TLS error of the connection: a failed certificate check ends the
+    /// input (libtrap's TRAP_E_BAD_CERT); anything else is worth a retry.
+    fn tls_failure(&self, e: &io::Error) -> Result<String> {
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Err(TrapError::Terminated);
+        }
+        match tls::bad_cert(e, "the server") {
+            Some(cause) => Err(TrapError::BadCert {
+                ifc: self.ifc.clone(),
+                detail: format!("{}: {cause}", self.shown()),
+            }),
+            None => Ok(format!("TLS with {} failed: {e}", self.shown())),
         }
     }
 
@@ -1187,6 +1298,12 @@ impl StreamSource {
         let mut head = [0u8; HELLO_SIZE];
         let mut got = 0;
         let step = Self::read_into(&mut conn, &mut head, &mut got, limit, &self.stop);
+        // TLS 1.3: a server refusing our certificate says so after the
+        // handshake, instead of the hello.
+        if let (Err(e), Conn::Tls(_)) = (&step, &conn) {
+            let reason = self.tls_failure(e)?;
+            return Ok(Err(reason));
+        }
         if let Some(reason) = no_hello(step, self.shown())? {
             return Ok(Err(reason));
         }
@@ -1328,8 +1445,8 @@ impl Source for StreamSource {
                         .to_string()
                 })
                 .unwrap_or_default(),
-            Target::Tcp(h, p) if h.contains(':') => format!("[{h}]:{p}"),
-            Target::Tcp(h, p) => format!("{h}:{p}"),
+            Target::Tcp(h, p) | Target::Tls(h, p, _) if h.contains(':') => format!("[{h}]:{p}"),
+            Target::Tcp(h, p) | Target::Tls(h, p, _) => format!("{h}:{p}"),
             Target::Memory(_) => "memory".into(),
         }
     }

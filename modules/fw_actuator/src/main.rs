@@ -48,7 +48,7 @@ use unirec::{RecordRef, Template};
 Examples:\n  fw_actuator --interface eth0 --batch rules.json\n  fw_actuator --interface eth0 --list\n  fw_actuator --interface eth0 --whitelist 203.0.113.0/24 --ttl 600 -i u:ddos_alerts\n  ddos_detector2idea -i u:ddos_alerts | fw_actuator --interface eth0 --idea -\n  fw_actuator --interface eth0 --http 127.0.0.1:8750   (curl -d @rules.json 127.0.0.1:8750/batch)"
 )]
 struct Args {
-    /// Run as a module: the UniRec alert input (u:NAME, f:FILE, t:PORT…;
+    /// Run as a module: the UniRec alert input (u:NAME, f:FILE, t:PORT, T:…;
     /// `fw_actuator -h trap` for the syntax).
     #[arg(short = 'i', value_name = "IFC_SPEC")]
     ifc: Option<String>,

@@ -7,9 +7,10 @@
 //! `optionsTemplateLifeTime`), `tcp` (`localPort`, `localIPAddress`),
 //! `ipfix` (`path`, a file or glob); `<output>` with `<plugin>unirec`
 //! (`uniRecFormat`, `splitBiflow` (default true, as ipfixcol2), one of
-//! `unix`/`tcp`/`file`/`blackhole` in `trapIfcSpec`, `trapIfcCommon`'s
-//! `timeout`, `buffer`, `autoflush`). Other output plugins are skipped
-//! with a note; `tcp-tls` is refused (not supported here).
+//! `unix`/`tcp`/`tcp-tls` (`port`, `maxClients`, `keyFile`, `certFile`,
+//! `caFile`: a `T:` output)/`file`/`blackhole` in `trapIfcSpec`,
+//! `trapIfcCommon`'s `timeout`, `buffer`, `autoflush`). Other output
+//! plugins are skipped with a note.
 
 use roxmltree::{Document, Node};
 use thiserror::Error;
@@ -164,15 +165,32 @@ fn trap_ifc(params: Node<'_, '_>) -> Result<String, XmlError> {
         }
         "blackhole" => "b:".to_string(),
         "tcp-tls" => {
-            return Err(XmlError::Bad(
-                "tcp-tls".into(),
-                "TLS TRAP interfaces are not supported here: use unix or tcp".into(),
-            ))
+            let port: u16 = number(*kind, "port")?
+                .ok_or_else(|| XmlError::Bad("port".into(), "missing".into()))?;
+            let mut s = format!("T:{port}");
+            for f in ["keyFile", "certFile", "caFile"] {
+                match text(*kind, f) {
+                    Some(path) if !path.is_empty() && !path.contains(':') => {
+                        s.push(':');
+                        s.push_str(path);
+                    }
+                    _ => {
+                        return Err(XmlError::Bad(
+                            f.into(),
+                            "missing (a PEM file path without ':')".into(),
+                        ))
+                    }
+                }
+            }
+            if let Some(m) = number::<u32>(*kind, "maxClients")? {
+                s.push_str(&format!(":max_clients={m}"));
+            }
+            s
         }
         other => {
             return Err(XmlError::Bad(
                 other.into(),
-                "unknown interface type (unix, tcp, file, blackhole)".into(),
+                "unknown interface type (unix, tcp, tcp-tls, file, blackhole)".into(),
             ))
         }
     };
@@ -341,14 +359,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no unirec output"));
-        let tls = XML.replace(
-            "<unix><name>ipfixcol-output</name><maxClients>64</maxClients></unix>",
-            "<tcp-tls><port>1</port></tcp-tls>",
-        );
-        assert!(parse(&tls)
+        let tls = |inner: &str| {
+            XML.replace(
+                "<unix><name>ipfixcol-output</name><maxClients>64</maxClients></unix>",
+                &format!("<tcp-tls>{inner}</tcp-tls>"),
+            )
+        };
+        let e = parse(&tls("<port>1</port><keyFile>k.pem</keyFile>"))
             .unwrap_err()
-            .to_string()
-            .contains("not supported"));
+            .to_string();
+        assert!(e.contains("certFile") && e.contains("missing"), "{e}");
+        let st = parse(&tls(
+            "<port>8000</port><maxClients>3</maxClients><keyFile>/etc/k.pem</keyFile>\
+             <certFile>/etc/c.pem</certFile><caFile>/etc/ca.pem</caFile>",
+        ))
+        .unwrap();
+        assert!(
+            st.outputs[0]
+                .ifc
+                .starts_with("T:8000:/etc/k.pem:/etc/c.pem:/etc/ca.pem:max_clients=3"),
+            "{}",
+            st.outputs[0].ifc
+        );
         let port = XML.replace("<localPort>4739</localPort>", "<localPort>x</localPort>");
         assert!(parse(&port).unwrap_err().to_string().contains("localPort"));
     }

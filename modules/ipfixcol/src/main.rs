@@ -36,8 +36,9 @@ use std::time::{Duration, Instant};
 Examples:\n  ipfixcol -i u:flows --udp 4739\n  ipfixcol -i u:flows --tcp 4739 -F 'SRC_IP,DST_IP,?SRC_PORT,?DST_PORT,PROTOCOL,PACKETS,BYTES,TIME_FIRST,TIME_LAST'\n  ipfixcol -c /etc/ipfixcol2/startup.xml"
 )]
 struct Args {
-    /// Output interfaces, separated by `,` (u:NAME, f:FILE, t:PORT, b:);
-    /// `-h trap` for the syntax. With -c, the XML's outputs by default.
+    /// Output interfaces, separated by `,` (u:NAME, f:FILE, t:PORT,
+    /// T:PORT:KEY:CERT:CA, b:); `-h trap` for the syntax. With -c, the
+    /// XML's outputs by default.
     #[arg(short = 'i', value_name = "IFC_SPEC")]
     ifc: Option<String>,
     /// More messages on stderr (-v, -vv, -vvv).

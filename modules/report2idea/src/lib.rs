@@ -24,8 +24,8 @@ use unirec::{RecordRef, Template, UrIp, UrTime};
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Interfaces: the input, then with -T the output, separated by `,`
-    /// (u:NAME, f:FILE, t:[HOST:]PORT, b:). Run with `-h trap` for the full
-    /// syntax. Not needed with -d.
+    /// (u:NAME, f:FILE, t:[HOST:]PORT, T:[HOST:]PORT:KEY:CERT:CA, b:). Run
+    /// with `-h trap` for the full syntax. Not needed with -d.
     #[arg(short = 'i', value_name = "IFC_SPEC", required_unless_present = "dry")]
     pub ifc: Option<String>,
     /// More messages on stderr (-v, -vv, -vvv).
