@@ -3,7 +3,8 @@
 //! average. After NEMEA's ddos_detector 1.0.3.
 //!
 //! Per masked IPv4 destination the detector keeps bytes and distinct
-//! (masked) sources for the last 7 windows of 60 s. A flood starts at a
+//! (masked) sources for the last 7 windows of 60 s (`--window`, an addition
+//! to C, makes them shorter). A flood starts at a
 //! window when it and the next both carry more than `t` times the average
 //! bytes of the earlier windows, more than the minimal attack size, and
 //! more than `c` times the average number of sources. While it lasts the
@@ -61,6 +62,9 @@ pub struct Config {
     pub min_threshold_before_pruning: u64,
     /// First EVENT_ID high word.
     pub event_id_seed: u32,
+    /// Window length, seconds: C's fixed [`INTERVAL`] by default; shorter
+    /// windows (`--window`) make a lab's floods visible in seconds.
+    pub interval: u32,
 }
 
 impl Default for Config {
@@ -74,6 +78,7 @@ impl Default for Config {
             mask_dst: 32,
             min_threshold_before_pruning: 10,
             event_id_seed: 0,
+            interval: INTERVAL,
         }
     }
 }
@@ -132,6 +137,8 @@ pub struct Detector {
     /// Start of the current window; 0 before the first flow.
     int_start: u32,
     floods: u32,
+    /// The window length (from the config, at least 1 s).
+    interval: u32,
 }
 
 fn mask(a: u32, prefix: u8) -> u32 {
@@ -152,12 +159,19 @@ fn secs(t: u32) -> UrTime {
 impl Detector {
     pub fn new(cfg: Config) -> Detector {
         Detector {
-            min_attack: cfg.minimal_attack_size.saturating_mul(60 * 1000) / 8,
-            min_before: cfg.min_traffic_before_attack.saturating_mul(60 * 1000) / 8,
+            min_attack: cfg
+                .minimal_attack_size
+                .saturating_mul(u64::from(cfg.interval.max(1)) * 1000)
+                / 8,
+            min_before: cfg
+                .min_traffic_before_attack
+                .saturating_mul(u64::from(cfg.interval.max(1)) * 1000)
+                / 8,
             min_prune: cfg
                 .min_threshold_before_pruning
-                .saturating_mul(60 * N as u64 * 1000)
+                .saturating_mul(u64::from(cfg.interval.max(1)) * N as u64 * 1000)
                 / 8,
+            interval: cfg.interval.max(1),
             cfg,
             table: FastMap::default(),
             now: 0,
@@ -173,7 +187,8 @@ impl Detector {
 
     /// Start time of window `i` (0 = oldest).
     fn win_start(&self, i: usize) -> u32 {
-        self.int_start.saturating_sub(INTERVAL * (N - 1 - i) as u32)
+        self.int_start
+            .saturating_sub(self.interval * (N - 1 - i) as u32)
     }
 
     fn report(&self, dst: u32, f: &mut Flood, until: u32) -> Alert {
@@ -185,8 +200,8 @@ impl Detector {
             time_last: secs(until),
             event_id: f.id,
             event_seq: f.seq,
-            avg_bytes_current: f.sum_b / n / u64::from(INTERVAL),
-            avg_bytes_original: f.base_b / u64::from(INTERVAL),
+            avg_bytes_current: f.sum_b / n / u64::from(self.interval),
+            avg_bytes_original: f.base_b / u64::from(self.interval),
             avg_ip_cnt_current: (f.sum_ip / n) as u32,
             avg_ip_cnt_original: f.base_ip as u32,
         };
@@ -220,7 +235,7 @@ impl Detector {
         if ws < f.accounted_until {
             return;
         }
-        f.accounted_until = ws + INTERVAL;
+        f.accounted_until = ws + self.interval;
         let b = e.bytes[i];
         if b > f.base_b {
             f.bytes += b - f.base_b;
@@ -233,7 +248,7 @@ impl Detector {
     /// Rotates out the `k` oldest windows of every entry.
     fn move_window(&mut self, k: usize, out: &mut Vec<Alert>) {
         let k = k.min(N);
-        let end_discarded = self.win_start(0) + INTERVAL * k as u32;
+        let end_discarded = self.win_start(0) + self.interval * k as u32;
         let mut table = std::mem::take(&mut self.table);
         let (t, c) = (
             self.cfg.threshold_flow_rate,
@@ -261,7 +276,7 @@ impl Detector {
                     _ => {
                         final_report = true;
                         if f.base_b >= self.min_before {
-                            out.push(self.report(dst, &mut f, self.int_start + INTERVAL));
+                            out.push(self.report(dst, &mut f, self.int_start + self.interval));
                         }
                     }
                 }
@@ -300,7 +315,7 @@ impl Detector {
     /// Final reports for every flood and an empty table.
     fn flush_all(&mut self, out: &mut Vec<Alert>) {
         let mut table = std::mem::take(&mut self.table);
-        let until = self.int_start + INTERVAL;
+        let until = self.int_start + self.interval;
         let mut keys: Vec<u32> = table.keys().copied().collect();
         keys.sort_unstable();
         for dst in keys {
@@ -390,31 +405,33 @@ impl FlowDetector for Detector {
         let dst = mask(dst, self.cfg.mask_dst);
         let src = ipv4(f.src_ip).map_or(0, |s| mask(s, self.cfg.mask_src));
         let t = f.time_last.secs();
-        if self.int_start == 0 || t > self.now + (N as u32) * INTERVAL {
+        if self.int_start == 0 || t > self.now + (N as u32) * self.interval {
             if self.int_start != 0 {
                 self.flush_all(out);
             }
             self.table.clear();
             self.now = t;
-            self.int_start = t - t % INTERVAL;
+            self.int_start = t - t % self.interval;
         }
         self.now = self.now.max(t);
-        if self.now >= self.int_start + INTERVAL {
-            let k = (self.now - self.int_start) / INTERVAL;
+        if self.now >= self.int_start + self.interval {
+            let k = (self.now - self.int_start) / self.interval;
             self.move_window(k as usize, out);
-            self.int_start += k * INTERVAL;
+            self.int_start += k * self.interval;
         }
         let start = f.time_first.secs();
         if t < start {
             return;
         }
-        let oldest = self.int_start.saturating_sub(INTERVAL * (N as u32 - 1));
+        let oldest = self
+            .int_start
+            .saturating_sub(self.interval * (N as u32 - 1));
         if t < oldest {
             return; // older than every window kept
         }
         let e = self.table.entry(dst).or_default();
         // The source counts in the window of the flow's end.
-        let win = (t.saturating_sub(oldest) / INTERVAL).min(N as u32 - 1) as usize;
+        let win = (t.saturating_sub(oldest) / self.interval).min(N as u32 - 1) as usize;
         let bit = (src % (BITMAP_BITS - 1)) as usize;
         let (w, m) = (bit / 64, 1u64 << (bit % 64));
         if e.bitmap[win][w] & m == 0 {
@@ -425,11 +442,15 @@ impl FlowDetector for Detector {
         let dur = u64::from(t - start) + 1;
         let mut left = f.bytes;
         for i in (0..N).rev() {
-            let ws = oldest + INTERVAL * i as u32;
+            let ws = oldest + self.interval * i as u32;
             if t < ws {
                 continue; // the flow ended before this window
             }
-            let we = if i == N - 1 { u32::MAX } else { ws + INTERVAL };
+            let we = if i == N - 1 {
+                u32::MAX
+            } else {
+                ws + self.interval
+            };
             let overlap = t.saturating_add(1).min(we) - start.max(ws);
             let part = if i == 0 || start >= ws {
                 left
@@ -550,6 +571,40 @@ mod tests {
         assert_eq!(a.avg_ip_cnt_current, 42);
         assert_eq!(a.bytes, 3 * 8_000_000);
         assert_eq!(a.avg_bytes_current, 8_100_000 / 60);
+    }
+
+    /// The same flood in windows of 2 s: the same report, its times and
+    /// per-second averages on the shorter clock (the bytes are per window,
+    /// so the rates are 30 times the minute's).
+    #[test]
+    fn short_windows_see_the_same_flood() {
+        let minute: Vec<Flow> = scenario(3, 20);
+        let short: Vec<Flow> = minute
+            .iter()
+            .map(|f| {
+                let t = T0 + (f.time_last.secs() - T0) / 30;
+                Flow {
+                    time_first: UrTime::from_secs_millis(t, 0),
+                    time_last: UrTime::from_secs_millis(t, 0),
+                    ..*f
+                }
+            })
+            .collect();
+        let out = run(
+            Config {
+                interval: 2,
+                minimal_attack_size: 100 * 30,
+                min_threshold_before_pruning: 30,
+                ..cfg()
+            },
+            &short,
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        let a = &out[0];
+        assert_eq!(a.time_first.secs(), T0 + 3 * 2);
+        assert_eq!(a.bytes, 3 * 8_000_000);
+        assert_eq!(a.avg_bytes_original, 100_000 / 2);
+        assert_eq!(a.avg_ip_cnt_current, 42);
     }
 
     #[test]

@@ -82,6 +82,11 @@ struct Args {
     /// Do not forward the end-of-stream message (C behaviour).
     #[arg(short = 'n', long = "no-eos")]
     no_eos: bool,
+    /// Window length in seconds (C's is fixed at 60; a shorter one shows a
+    /// lab's flood within seconds; the rates stay per second).
+    #[arg(long = "window", value_name = "SECONDS", default_value_t = ddos_detector::INTERVAL,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    window: u32,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +106,7 @@ fn main() -> ExitCode {
         mask_dst: args.mask_dst,
         min_threshold_before_pruning: args.min_threshold_before_pruning,
         event_id_seed: seed,
+        interval: args.window,
     });
     let r = detector_common::run(&args.trap.ifc, &mut det, !args.no_eos).map(|s| {
         libtrap::log::info(0, &format!("{} flows, {} alerts", s.flows, s.alerts));
