@@ -1012,3 +1012,176 @@ fn xdp_backend_drops_by_prefix_and_detaches_on_flush() {
     );
     assert!(!attached());
 }
+
+/// Background processes of a test, stopped with SIGTERM (then SIGKILL) on
+/// drop, whatever the test's outcome.
+struct Procs(Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            signal(c, "TERM");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The mitigation chain live, nothing replayed: session_probe's eBPF
+/// program on the victim's bridge → ddos_detector with windows of 1 s →
+/// fw_actuator's XDP backend, all running while hping3 floods the victim
+/// with SYNs from random sources and a whitelisted friend pings it. The
+/// flood's alert cuts the attacker off at the driver, the friend still
+/// passes, and once the flood is over the rule expires after its TTL.
+#[test]
+fn live_mitigation_chain_probe_detector_xdp_firewall() {
+    if !prerequisites(&["ping", "hping3"]) {
+        return;
+    }
+    let Some(net) = Net::create() else { return };
+    let sb = Sandbox::new();
+    let Some(fs) = Bpffs::mount(&sb) else { return };
+    net.wait_reachable(&net.a);
+    net.wait_reachable(&net.w);
+    let in_victim = |prog: &str, args: &[&str]| {
+        Command::new("ip")
+            .args(["netns", "exec", &net.v])
+            .arg(bin(prog))
+            .args(args)
+            .current_dir(sb.dir.path())
+            .env("TRAP_SOCKET_DIR", sb.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{prog}: {e}"))
+    };
+    let mut procs = Procs(Vec::new());
+    procs.0.push(in_victim(
+        "session_probe",
+        &[
+            "-I",
+            "ebbr0",
+            "-w",
+            "1",
+            "--sessions",
+            "65536",
+            "-i",
+            "u:feat,b:",
+        ],
+    ));
+    sb.wait_socket("feat");
+    procs.0.push(in_victim(
+        "ddos_detector",
+        &[
+            "--window",
+            "1",
+            "-m",
+            "1",
+            "-b",
+            "0",
+            "-p",
+            "0",
+            "-s",
+            "32",
+            "-i",
+            "u:feat,u:alerts",
+        ],
+    ));
+    sb.wait_socket("alerts");
+    let bpffs = fs.0.to_str().unwrap().to_string();
+    let state = sb.path("fw-state.json");
+    let act = in_victim(
+        "fw_actuator",
+        &[
+            "--interface",
+            "ebbr0",
+            "--backend",
+            "xdp",
+            "--bpffs",
+            &bpffs,
+            "--ttl",
+            "3",
+            "--whitelist",
+            FRIEND,
+            "--state",
+            state.to_str().unwrap(),
+            "-i",
+            "u:alerts",
+        ],
+    );
+    // A baseline of the friend's pings, then the flood beside them.
+    let mut pings = Command::new("ip")
+        .args([
+            "netns", "exec", &net.w, "ping", "-q", "-i", "0.1", "-c", "150", VICTIM,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ping");
+    std::thread::sleep(Duration::from_secs(4));
+    let flood = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.a,
+            "hping3",
+            "-q",
+            "-S",
+            "-p",
+            "80",
+            "--rand-source",
+        ])
+        .args(["-i", "u500", "-c", "60000", VICTIM])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hping3");
+    procs.0.push(flood);
+    let start = Instant::now();
+    while net.ping_ok(&net.a) {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "the flood was never blocked"
+        );
+    }
+    let blocked_after = start.elapsed();
+    assert!(net.ping_ok(&net.w), "the whitelisted friend was cut off");
+    // The flood ends; the rule expires 3 s after the last alert.
+    let flood = procs.0.pop().unwrap();
+    signal(&flood, "KILL");
+    let start = Instant::now();
+    while !net.ping_ok(&net.a) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the rule never expired"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = pings.kill();
+    let _ = pings.wait();
+    // Stop the chain from its head: the end of stream reaches the actuator,
+    // which then exits (its last rule is gone).
+    for c in &procs.0 {
+        signal(c, "TERM");
+    }
+    let out = nemea_rs::wait_output(act, Duration::from_secs(10), "fw_actuator");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{e}");
+    assert!(e.contains(&format!("flood to {VICTIM}")), "{e}");
+    assert!(e.contains("expire"), "{e}");
+    eprintln!("blocked {blocked_after:?} after the flood began");
+    let mut args = vec!["--flush", "--backend", "xdp", "--bpffs", &bpffs];
+    args.extend(["--state", state.to_str().unwrap()]);
+    let o = Command::new("ip")
+        .args(["netns", "exec", &net.v])
+        .arg(bin("fw_actuator"))
+        .args(["--interface", "ebbr0"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

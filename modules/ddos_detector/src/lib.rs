@@ -38,7 +38,8 @@ uint32 AVG_IP_CNT_CURRENT,uint32 AVG_IP_CNT_ORIGINAL";
 pub const INTERVAL: u32 = 60;
 /// Windows kept: (330 s longest flow + 90 s delay) / 60.
 pub const N: usize = 7;
-/// Least time between two reports of one flood (s).
+/// Least time between two reports of one flood (s), with C's windows: five
+/// windows (shorter windows report as often in windows).
 pub const REPORT_GAP: u32 = 300;
 const BITMAP_BITS: u32 = 512;
 
@@ -299,7 +300,7 @@ impl Detector {
                 return false;
             }
             if let Some(f) = &mut e.flood {
-                if !final_report && f.last_reported + REPORT_GAP <= end_discarded {
+                if !final_report && f.last_reported + REPORT_GAP / INTERVAL * self.interval <= end_discarded {
                     if f.base_b >= self.min_before {
                         out.push(self.report(dst, f, end_discarded));
                     } else {

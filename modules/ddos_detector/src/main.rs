@@ -11,7 +11,7 @@ use std::process::ExitCode;
 /// a flood starts when two consecutive windows exceed -t times the average
 /// traffic, -m kb/s, and -c times the average number of sources. Reports
 /// (DST_IP, BYTES above the baseline, EVENT_ID, EVENT_SEQ, averages) are
-/// sent every 5 minutes while the flood lasts and when it ends. Time is the
+/// sent every 5 windows (5 minutes) while the flood lasts and when it ends. Time is the
 /// flows' own TIME_LAST.
 ///
 /// Differs from the C module: bytes of flows spanning three or more windows
