@@ -48,6 +48,8 @@ pub enum IfcKind {
     Blackhole,
     Generator,
     Service,
+    /// `j:` NATS JetStream (not in libtrap).
+    JetStream,
 }
 
 impl IfcKind {
@@ -60,6 +62,7 @@ impl IfcKind {
             'b' => IfcKind::Blackhole,
             'g' => IfcKind::Generator,
             's' => IfcKind::Service,
+            'j' => IfcKind::JetStream,
             _ => return None,
         })
     }
@@ -74,6 +77,7 @@ impl IfcKind {
             IfcKind::Blackhole => 'b',
             IfcKind::Generator => 'g',
             IfcKind::Service => 's',
+            IfcKind::JetStream => 'j',
         }
     }
 }
@@ -392,6 +396,10 @@ pub enum Ifc {
     FileOut(FileOptions),
     /// `b:` output.
     Blackhole,
+    /// `j:SUBJECT...` input (a durable consumer).
+    JetStreamIn(crate::jetstream::JsOptions),
+    /// `j:SUBJECT...` output (publishes to a stream).
+    JetStreamOut(crate::jetstream::JsOptions),
 }
 
 /// One interface as written in `-i` and as checked.
@@ -571,6 +579,16 @@ pub fn check(s: &IfcSpec, input: bool) -> Result<Ifc> {
             "libtrap's test generator (g:) is not supported ({TYPES_HINT})"
         )),
         IfcKind::Service => Err("`s` is not an interface type a module can use".into()),
+        IfcKind::JetStream => {
+            crate::jetstream::JsOptions::parse(&s.params, input, s.timeout, s.buffer, s.autoflush)
+                .map(|o| {
+                    if input {
+                        Ifc::JetStreamIn(o)
+                    } else {
+                        Ifc::JetStreamOut(o)
+                    }
+                })
+        }
         IfcKind::Tls => {
             return Err(TrapError::Unsupported(format!(
                 "{side} interface `{s}`: TLS (T:) is not supported yet"
