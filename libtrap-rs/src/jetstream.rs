@@ -509,9 +509,12 @@ impl Conn {
         let client = rt.block_on(opts.connect(o.server.as_str())).map_err(|e| {
             TrapError::BadSpec(format!("{ifc}: cannot use server {}: {e}", o.server))
         })?;
+        // The context spawns its acknowledgement task on the runtime.
+        let guard = rt.enter();
         let js = jetstream::ContextBuilder::new()
             .timeout(REQUEST_TIMEOUT)
             .build(client.clone());
+        drop(guard);
         Ok(Conn {
             server: o.server.clone(),
             rt: Some(rt),
@@ -1081,7 +1084,8 @@ impl JsSource {
 
     fn wait_until(&mut self, t: Instant, deadline: Option<Instant>) -> Result<()> {
         let end = deadline.map_or(t, |d| d.min(t));
-        let sleep = tokio::time::sleep(end.saturating_duration_since(Instant::now()));
+        let pause = end.saturating_duration_since(Instant::now());
+        let sleep = async move { tokio::time::sleep(pause).await };
         match self.conn.wait(sleep, None) {
             Wait::Done(()) if deadline.is_some_and(|d| d <= t) => Err(TrapError::Timeout),
             Wait::Done(()) => Ok(()),
@@ -1090,10 +1094,24 @@ impl JsSource {
         }
     }
 
-    fn lost(&mut self, why: String) {
+    /// Drops the message stream (its subscription unsubscribes on the runtime).
+    fn drop_messages(&mut self) {
+        let _guard = self.conn.rt.as_ref().map(|rt| rt.enter());
         self.messages = None;
+    }
+
+    fn lost(&mut self, why: String) {
+        self.drop_messages();
         self.retry.failed(&self.ifc, &why);
         self.next_attempt = Some(Instant::now() + self.retry.pause());
+    }
+}
+
+impl Drop for JsSource {
+    fn drop(&mut self) {
+        // What the module was not handed stays unacknowledged: the next
+        // run gets it.
+        self.drop_messages();
     }
 }
 
