@@ -34,6 +34,7 @@
 #   postgresql    the PostgreSQL server tests/snooper.rs starts (initdb/pg_ctl in a temp dir)
 #   tcpreplay     replays the snooper tests' captures onto the mirror link
 #   sqlite3       the snooper tests check a database's integrity after a full disk
+#   nats-server   the NATS JetStream server tests/jetstream.rs and scripts/bench-jetstream.sh start (libtrap's j:)
 set -euo pipefail
 
 nemea_setup() {
@@ -44,7 +45,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3 pmacct nfdump-sflow libsqlite3-dev postgresql tcpreplay sqlite3)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3 pmacct nfdump-sflow libsqlite3-dev postgresql tcpreplay sqlite3 nats-server)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

@@ -580,11 +580,36 @@ fn reason(
     if client.connection_state() == async_nats::connection::State::Connected {
         return e.to_string();
     }
-    let event = last_event.lock().ok().and_then(|g| g.clone());
-    match event {
-        Some(ev) => format!("cannot reach the NATS server {server} ({ev})"),
+    // The client says only "IO error": the operating system says why.
+    let why = probe(server).or_else(|| last_event.lock().ok().and_then(|g| g.clone()));
+    match why {
+        Some(why) => format!("cannot reach the NATS server {server} ({why})"),
         None => format!("cannot reach the NATS server {server}"),
     }
+}
+
+/// Why a TCP connection to the server fails (`None`: it does not).
+fn probe(server: &str) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let addr: async_nats::ServerAddr = server.parse().ok()?;
+    let addrs = match (addr.host(), addr.port()).to_socket_addrs() {
+        Ok(a) => a.collect::<Vec<_>>(),
+        Err(e) => {
+            return Some(format!(
+                "cannot resolve {}: {}",
+                addr.host(),
+                crate::error::os_reason(&e)
+            ))
+        }
+    };
+    let mut last = None;
+    for a in addrs {
+        match std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)) {
+            Ok(_) => return None,
+            Err(e) => last = Some(crate::error::os_reason(&e)),
+        }
+    }
+    last
 }
 
 impl Drop for Conn {
@@ -748,8 +773,12 @@ impl JsWriter {
 
     /// Hands `b` to the publisher, waiting while `inflight=` batches are queued.
     fn push(&mut self, b: Batch) -> Result<()> {
+        self.push_until(b, None)
+    }
+
+    fn push_until(&mut self, b: Batch, deadline: Option<Instant>) -> Result<()> {
         let tx = self.tx.clone();
-        match self.conn.wait(tx.send(b), None) {
+        match self.conn.wait(tx.send(b), deadline) {
             Wait::Done(Ok(())) => Ok(()),
             Wait::Done(Err(_)) => {
                 self.fatal()?;
@@ -810,6 +839,10 @@ impl JsWriter {
 
     /// Waits until the server acknowledged every batch taken so far.
     fn wait_acked(&mut self) -> Result<()> {
+        self.wait_acked_until(None)
+    }
+
+    fn wait_acked_until(&mut self, deadline: Option<Instant>) -> Result<()> {
         let target = self.shared.taken.load(Relaxed);
         loop {
             self.fatal()?;
@@ -817,7 +850,7 @@ impl JsWriter {
                 return Ok(());
             }
             let mut acked = self.acked.clone();
-            match self.conn.wait(acked.changed(), None) {
+            match self.conn.wait(acked.changed(), deadline) {
                 Wait::Done(Ok(())) => {}
                 Wait::Done(Err(_)) => {
                     self.fatal()?;
@@ -830,6 +863,10 @@ impl JsWriter {
 
     /// Publishes the open batch and waits for every acknowledgement.
     pub(crate) fn flush(&mut self) -> Result<()> {
+        self.flush_until(None)
+    }
+
+    fn flush_until(&mut self, deadline: Option<Instant>) -> Result<()> {
         self.fatal()?;
         let shared = self.shared.clone();
         let b = shared
@@ -842,13 +879,21 @@ impl JsWriter {
         // queue is filled only under the lock; a batch taken here before
         // being queued is ahead of anything the autoflush takes after it.
         if let Some(b) = b {
-            self.push(b)?;
+            self.push_until(b, deadline)?;
         }
-        self.wait_acked()
+        self.wait_acked_until(deadline)
     }
 
     pub(crate) fn close(&mut self) -> Result<()> {
         self.flush()
+    }
+}
+
+impl Drop for JsWriter {
+    /// An output dropped without [`close`](Self::close) (an error path)
+    /// still publishes what it holds, waiting a bounded time for the server.
+    fn drop(&mut self) {
+        let _ = self.flush_until(Some(Instant::now() + 2 * REQUEST_TIMEOUT));
     }
 }
 
@@ -877,8 +922,16 @@ struct Publisher {
 }
 
 impl Publisher {
-    fn reason(&self, e: &dyn std::fmt::Display) -> String {
-        reason(&self.client, &self.opts.server, &self.last_event, e)
+    /// [`reason`] off the runtime's thread (the probe blocks up to 200 ms).
+    async fn reason(&self, e: String) -> String {
+        let (client, server, events) = (
+            self.client.clone(),
+            self.opts.server.clone(),
+            self.last_event.clone(),
+        );
+        tokio::task::spawn_blocking(move || reason(&client, &server, &events, &e))
+            .await
+            .unwrap_or_else(|_| "the NATS server is unreachable".into())
     }
 
     fn set_fatal(&self, m: String) {
@@ -908,7 +961,7 @@ impl Publisher {
                 Ok(()) => break,
                 Err(Setup::Fatal(m)) => return self.set_fatal(m),
                 Err(Setup::Retry(e)) => {
-                    retry.failed(&self.ifc, &self.reason(&e));
+                    retry.failed(&self.ifc, &self.reason(e.to_string()).await);
                     tokio::time::sleep(retry.pause()).await;
                 }
             }
@@ -945,7 +998,7 @@ impl Publisher {
                         // Everything after the failed batch is published
                         // again, in order (the server drops what it has by id).
                         acks = FuturesOrdered::new();
-                        retry.failed(&self.ifc, &self.reason(&e));
+                        retry.failed(&self.ifc, &self.reason(e.to_string()).await);
                         tokio::time::sleep(retry.pause()).await;
                         for (id, b) in &pending {
                             acks.push_back(self.publish(*id, b).await);
@@ -1126,8 +1179,11 @@ impl Source for JsSource {
         }
         loop {
             if self.messages.is_none() {
-                if let Some(t) = self.next_attempt.take() {
+                if let Some(t) = self.next_attempt {
+                    // Kept on a timeout: the pause between attempts holds
+                    // however short the module's receive timeout is.
                     self.wait_until(t, deadline)?;
+                    self.next_attempt = None;
                 }
                 let fut = JsSource::open_consumer(
                     self.conn.js.clone(),
