@@ -545,3 +545,57 @@ fn an_unreachable_server_is_retried_and_a_signal_stops_at_once() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("batch= applies to j: outputs only"), "{err}");
 }
+
+#[test]
+fn a_template_change_mid_stream_is_negotiated_by_the_reader() {
+    if !prerequisites() {
+        return;
+    }
+    let Some(net) = Net::create() else { return };
+    let sb = Sandbox::new();
+    let _server = Server::start(&net, &sb);
+    std::fs::write(sb.path("a.csv"), "uint32 A,uint16 B\n1,2\n3,4\n").expect("csv");
+    std::fs::write(sb.path("b.csv"), "ipaddr X,uint32 A\n203.0.113.5,7\n").expect("csv");
+    let ifc = out_ifc("nemea.change", "");
+    for (file, eos) in [("a.csv", false), ("b.csv", true)] {
+        let mut args = vec!["-i", ifc.as_str(), "-f", file];
+        if !eos {
+            args.push("-n");
+        }
+        let mut r = net.module(&sb, &net.a, "logreplay", &args, "replay.log");
+        wait_exit(
+            &mut r,
+            Duration::from_secs(30),
+            "logreplay",
+            &sb,
+            "replay.log",
+        );
+    }
+    // The reader starts after both: each batch announces its own template.
+    let mut logger = net.module(
+        &sb,
+        &net.b,
+        "logger",
+        &["--json", "-i", &ifc, "-w", "out.json"],
+        "logger.log",
+    );
+    wait_exit(
+        &mut logger,
+        Duration::from_secs(30),
+        "logger",
+        &sb,
+        "logger.log",
+    );
+    let got: Vec<serde_json::Value> = lines(&sb, "out.json")
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            serde_json::json!({"A": 1, "B": 2}),
+            serde_json::json!({"A": 3, "B": 4}),
+            serde_json::json!({"X": "203.0.113.5", "A": 7}),
+        ]
+    );
+}

@@ -70,10 +70,11 @@ pub const DEFAULT_AUTOFLUSH: Duration = Duration::from_millis(500);
 /// Default `ack_wait=` of the consumer.
 pub const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(5);
 /// How long a stopped module's last flush and end of stream may take.
-const GRACE: Duration = Duration::from_millis(300);
+const GRACE: Duration = Duration::from_millis(250);
 /// How long a request to the server (an acknowledgement) may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-const TICK: Duration = Duration::from_millis(100);
+/// How often a wait looks at the stop flag.
+const TICK: Duration = Duration::from_millis(50);
 
 /// A checked `j:` interface.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -535,8 +536,9 @@ impl Conn {
     }
 
     /// Runs `fut` until it completes, `deadline` passes or the module is
-    /// told to stop (checked every 100 ms). After a stop the interface's
-    /// last operations (flush, end of stream) get [`GRACE`] in all.
+    /// told to stop (checked every [`TICK`]). From the moment a wait sees
+    /// the stop, the interface's last operations (flush, end of stream)
+    /// get [`GRACE`] in all.
     fn wait<F: Future>(&mut self, fut: F, deadline: Option<Instant>) -> Wait<F::Output> {
         if crate::is_terminated() && self.grace_end.is_none() {
             self.grace_end = Some(Instant::now() + GRACE);
@@ -545,7 +547,7 @@ impl Conn {
         let Some(rt) = &self.rt else {
             return Wait::Terminated;
         };
-        rt.block_on(async move {
+        let r = rt.block_on(async move {
             let mut fut = pin!(fut);
             loop {
                 let now = Instant::now();
@@ -567,7 +569,11 @@ impl Conn {
                     return Wait::Timeout;
                 }
             }
-        })
+        });
+        if matches!(r, Wait::Terminated) && self.grace_end.is_none() {
+            self.grace_end = Some(Instant::now() + GRACE);
+        }
+        r
     }
 }
 
@@ -1234,7 +1240,7 @@ impl Source for JsSource {
                 Err(e) => {
                     return Err(TrapError::corrupt(
                         &self.ifc,
-                        &format!("a message without JetStream metadata: {e}"),
+                        format!("a message without JetStream metadata: {e}"),
                     ))
                 }
             };
@@ -1262,7 +1268,7 @@ impl Source for JsSource {
                     self.last_seq = Some(seq);
                     return Err(TrapError::corrupt(
                         &self.ifc,
-                        &format!("stream message {seq}: {e}"),
+                        format!("stream message {seq}: {e}"),
                     ));
                 }
                 Ok(Some(fmt)) => {

@@ -143,9 +143,10 @@ fn open_output(c: &Configured) -> Result<Output> {
             opts.clone(),
             stop_flag(),
         )?),
-        Ifc::JetStreamOut(opts) => {
-            Sink::JetStream(jetstream::JsWriter::open(name.clone(), opts.clone())?)
-        }
+        Ifc::JetStreamOut(opts) => Sink::JetStream(Box::new(jetstream::JsWriter::open(
+            name.clone(),
+            opts.clone(),
+        )?)),
         Ifc::Blackhole => {
             let s = Arc::new(stats::OutputStats::default());
             s.num_clients.store(1, Relaxed);

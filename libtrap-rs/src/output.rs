@@ -12,7 +12,8 @@ pub(crate) enum Sink {
     File(FileWriter),
     Stream(StreamWriter),
     Blackhole(Arc<OutputStats>),
-    JetStream(crate::jetstream::JsWriter),
+    /// Boxed: the writer (runtime, client, context) is large.
+    JetStream(Box<crate::jetstream::JsWriter>),
 }
 
 /// One output interface.
