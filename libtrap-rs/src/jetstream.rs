@@ -1398,6 +1398,40 @@ mod tests {
     }
 
     #[test]
+    fn the_spec_grammar_opens_j_on_both_sides() {
+        let v = crate::spec::parse("j:in.flows:durable=d,j:out.flows:server=nats://h:5:batch=10")
+            .unwrap();
+        assert_eq!(v[0].kind, crate::IfcKind::JetStream);
+        let (ins, outs) = crate::spec::split(v, Some(1), Some(1)).unwrap();
+        match (&ins[0].ifc, &outs[0].ifc) {
+            (crate::Ifc::JetStreamIn(i), crate::Ifc::JetStreamOut(o)) => {
+                assert_eq!(i.durable.as_deref(), Some("d"));
+                assert_eq!((o.server.as_str(), o.batch), ("nats://h:5", 10));
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = crate::spec::split(
+            crate::spec::parse("j:a:autoflush=5").unwrap(),
+            Some(1),
+            Some(0),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("apply to outputs only"), "{e}");
+        let e = crate::spec::split(
+            crate::spec::parse("j:a:inflight=x").unwrap(),
+            Some(0),
+            Some(1),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("output interface `j:a:inflight=x`: bad inflight"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn names_are_made_valid() {
         assert_eq!(name_from("a.b*c>d e/f"), "a_b_c_d_e_f");
         assert!(valid_name("NEMEA_x-1"));
