@@ -36,6 +36,7 @@
 #   tcpreplay     replays the snooper tests' captures onto the mirror link
 #   sqlite3       the snooper tests check a database's integrity after a full disk
 #   chromium      headless browser of tests/status_page.rs: renders the supervisor's status page (its script, the plot), dumps the DOM, takes a screenshot
+#   nats-server   the NATS JetStream server tests/jetstream.rs and scripts/bench-jetstream.sh start (libtrap's j:)
 set -euo pipefail
 
 nemea_setup() {
@@ -46,7 +47,7 @@ nemea_setup() {
         echo "setup: the Rust toolchain (cargo) must be on PATH: install it with rustup (https://rustup.rs)" >&2
         return 1
     fi
-    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3 pmacct nfdump-sflow libsqlite3-dev postgresql tcpreplay sqlite3 chromium)
+    local pkgs=(libpcap-dev iproute2 iputils-ping procps python3 git tcpdump openssl tshark softflowd nfdump libndpi-dev libndpi-bin rsync jq openssh-client clang llvm libbpf-dev bpftool nftables hping3 iperf3 pmacct nfdump-sflow libsqlite3-dev postgresql tcpreplay sqlite3 chromium nats-server)
     local missing=()
     local pkg
     for pkg in "${pkgs[@]}"; do

@@ -1151,8 +1151,10 @@ fn live_mitigation_chain_probe_detector_xdp_firewall() {
     let blocked_after = start.elapsed();
     assert!(net.ping_ok(&net.w), "the whitelisted friend was cut off");
     // The flood ends; the rule expires 3 s after the last alert.
-    let flood = procs.0.pop().unwrap();
-    signal(&flood, "KILL");
+    if let Some(mut flood) = procs.0.pop() {
+        let _ = flood.kill();
+        let _ = flood.wait();
+    }
     let start = Instant::now();
     while !net.ping_ok(&net.a) {
         assert!(

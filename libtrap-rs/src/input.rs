@@ -36,6 +36,9 @@ pub(crate) trait Source: Send {
     fn end_of_stream(&mut self, _at: usize, _last: bool) -> Result<bool> {
         Ok(true)
     }
+    /// The module stops (a signal) having taken every message of the buffer
+    /// last fetched: a source that acknowledges what was handed on does so.
+    fn handed_all(&mut self) {}
     /// The interface id for statistics (socket name, current file...).
     fn id(&self) -> String;
     /// True while connected / a file is open.
@@ -127,6 +130,14 @@ impl Input {
             Arc::new(std::sync::atomic::AtomicBool::new(false)),
         );
         Input::new(name.to_string(), Box::new(source), Timeout::Wait, 'u')
+    }
+
+    /// An input decoding JetStream batches (format header, spec header,
+    /// payload) held in memory, exactly as a `j:` input decodes what the
+    /// server delivers; after them the stream ends: for tests and fuzzing.
+    pub fn from_jetstream_batches(name: &str, batches: Vec<crate::jetstream::RawBatch>) -> Input {
+        let source = crate::jetstream::MemorySource::new(name.to_string(), batches);
+        Input::new(name.to_string(), Box::new(source), Timeout::Wait, 'j')
     }
 
     /// The interface as written in `-i` (for messages).
@@ -230,6 +241,9 @@ impl Input {
             // Once per buffer (a file block holds ~1400 flows): a signal
             // stops a module reading a long file as promptly as a socket.
             if crate::is_terminated() {
+                if !overrun {
+                    self.source.handed_all();
+                }
                 self.buf.clear();
                 self.pos = 0;
                 self.publish();

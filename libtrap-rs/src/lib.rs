@@ -24,6 +24,7 @@ pub mod error;
 pub mod file;
 pub mod format;
 pub mod input;
+pub mod jetstream;
 pub mod log;
 pub mod module;
 pub mod output;
@@ -113,6 +114,7 @@ fn open_input(c: &Configured) -> Result<Input> {
                 stop_flag(),
             ))
         }
+        Ifc::JetStreamIn(opts) => Box::new(jetstream::JsSource::open(name.clone(), opts.clone())?),
         _ => {
             return Err(TrapError::Unsupported(format!(
                 "input interface `{name}`: this interface type cannot be an input"
@@ -162,6 +164,10 @@ fn open_output(c: &Configured) -> Result<Output> {
             opts.clone(),
             stop_flag(),
         )?),
+        Ifc::JetStreamOut(opts) => Sink::JetStream(Box::new(jetstream::JsWriter::open(
+            name.clone(),
+            opts.clone(),
+        )?)),
         Ifc::Blackhole => {
             let s = Arc::new(stats::OutputStats::default());
             s.num_clients.store(1, Relaxed);

@@ -66,6 +66,21 @@ Interface types:
                      spaces (f:\"rot.trapcap.*\"), read in order as one stream
                      (an end of stream is only allowed at the end of a file).
   b:                 blackhole output: discards everything.
+  j:SUBJECT          NATS JetStream (not in libtrap): records kept by a nats-server -js
+                     in a stream (file storage, created if missing), so a consumer
+                     that stops resumes where it was. Options:
+                       server=nats://HOST:PORT  (default nats://localhost:4222)
+                       stream=NAME   (default NEMEA_<subject>)
+                       user=U:password=P or creds=FILE; tls, ca=FILE (PEM)
+                     Output: batches of up to batch=BYTES (100000; buffer=off: one
+                     record each), autoflush (default 0.5 s), at most inflight=N
+                     (16) awaiting the server's acknowledgement; flush, end of
+                     stream and exit wait for every acknowledgement; republishes
+                     (without duplicates) while the server is away.
+                     Input: durable pull consumer durable=NAME (default
+                     <program>_<subject>); a batch is acknowledged once the module
+                     took all of it; ack_wait=SECONDS (5) before a dead module's
+                     batch is delivered again.
   (libtrap's test generator g: is not supported.)
 
 Common parameters (after the type-specific ones):

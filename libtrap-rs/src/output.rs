@@ -12,6 +12,8 @@ pub(crate) enum Sink {
     File(FileWriter),
     Stream(StreamWriter),
     Blackhole(Arc<OutputStats>),
+    /// Boxed: the writer (runtime, client, context) is large.
+    JetStream(Box<crate::jetstream::JsWriter>),
 }
 
 /// One output interface.
@@ -29,6 +31,7 @@ impl Output {
             Sink::File(w) => w.stats(),
             Sink::Stream(w) => w.stats(),
             Sink::Blackhole(s) => (Arc::new(IfcInfo::new('b', "none")), s.clone()),
+            Sink::JetStream(w) => w.stats(),
         };
         Output {
             name,
@@ -66,6 +69,7 @@ impl Output {
         match &mut self.sink {
             Sink::File(w) => w.set_format(format.clone())?,
             Sink::Stream(w) => w.set_format(&format)?,
+            Sink::JetStream(w) => w.set_format(&format)?,
             Sink::Blackhole(_) => {}
         }
         self.format = Some(format);
@@ -82,6 +86,7 @@ impl Output {
         match &mut self.sink {
             Sink::File(w) => w.send(msg),
             Sink::Stream(w) => w.send(msg),
+            Sink::JetStream(w) => w.send(msg),
             Sink::Blackhole(s) => {
                 s.sent_messages.fetch_add(1, Relaxed);
                 Ok(())
@@ -99,6 +104,7 @@ impl Output {
         match &mut self.sink {
             Sink::File(w) => w.flush(),
             Sink::Stream(w) => w.flush(),
+            Sink::JetStream(w) => w.flush(),
             Sink::Blackhole(_) => Ok(()),
         }
     }
@@ -108,6 +114,7 @@ impl Output {
         match &mut self.sink {
             Sink::File(w) => w.flush(),
             Sink::Stream(w) => w.close(),
+            Sink::JetStream(w) => w.close(),
             Sink::Blackhole(_) => Ok(()),
         }
     }

@@ -54,6 +54,8 @@ pub enum IfcKind {
     Blackhole,
     Generator,
     Service,
+    /// `j:` NATS JetStream (not in libtrap).
+    JetStream,
 }
 
 impl IfcKind {
@@ -66,6 +68,7 @@ impl IfcKind {
             'b' => IfcKind::Blackhole,
             'g' => IfcKind::Generator,
             's' => IfcKind::Service,
+            'j' => IfcKind::JetStream,
             _ => return None,
         })
     }
@@ -80,6 +83,7 @@ impl IfcKind {
             IfcKind::Blackhole => 'b',
             IfcKind::Generator => 'g',
             IfcKind::Service => 's',
+            IfcKind::JetStream => 'j',
         }
     }
 }
@@ -455,6 +459,10 @@ pub enum Ifc {
     FileOut(FileOptions),
     /// `b:` output.
     Blackhole,
+    /// `j:SUBJECT...` input (a durable consumer).
+    JetStreamIn(crate::jetstream::JsOptions),
+    /// `j:SUBJECT...` output (publishes to a stream).
+    JetStreamOut(crate::jetstream::JsOptions),
 }
 
 /// One interface as written in `-i` and as checked.
@@ -636,6 +644,16 @@ pub fn check(s: &IfcSpec, input: bool) -> Result<Ifc> {
         IfcKind::Service => Err("`s` is not an interface type a module can use".into()),
         IfcKind::Tls if input => {
             tls_input(&s.params).map(|(host, port, files)| Ifc::TlsIn { host, port, files })
+        }
+        IfcKind::JetStream => {
+            crate::jetstream::JsOptions::parse(&s.params, input, s.timeout, s.buffer, s.autoflush)
+                .map(|o| {
+                    if input {
+                        Ifc::JetStreamIn(o)
+                    } else {
+                        Ifc::JetStreamOut(o)
+                    }
+                })
         }
         IfcKind::Tls if s.params.is_empty() => {
             Err("missing port (T:PORT:KEYFILE:CERTFILE:CAFILE)".into())

@@ -57,6 +57,9 @@ pub enum IfcType {
     Blackhole,
     #[serde(rename = "TLS", alias = "T", alias = "tls")]
     Tls,
+    /// libtrap-rs's `j:` (NATS JetStream; not in NEMEA).
+    #[serde(rename = "JETSTREAM", alias = "j", alias = "jetstream")]
+    JetStream,
 }
 
 impl IfcType {
@@ -68,6 +71,7 @@ impl IfcType {
             IfcType::File => 'f',
             IfcType::Blackhole => 'b',
             IfcType::Tls => 'T',
+            IfcType::JetStream => 'j',
         }
     }
 
@@ -79,6 +83,7 @@ impl IfcType {
             IfcType::File => "FILE",
             IfcType::Blackhole => "BLACKHOLE",
             IfcType::Tls => "TLS",
+            IfcType::JetStream => "JETSTREAM",
         }
     }
 
@@ -89,6 +94,7 @@ impl IfcType {
             "FILE" => IfcType::File,
             "BLACKHOLE" => IfcType::Blackhole,
             "TLS" => IfcType::Tls,
+            "JETSTREAM" => IfcType::JetStream,
             _ => return None,
         })
     }
@@ -337,6 +343,31 @@ mod tests {
             ["-n", "-i", "t:localhost:7600,u:out:buffer=off"]
         );
         assert_eq!(m.unix_outputs(), ["out"]);
+    }
+
+    #[test]
+    fn jetstream_interfaces_keep_their_colons() {
+        let m = Module {
+            name: "log".into(),
+            enabled: true,
+            path: "logger".into(),
+            params: None,
+            module_restarts: None,
+            interfaces: vec![ifc(
+                IfcType::JetStream,
+                Direction::In,
+                "nemea.flows:server=nats://198.51.100.1:4222:durable=log",
+            )],
+        };
+        assert_eq!(
+            m.args().unwrap(),
+            [
+                "-i",
+                "j:nemea.flows:server=nats://198.51.100.1:4222:durable=log"
+            ]
+        );
+        assert_eq!(IfcType::from_xml("JETSTREAM"), Some(IfcType::JetStream));
+        assert_eq!(IfcType::JetStream.name(), "JETSTREAM");
     }
 
     /// The shipped TOML profiles with .sup twins (configs/NAME.toml and

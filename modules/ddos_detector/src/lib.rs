@@ -300,7 +300,9 @@ impl Detector {
                 return false;
             }
             if let Some(f) = &mut e.flood {
-                if !final_report && f.last_reported + REPORT_GAP / INTERVAL * self.interval <= end_discarded {
+                if !final_report
+                    && f.last_reported + REPORT_GAP / INTERVAL * self.interval <= end_discarded
+                {
                     if f.base_b >= self.min_before {
                         out.push(self.report(dst, f, end_discarded));
                     } else {
