@@ -67,13 +67,13 @@ fn unknown_types_list_only_the_ones_that_work() {
         &sb.run("logger", &["-i", "x:foo"]),
         1,
         "logger: error: interface 1 `x:foo`: unknown interface type `x` \
-         (u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)",
+         (u: unix socket, t: TCP, T: TLS, f: file, b: blackhole, j: NATS JetStream)",
     );
     assert_one_line(
         &sb.run("logger", &["-i", "g:5:hello"]),
         1,
         "logger: error: input interface `g:5:hello`: libtrap's test generator (g:) is not \
-         supported (u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)",
+         supported (u: unix socket, t: TCP, T: TLS, f: file, b: blackhole, j: NATS JetStream)",
     );
 }
 
@@ -84,13 +84,13 @@ fn a_missing_type_letter_gets_a_suggestion() {
         &sb.run("logger", &["-i", "mysocket"]),
         1,
         "logger: error: interface 1 `mysocket`: no interface type: did you mean `u:mysocket` \
-         (unix socket)? (types: u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)",
+         (unix socket)? (types: u: unix socket, t: TCP, T: TLS, f: file, b: blackhole, j: NATS JetStream)",
     );
     assert_one_line(
         &sb.run("traffic_repeater", &["-i", "u:in,out.trapcap"]),
         1,
         "traffic_repeater: error: interface 2 `out.trapcap`: no interface type: did you mean \
-         `f:out.trapcap` (file)? (types: u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)",
+         `f:out.trapcap` (file)? (types: u: unix socket, t: TCP, T: TLS, f: file, b: blackhole, j: NATS JetStream)",
     );
 }
 

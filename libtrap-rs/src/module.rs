@@ -9,7 +9,7 @@ use std::process::ExitCode;
 #[derive(clap::Args, Debug, Clone)]
 pub struct TrapArgs {
     /// Interfaces: inputs first, then outputs, separated by `,`
-    /// (u:NAME, f:FILE[:w|:a][:size=MB][:time=MIN], t:[HOST:]PORT, b:).
+    /// (u:NAME, f:FILE[:w|:a][:size=MB][:time=MIN], t:[HOST:]PORT, T:…TLS, j:SUBJECT, b:).
     /// Run with `-h trap` for the full syntax.
     #[arg(short = 'i', value_name = "IFC_SPEC")]
     pub ifc: String,

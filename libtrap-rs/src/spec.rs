@@ -230,7 +230,7 @@ pub fn parse(spec: &str) -> Result<Vec<IfcSpec>> {
 }
 
 /// The interface types a module can use, for hints.
-const TYPES_HINT: &str = "u: unix socket, t: TCP, T: TLS, f: file, b: blackhole";
+const TYPES_HINT: &str = "u: unix socket, t: TCP, T: TLS, f: file, b: blackhole, j: NATS JetStream";
 
 /// The likely meaning of a segment written without a type letter.
 fn untyped_hint(seg: &str) -> String {
