@@ -3,6 +3,7 @@
 //! network namespaces, and the argument and capture errors.
 
 use nemea_rs::{bin, interrupt, ok_stdout, shared_data, wait_output, Sandbox};
+use nemea_rs::{ci, is_root, sh};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -361,19 +362,6 @@ fn mapped_and_libpcap_reading_agree() {
     assert_eq!(flows(ns.to_str().unwrap(), &[]), mapped, "nanosecond pcap");
     // A filter that passes everything: libpcap reads the file.
     assert_eq!(flows(pcap, &["-f", "ip or ip6 or not ip"]), mapped, "-f");
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// The capture side of [`VethPair`] and its address (documentation range).
@@ -814,15 +802,6 @@ fn one_line_error(out: &std::process::Output, code: i32) -> String {
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.starts_with("flow_meter: error: "), "{err}");
     err
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
 }
 
 #[test]

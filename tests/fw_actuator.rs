@@ -4,6 +4,7 @@
 //! CI, required under `CI=true`).
 
 use nemea_rs::{bin, ok_stdout, Sandbox};
+use nemea_rs::{ci, prerequisites, sh};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -11,40 +12,6 @@ use std::time::{Duration, Instant};
 const VICTIM: &str = "198.51.100.10";
 const ATTACKER: &str = "198.51.100.1";
 const FRIEND: &str = "198.51.100.2";
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn prerequisites(tools: &[&str]) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let mut missing: Vec<String> = tools
-        .iter()
-        .filter(|t| !sh(&["sh", "-c", &format!("command -v {t}")]))
-        .map(|t| t.to_string())
-        .collect();
-    if !root {
-        missing.push("root".into());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(!ci(), "required under CI=true: {}", missing.join(", "));
-    eprintln!("skipped: needs {}", missing.join(", "));
-    false
-}
 
 /// A victim namespace with a bridge `ebbr0` (198.51.100.10) and, behind it,
 /// an attacker (198.51.100.1) and a friend (198.51.100.2) namespace.

@@ -3,6 +3,7 @@
 //! output of the same run), and a TCP collector that restarts mid-export gets
 //! the templates again on the new connection while the drops are reported.
 
+use nemea_rs::ci;
 use nemea_rs::{ok_stdout, shared_data, wait_output, Sandbox};
 use std::collections::HashMap;
 use std::io::Read;
@@ -11,10 +12,6 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 fn have(tool: &str) -> bool {
     let ok = Command::new("sh")

@@ -4,6 +4,7 @@
 //! flows nfcapd (nfdump) receives from the same export, and bad input is
 //! counted, not fatal.
 
+use nemea_rs::ci;
 use nemea_rs::{
     interrupt, ok_stdout, shared_data, wait_output, wait_tcp_listening, wait_udp_bound, Sandbox,
 };
@@ -11,10 +12,6 @@ use std::collections::BTreeMap;
 use std::net::{TcpListener, UdpSocket};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 fn have(tool: &str) -> bool {
     let ok = Command::new("sh")

@@ -6,6 +6,7 @@
 //! line outside CI, required under `CI=true`).
 
 use nemea_rs::{bin, Sandbox};
+use nemea_rs::{ci, sh};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,19 +14,6 @@ use std::time::{Duration, Instant};
 
 const HOST_A: &str = "198.51.100.1";
 const HOST_B: &str = "198.51.100.2";
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn prerequisites() -> bool {
     let root = Command::new("id")

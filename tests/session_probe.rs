@@ -6,6 +6,7 @@
 //! line outside CI, required under `CI=true`).
 
 use nemea_rs::{bin, interrupt, ok_stdout, Sandbox};
+use nemea_rs::{ci, prerequisites, sh};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -17,48 +18,6 @@ const A_IP: &str = "198.51.100.1";
 const B_IP: &str = "198.51.100.2";
 const IF_A: &str = "ebspa0";
 const IF_B: &str = "ebspb0";
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Root and the tools; else skip (outside CI) with one line.
-fn prerequisites(tools: &[&str]) -> bool {
-    let mut missing: Vec<String> = tools
-        .iter()
-        .filter(|t| !sh(&["sh", "-c", &format!("command -v {t}")]))
-        .map(|t| t.to_string())
-        .collect();
-    if !is_root() {
-        missing.push("root".into());
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        !ci(),
-        "required under CI=true: {} (scripts/setup.sh installs the tools)",
-        missing.join(", ")
-    );
-    eprintln!("skipped: needs {}", missing.join(", "));
-    false
-}
 
 /// Two namespaces joined by a veth pair; deleted on drop.
 struct Lab {

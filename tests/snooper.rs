@@ -9,6 +9,7 @@
 //! PostgreSQL one) Debian's postgresql; outside CI they skip with one line.
 
 use nemea_rs::{bin, wait_output, Sandbox};
+use nemea_rs::{ci, is_root, sh};
 use packet_capture::pcap::PcapWriter;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -16,26 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
 
 /// `tools` on PATH and root, or a skip (a failure under CI=true).
 fn need(tools: &[&str]) -> bool {

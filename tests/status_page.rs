@@ -7,6 +7,7 @@
 //! Child processes are stopped with SIGTERM (SIGKILL when late), never
 //! SIGINT: CI may start the tests with SIGINT ignored.
 
+use nemea_rs::ci;
 use nemea_rs::{bin, wait_output, Sandbox};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -16,10 +17,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 /// Debian's `chromium`, or `None` (skipped outside CI).
 fn chromium() -> Option<PathBuf> {

@@ -203,3 +203,52 @@ pub fn interrupt(child: &Child) {
         .args(["-INT", &child.id().to_string()])
         .status();
 }
+
+/// Whether the tests run under CI (`CI=true`), where a missing tool or
+/// privilege fails a test instead of skipping it.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Runs a command quietly: did it succeed?
+pub fn sh(args: &[&str]) -> bool {
+    let Some((prog, rest)) = args.split_first() else {
+        return false;
+    };
+    Command::new(prog)
+        .args(rest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// Root and `tools` on PATH; else a skip with one line (a failure under
+/// CI=true, where scripts/setup.sh has installed them).
+pub fn prerequisites(tools: &[&str]) -> bool {
+    let mut missing: Vec<String> = tools
+        .iter()
+        .filter(|t| !sh(&["sh", "-c", &format!("command -v {t}")]))
+        .map(|t| t.to_string())
+        .collect();
+    if !is_root() {
+        missing.push("root".into());
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        !ci(),
+        "required under CI=true: {} (scripts/setup.sh installs the tools)",
+        missing.join(", ")
+    );
+    eprintln!("skipped: needs {}", missing.join(", "));
+    false
+}
