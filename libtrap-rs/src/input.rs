@@ -191,8 +191,12 @@ impl Input {
     /// Receives the next message. After SIGINT/SIGTERM ([`crate::terminate`])
     /// the messages of the buffer at hand are still returned, then
     /// [`TrapError::Terminated`], whatever the source (files too).
+    #[inline]
     pub fn recv(&mut self) -> Result<Message<'_>> {
-        let (start, end, format_changed) = self.next_span()?;
+        let (start, end, format_changed) = match self.next_in_buffer() {
+            Some(span) => span,
+            None => self.next_span()?,
+        };
         Ok(Message {
             data: &self.buf[start..end],
             format_changed,
@@ -208,6 +212,23 @@ impl Input {
         self.stats.connected.store(self.source.connected(), Relaxed);
     }
 
+    /// The common case, kept small enough to inline into the module's
+    /// record loop: the next message lies whole in the buffer at hand and
+    /// is not an end of stream; anything else goes to [`Self::next_span`].
+    #[inline(always)]
+    fn next_in_buffer(&mut self) -> Option<(usize, usize, bool)> {
+        let head = self.buf.get(self.pos..self.pos + 2)?;
+        let len = usize::from(u16::from_be_bytes([head[0], head[1]]));
+        let start = self.pos + 2;
+        if len <= 1 || start + len > self.buf.len() {
+            return None;
+        }
+        self.pos = start + len;
+        self.messages += 1;
+        Some((start, start + len, std::mem::take(&mut self.changed)))
+    }
+
+    #[inline(never)]
     fn next_span(&mut self) -> Result<(usize, usize, bool)> {
         let mut overrun = false;
         loop {

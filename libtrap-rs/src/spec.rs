@@ -708,13 +708,13 @@ mod tests {
         assert_eq!(
             e("x:foo"),
             "interface 1 `x:foo`: unknown interface type `x` \
-             (u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)"
+             (u: unix socket, t: TCP, T: TLS, f: file, b: blackhole, j: NATS JetStream)"
         );
         assert!(e("u:a,,u:b").contains("empty interface"));
         assert_eq!(
             e("mysocket"),
             "interface 1 `mysocket`: no interface type: did you mean `u:mysocket` \
-             (unix socket)? (types: u: unix socket, t: TCP, T: TLS, f: file, b: blackhole)"
+             (unix socket)? (types: u: unix socket, t: TCP, T: TLS, f: file, b: blackhole, j: NATS JetStream)"
         );
         assert!(e("u:a,flows.trapcap").contains("did you mean `f:flows.trapcap` (file)?"));
         assert!(e("7600").contains("did you mean `t:7600` (TCP port)?"));

@@ -105,8 +105,18 @@ impl Bound {
         let bytes = rec.bytes();
         // The common shapes without the general evaluator's frame.
         match &self.root {
-            Node::AllCompiled(v) => v.iter().fold(true, |all, c| all & (c.0)(bytes)),
-            Node::AnyCompiled(v) => v.iter().fold(false, |any, c| any | (c.0)(bytes)),
+            // Two and three terms unrolled: the usual filters, without the
+            // loop's bookkeeping per record.
+            Node::AllCompiled(v) => match &v[..] {
+                [a, b] => (a.0)(bytes) & (b.0)(bytes),
+                [a, b, c] => (a.0)(bytes) & (b.0)(bytes) & (c.0)(bytes),
+                v => v.iter().fold(true, |all, c| all & (c.0)(bytes)),
+            },
+            Node::AnyCompiled(v) => match &v[..] {
+                [a, b] => (a.0)(bytes) | (b.0)(bytes),
+                [a, b, c] => (a.0)(bytes) | (b.0)(bytes) | (c.0)(bytes),
+                v => v.iter().fold(false, |any, c| any | (c.0)(bytes)),
+            },
             Node::Compiled(c) => (c.0)(bytes),
             root => root.eval(bytes, self.fixed),
         }
